@@ -1,0 +1,441 @@
+/*
+ * Rooms live in a chained hash table keyed by UUID (seeded hash: clients can
+ * pick UUIDs with FAST_ROOM_EXACT, so they must not be able to pick
+ * collisions).  A room holds an array of member connections in join order;
+ * member counts are capped (max_members), so linear scans by name are bounded.
+ */
+#include "hub.h"
+#include "msg.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/random.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct room {
+	struct room *next;		/* hash chain */
+	char uuid[PP_UUID_STRLEN + 1];
+	char name[PP_SIG_NAME_MAX + 1];
+	struct pp_sig_conn **members;	/* join order */
+	unsigned nmembers, cap;
+};
+
+struct pp_sig_conn {
+	void *ctx;
+	struct room *room;		/* NULL when in no room */
+	char user[PP_SIG_NAME_MAX + 1];
+};
+
+struct pp_sig_hub {
+	struct pp_sig_limits limits;
+	struct pp_sig_hub_ops ops;
+	struct room **buckets;
+	size_t nbuckets;		/* power of two */
+	uint64_t seed;
+	struct pp_sig_stats st;
+};
+
+
+static size_t
+bucket_of(const struct pp_sig_hub *hub, const char *uuid)
+{
+	uint64_t h = 1469598103934665603ull ^ hub->seed;
+
+	for (const char *p = uuid; *p; p++) {
+		h ^= (uint8_t)*p;
+		h *= 1099511628211ull;
+		h ^= h >> 29;
+	}
+	return (size_t)(h & (hub->nbuckets - 1));
+}
+
+static struct room *
+room_find(const struct pp_sig_hub *hub, const char *uuid)
+{
+	struct room *r = hub->buckets[bucket_of(hub, uuid)];
+
+	while (r && strcmp(r->uuid, uuid) != 0)
+		r = r->next;
+	return r;
+}
+
+static void
+rehash(struct pp_sig_hub *hub)
+{
+	size_t n = hub->nbuckets * 2, old = hub->nbuckets;
+	struct room **b = calloc(n, sizeof(*b)), **ob = hub->buckets;
+
+	if (b == NULL)
+		return;		/* keep the current table: slower, still correct */
+	hub->buckets = b;
+	hub->nbuckets = n;
+	for (size_t i = 0; i < old; i++) {
+		while (ob[i]) {
+			struct room *r = ob[i];
+			size_t k = bucket_of(hub, r->uuid);
+
+			ob[i] = r->next;
+			r->next = b[k];
+			b[k] = r;
+		}
+	}
+	free(ob);
+}
+
+static struct room *
+room_add(struct pp_sig_hub *hub, const char *uuid, const char *name)
+{
+	struct room *r = calloc(1, sizeof(*r));
+	size_t k;
+
+	if (r == NULL)
+		return NULL;
+	memcpy(r->uuid, uuid, sizeof(r->uuid));
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	if (hub->st.rooms + 1 > hub->nbuckets)
+		rehash(hub);
+	k = bucket_of(hub, uuid);
+	r->next = hub->buckets[k];
+	hub->buckets[k] = r;
+	hub->st.rooms++;
+	return r;
+}
+
+static void
+room_del(struct pp_sig_hub *hub, struct room *r)
+{
+	struct room **pp = &hub->buckets[bucket_of(hub, r->uuid)];
+
+	while (*pp != r)
+		pp = &(*pp)->next;
+	*pp = r->next;
+	hub->st.rooms--;
+	free(r->members);
+	free(r);
+}
+
+static struct pp_sig_conn *
+member_find(const struct room *r, const char *user)
+{
+	for (unsigned i = 0; i < r->nmembers; i++)
+		if (strcmp(r->members[i]->user, user) == 0)
+			return r->members[i];
+	return NULL;
+}
+
+/* Sends a built message; takes ownership of text. */
+static int
+send_text(struct pp_sig_hub *hub, struct pp_sig_conn *c, char *text, size_t len)
+{
+	int rc;
+
+	if (text == NULL)
+		return -ENOMEM;
+	rc = hub->ops.send(c->ctx, text, len);
+	free(text);
+	return rc;
+}
+
+static int
+send_msg(struct pp_sig_hub *hub, struct pp_sig_conn *c, const char *type,
+    json_t *data)
+{
+	size_t len = 0;
+	char *s = pp_sig_build(type, data, &len);
+
+	return send_text(hub, c, s, len);
+}
+
+static int
+reply_failed(struct pp_sig_hub *hub, struct pp_sig_conn *c, const char *reason,
+    int code)
+{
+	size_t len = 0;
+	char *s = pp_sig_build_failed(reason, &len);
+
+	hub->st.failed++;
+	(void)send_text(hub, c, s, len);
+	return code;
+}
+
+/* Tells every member but `except` about a member joining or leaving. */
+static void
+broadcast(struct pp_sig_hub *hub, struct room *r, struct pp_sig_conn *except,
+    const char *type, const char *name)
+{
+	size_t len = 0;
+	char *s = pp_sig_build(type, json_pack("{s:s}", "name", name), &len);
+
+	if (s == NULL)
+		return;
+	for (unsigned i = 0; i < r->nmembers; i++)
+		if (r->members[i] != except)
+			(void)hub->ops.send(r->members[i]->ctx, s, len);
+	free(s);
+}
+
+static int
+member_add(struct room *r, struct pp_sig_conn *c, const char *user)
+{
+	if (r->nmembers == r->cap) {
+		unsigned cap = r->cap ? r->cap * 2 : 2;
+		void *m = realloc(r->members, cap * sizeof(*r->members));
+
+		if (m == NULL)
+			return -ENOMEM;
+		r->members = m;
+		r->cap = cap;
+	}
+	r->members[r->nmembers++] = c;
+	c->room = r;
+	snprintf(c->user, sizeof(c->user), "%s", user);
+	return 0;
+}
+
+/* Removes c from its room, tells the others, deletes the room when empty. */
+static void
+member_leave(struct pp_sig_hub *hub, struct pp_sig_conn *c)
+{
+	struct room *r = c->room;
+	unsigned i;
+
+	for (i = 0; i < r->nmembers && r->members[i] != c; i++)
+		;
+	memmove(&r->members[i], &r->members[i + 1],
+	    (r->nmembers - i - 1) * sizeof(*r->members));
+	r->nmembers--;
+	hub->st.members--;
+	c->room = NULL;
+	if (r->nmembers == 0)
+		room_del(hub, r);
+	else
+		broadcast(hub, r, c, "ROOM_MEMBER_LEFT", c->user);
+	c->user[0] = '\0';
+}
+
+static int
+do_create(struct pp_sig_hub *hub, struct pp_sig_conn *c, const char *uuid,
+    const char *name, const char *user)
+{
+	struct room *r;
+
+	if (hub->st.rooms >= hub->limits.max_rooms)
+		return reply_failed(hub, c, PP_SIG_R_TOO_MANY_ROOMS, PP_ELIMIT);
+	if ((r = room_add(hub, uuid, name)) == NULL ||
+	    member_add(r, c, user) < 0) {
+		if (r)
+			room_del(hub, r);
+		return reply_failed(hub, c, PP_SIG_R_INVALID, -ENOMEM);
+	}
+	hub->st.members++;
+	send_msg(hub, c, "ROOM_CREATED", json_pack("{s:s}", "room_uuid", uuid));
+	return 0;
+}
+
+static int
+do_join(struct pp_sig_hub *hub, struct pp_sig_conn *c, struct room *r,
+    const char *user)
+{
+	json_t *names;
+
+	if (member_find(r, user))
+		return reply_failed(hub, c, PP_SIG_R_NAME_TAKEN, PP_ECONFLICT);
+	if (r->nmembers >= hub->limits.max_members)
+		return reply_failed(hub, c, PP_SIG_R_ROOM_FULL, PP_ELIMIT);
+	if (member_add(r, c, user) < 0)
+		return reply_failed(hub, c, PP_SIG_R_INVALID, -ENOMEM);
+	hub->st.members++;
+	names = json_array();
+	for (unsigned i = 0; i < r->nmembers; i++)
+		json_array_append_new(names, json_string(r->members[i]->user));
+	send_msg(hub, c, "ROOM_JOINED", json_pack("{s:o}", "room_members", names));
+	broadcast(hub, r, c, "ROOM_NEW_MEMBER", user);
+	return 0;
+}
+
+/*
+ * LEAVE_ROOM and SDP_NEW_STATE name the sender's room and user; check that
+ * they really are the sender's, in the order the v1 reasons imply.
+ */
+static int
+check_membership(struct pp_sig_hub *hub, struct pp_sig_conn *c,
+    const struct pp_sig_request *req)
+{
+	struct pp_sig_conn *owner;
+
+	if (c->room == NULL)
+		return reply_failed(hub, c, PP_SIG_R_CONFLICT, PP_ECONFLICT);
+	if (strcmp(c->room->uuid, req->room_uuid) != 0 ||
+	    strcmp(c->room->name, req->room_name) != 0)
+		return reply_failed(hub, c, PP_SIG_R_BAD_ROOM, PP_ENOTFOUND);
+	if ((owner = member_find(c->room, req->user_name)) == NULL)
+		return reply_failed(hub, c, PP_SIG_R_BAD_USER, PP_ENOTFOUND);
+	if (owner != c)
+		return reply_failed(hub, c, PP_SIG_R_FORBIDDEN, PP_EDENIED);
+	return 0;
+}
+
+static int
+do_sdp(struct pp_sig_hub *hub, struct pp_sig_conn *c,
+    const struct pp_sig_request *req)
+{
+	struct pp_sig_conn *target;
+	json_t *data;
+	int rc;
+
+	if ((rc = check_membership(hub, c, req)) < 0)
+		return rc;
+	if ((target = member_find(c->room, req->target_user)) == NULL)
+		return reply_failed(hub, c, PP_SIG_R_NO_TARGET, PP_ENOTFOUND);
+	data = json_pack("{s:s, s:s, s:O}", "type",
+	    pp_sig_sdp_type_name(req->sdp_type), "from", c->user,
+	    "sdp_data", req->sdp_data);
+	if (send_msg(hub, target, "SDP_STATE", data) < 0)
+		return reply_failed(hub, c, PP_SIG_R_RELAY, PP_ELIMIT);
+	hub->st.relayed++;
+	send_msg(hub, c, "SUCCESS", NULL);
+	return 0;
+}
+
+static int
+dispatch(struct pp_sig_hub *hub, struct pp_sig_conn *c,
+    const struct pp_sig_request *req)
+{
+	char uuid[PP_UUID_STRLEN + 1];
+	struct room *r;
+	int rc;
+
+	switch (req->type) {
+	case PP_SIG_NEW_ROOM:
+		if (c->room)
+			return reply_failed(hub, c, PP_SIG_R_CONFLICT, PP_ECONFLICT);
+		do {
+			if ((rc = pp_uuid4(uuid)) < 0)
+				return reply_failed(hub, c, PP_SIG_R_INVALID, rc);
+		} while (room_find(hub, uuid));
+		return do_create(hub, c, uuid, req->room_name, req->user_name);
+
+	case PP_SIG_JOIN_ROOM:
+	case PP_SIG_FAST_ROOM_EXACT:
+		if (c->room)
+			return reply_failed(hub, c, PP_SIG_R_CONFLICT, PP_ECONFLICT);
+		r = room_find(hub, req->room_uuid);
+		if (r == NULL && req->type == PP_SIG_FAST_ROOM_EXACT)
+			return do_create(hub, c, req->room_uuid, req->room_name,
+			    req->user_name);
+		if (r == NULL || strcmp(r->name, req->room_name) != 0)
+			return reply_failed(hub, c, PP_SIG_R_BAD_ROOM, PP_ENOTFOUND);
+		return do_join(hub, c, r, req->user_name);
+
+	case PP_SIG_LEAVE_ROOM:
+		if ((rc = check_membership(hub, c, req)) < 0)
+			return rc;
+		member_leave(hub, c);
+		send_msg(hub, c, "SUCCESS", NULL);
+		return 0;
+
+	case PP_SIG_SDP_NEW_STATE:
+		return do_sdp(hub, c, req);
+	}
+	return reply_failed(hub, c, PP_SIG_R_UNKNOWN, PP_EINVAL);
+}
+
+int
+pp_sig_hub_input(struct pp_sig_hub *hub, struct pp_sig_conn *c,
+    const char *buf, size_t len)
+{
+	struct pp_sig_request req;
+	const char *reason;
+	char err[160];
+	int rc;
+
+	hub->st.requests++;
+	rc = pp_sig_parse(buf, len, hub->limits.max_message, &req, &reason, err,
+	    sizeof(err));
+	if (rc < 0) {
+		pp_debug("signal", "refused a frame of %zu bytes: %s", len, err);
+		return reply_failed(hub, c, rc == PP_ETOOBIG ? PP_SIG_R_TOO_LARGE
+		    : reason, rc);
+	}
+	rc = dispatch(hub, c, &req);
+	pp_sig_request_fini(&req);
+	return rc;
+}
+
+void
+pp_sig_hub_refuse(struct pp_sig_hub *hub, struct pp_sig_conn *c,
+    const char *reason)
+{
+	hub->st.requests++;
+	(void)reply_failed(hub, c, reason, PP_ELIMIT);
+}
+
+struct pp_sig_hub *
+pp_sig_hub_new(const struct pp_sig_limits *limits,
+    const struct pp_sig_hub_ops *ops)
+{
+	struct pp_sig_hub *hub = calloc(1, sizeof(*hub));
+
+	if (hub == NULL)
+		return NULL;
+	hub->limits = *limits;
+	hub->ops = *ops;
+	hub->nbuckets = 64;
+	hub->buckets = calloc(hub->nbuckets, sizeof(*hub->buckets));
+	if (hub->buckets == NULL || pp_random_bytes(&hub->seed,
+	    sizeof(hub->seed)) < 0) {
+		free(hub->buckets);
+		free(hub);
+		return NULL;
+	}
+	return hub;
+}
+
+void
+pp_sig_hub_free(struct pp_sig_hub *hub)
+{
+	if (hub == NULL)
+		return;
+	/* Rooms only exist while they have members, and members are conns. */
+	free(hub->buckets);
+	free(hub);
+}
+
+struct pp_sig_conn *
+pp_sig_conn_new(struct pp_sig_hub *hub, void *conn_ctx)
+{
+	struct pp_sig_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->ctx = conn_ctx;
+	hub->st.conns++;
+	return c;
+}
+
+void
+pp_sig_conn_free(struct pp_sig_hub *hub, struct pp_sig_conn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->room)
+		member_leave(hub, c);
+	hub->st.conns--;
+	free(c);
+}
+
+void
+pp_sig_hub_stats(const struct pp_sig_hub *hub, struct pp_sig_stats *st)
+{
+	*st = hub->st;
+}
+
+const char *
+pp_sig_conn_user(const struct pp_sig_conn *c)
+{
+	return c->room ? c->user : NULL;
+}

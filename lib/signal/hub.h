@@ -1,0 +1,71 @@
+/*
+ * The signaling hub: rooms, members and relay of protocol v1, as a state
+ * machine with no network underneath.  The transport (server/wss.c, or a test)
+ * attaches one pp_sig_conn per WebSocket, feeds it every text frame with
+ * pp_sig_hub_input(), and delivers what the hub hands to ops->send.
+ *
+ * Owned by one thread (the server's loop thread); nothing here locks.
+ * ops->send is called synchronously from inside pp_sig_hub_input() and
+ * pp_sig_conn_free(); it must queue, never re-enter the hub.
+ */
+#ifndef PP_SIGNAL_HUB_H
+#define PP_SIGNAL_HUB_H
+
+#include <stddef.h>
+
+struct pp_sig_hub;
+struct pp_sig_conn;
+
+struct pp_sig_limits {
+	unsigned max_rooms;	/* rooms on this server */
+	unsigned max_members;	/* members in one room */
+	size_t max_message;	/* bytes in one client frame */
+};
+
+#define PP_SIG_DEFAULT_MAX_ROOMS	100000u
+#define PP_SIG_DEFAULT_MAX_MEMBERS	64u
+#define PP_SIG_DEFAULT_MAX_MESSAGE	(64u * 1024u)
+
+struct pp_sig_hub_ops {
+	/*
+	 * Queue one text message for the connection whose transport context is
+	 * conn_ctx.  Borrows text.  Returns 0, or a negative code if it cannot
+	 * be delivered (the connection's queue is full or it is closing).
+	 */
+	int (*send)(void *conn_ctx, const char *text, size_t len);
+};
+
+struct pp_sig_stats {
+	unsigned long conns, rooms, members;
+	unsigned long long requests, failed, relayed;
+};
+
+/* Copies limits and ops.  NULL on allocation failure. */
+struct pp_sig_hub *pp_sig_hub_new(const struct pp_sig_limits *limits,
+    const struct pp_sig_hub_ops *ops);
+/* Frees the hub; all its connections must have been freed first. */
+void pp_sig_hub_free(struct pp_sig_hub *hub);
+
+/* A new connection with the transport's context; NULL on allocation failure. */
+struct pp_sig_conn *pp_sig_conn_new(struct pp_sig_hub *hub, void *conn_ctx);
+/* Disconnect: counts as leaving its room (others get ROOM_MEMBER_LEFT). NULL-safe. */
+void pp_sig_conn_free(struct pp_sig_hub *hub, struct pp_sig_conn *conn);
+
+/*
+ * One text frame from the connection.  Always answers it with exactly one
+ * reply through ops->send.  Returns 0 if the request succeeded, or the
+ * negative code of why it was refused (for logs and counters only).
+ */
+int pp_sig_hub_input(struct pp_sig_hub *hub, struct pp_sig_conn *conn,
+    const char *buf, size_t len);
+
+/* Answers a frame the transport refused before parsing (too large, rate). */
+void pp_sig_hub_refuse(struct pp_sig_hub *hub, struct pp_sig_conn *conn,
+    const char *reason);
+
+void pp_sig_hub_stats(const struct pp_sig_hub *hub, struct pp_sig_stats *st);
+
+/* The room and user name of a connection, or NULL when it is in no room. */
+const char *pp_sig_conn_user(const struct pp_sig_conn *conn);
+
+#endif

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what PeerPipe needs from Debian, by group, only when missing.
+#   install-deps.sh build    compilers, CMake and the -dev libraries
+#   install-deps.sh test     build + cmocka, clang (fuzzing), Python test peers
+# Later groups (ips, browser, nat) add Suricata, Chromium, coturn, ...
+# Run as root (or it re-runs itself through sudo when available).
+set -euo pipefail
+
+if [ "$(id -u)" != 0 ]; then
+	if command -v sudo >/dev/null; then exec sudo -E "$0" "$@"; fi
+	echo "install-deps: run as root to install packages" >&2
+	exit 1
+fi
+
+here=$(cd "$(dirname "$0")" && pwd)
+
+build_pkgs=(build-essential cmake pkg-config libssl-dev libuv1-dev
+	libjansson-dev libwebsockets-dev libwebsockets-evlib-uv libnice-dev
+	libglib2.0-dev libusrsctp-dev libzstd-dev liblz4-dev)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest
+	python3-websockets python3-aiortc procps iproute2)
+
+want=()
+for g in "${@:-build}"; do
+	case "$g" in
+	build) want+=("${build_pkgs[@]}") ;;
+	test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+	*) echo "install-deps: unknown group '$g' (build, test)" >&2; exit 2 ;;
+	esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

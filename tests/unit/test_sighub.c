@@ -1,0 +1,277 @@
+/*
+ * lib/signal/hub.c: the v1 room state machine, driven through an in-memory
+ * transport.  Each step sends one request from one client and checks every
+ * message each client received because of it, exactly.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "base/error.h"
+#include "signal/hub.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NCLIENTS 4
+#define U "123e4567-e89b-42d3-a456-426614174000"
+#define U2 "223e4567-e89b-42d3-a456-426614174000"
+
+struct client {
+	struct pp_sig_conn *conn;
+	char got[2048];		/* messages since the last step, '|'-separated */
+	int refuse;		/* make send fail, as a full queue would */
+};
+
+static struct client clients[NCLIENTS];
+
+static int
+fake_send(void *ctx, const char *text, size_t len)
+{
+	struct client *c = ctx;
+
+	if (c->refuse)
+		return PP_ELIMIT;
+	if (c->got[0])
+		strncat(c->got, "|", sizeof(c->got) - strlen(c->got) - 1);
+	strncat(c->got, text, len < sizeof(c->got) - strlen(c->got) - 1 ? len
+	    : sizeof(c->got) - strlen(c->got) - 1);
+	return 0;
+}
+
+static const struct pp_sig_hub_ops ops = { fake_send };
+
+static struct pp_sig_hub *
+setup_hub(unsigned max_rooms, unsigned max_members)
+{
+	struct pp_sig_limits lim = { max_rooms, max_members, 65536 };
+	struct pp_sig_hub *hub = pp_sig_hub_new(&lim, &ops);
+
+	assert_non_null(hub);
+	memset(clients, 0, sizeof(clients));
+	for (int i = 0; i < NCLIENTS; i++)
+		clients[i].conn = pp_sig_conn_new(hub, &clients[i]);
+	return hub;
+}
+
+static void
+teardown_hub(struct pp_sig_hub *hub)
+{
+	struct pp_sig_stats st;
+
+	for (int i = 0; i < NCLIENTS; i++)
+		pp_sig_conn_free(hub, clients[i].conn);
+	pp_sig_hub_stats(hub, &st);
+	assert_int_equal(st.conns, 0);
+	assert_int_equal(st.rooms, 0);
+	assert_int_equal(st.members, 0);
+	pp_sig_hub_free(hub);
+}
+
+struct step {
+	int from;
+	const char *req;
+	const char *want[NCLIENTS];	/* NULL = nothing */
+};
+
+static void
+run_steps(struct pp_sig_hub *hub, const struct step *steps, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (int k = 0; k < NCLIENTS; k++)
+			clients[k].got[0] = '\0';
+		pp_sig_hub_input(hub, clients[steps[i].from].conn, steps[i].req,
+		    strlen(steps[i].req));
+		for (int k = 0; k < NCLIENTS; k++) {
+			const char *want = steps[i].want[k] ? steps[i].want[k] : "";
+
+			if (strcmp(clients[k].got, want) != 0)
+				fail_msg("step %zu (%s): client %d got\n  %s\nwant\n  %s",
+				    i, steps[i].req, k, clients[k].got, want);
+		}
+	}
+}
+
+#define JOIN(t, u, n, user) "{\"type\":\"" t "\",\"room_uuid\":\"" u \
+	"\",\"room_name\":\"" n "\",\"user_name\":\"" user "\"}"
+#define FAILED(r) "{\"type\":\"FAILED\",\"data\":{\"reason\":\"" r "\"}}"
+#define OK "{\"type\":\"SUCCESS\"}"
+
+static void
+test_room_lifecycle(void **state)
+{
+	static const struct step steps[] = {
+		{ 0, JOIN("FAST_ROOM_EXACT", U, "room1", "alice"),
+		  { "{\"type\":\"ROOM_CREATED\",\"data\":{\"room_uuid\":\"" U "\"}}" } },
+		{ 0, JOIN("JOIN_ROOM", U, "room1", "alice"), { FAILED("Conflict") } },
+		{ 1, JOIN("JOIN_ROOM", U, "roomX", "bobby"),
+		  { NULL, FAILED("Invalid room name/UUID") } },
+		{ 1, JOIN("JOIN_ROOM", U2, "room1", "bobby"),
+		  { NULL, FAILED("Invalid room name/UUID") } },
+		{ 1, JOIN("JOIN_ROOM", U, "room1", "alice"),
+		  { NULL, FAILED("User with this usename already in the room") } },
+		{ 1, JOIN("JOIN_ROOM", U, "room1", "bobby"),
+		  { "{\"type\":\"ROOM_NEW_MEMBER\",\"data\":{\"name\":\"bobby\"}}",
+		    "{\"type\":\"ROOM_JOINED\",\"data\":{\"room_members\":[\"alice\",\"bobby\"]}}" } },
+		{ 2, JOIN("FAST_ROOM_EXACT", U, "room1", "carol"),
+		  { "{\"type\":\"ROOM_NEW_MEMBER\",\"data\":{\"name\":\"carol\"}}",
+		    "{\"type\":\"ROOM_NEW_MEMBER\",\"data\":{\"name\":\"carol\"}}",
+		    "{\"type\":\"ROOM_JOINED\",\"data\":{\"room_members\":[\"alice\",\"bobby\",\"carol\"]}}" } },
+		/* leave: membership checks in the v1 order */
+		{ 3, JOIN("LEAVE_ROOM", U, "room1", "alice"), { NULL, NULL, NULL, FAILED("Conflict") } },
+		{ 1, JOIN("LEAVE_ROOM", U2, "room1", "bobby"), { NULL, FAILED("Invalid room name/UUID") } },
+		{ 1, JOIN("LEAVE_ROOM", U, "room2", "bobby"), { NULL, FAILED("Invalid room name/UUID") } },
+		{ 1, JOIN("LEAVE_ROOM", U, "room1", "dave1"), { NULL, FAILED("Invalid username") } },
+		{ 1, JOIN("LEAVE_ROOM", U, "room1", "alice"), { NULL, FAILED("Forbidden") } },
+		{ 1, JOIN("LEAVE_ROOM", U, "room1", "bobby"),
+		  { "{\"type\":\"ROOM_MEMBER_LEFT\",\"data\":{\"name\":\"bobby\"}}", OK,
+		    "{\"type\":\"ROOM_MEMBER_LEFT\",\"data\":{\"name\":\"bobby\"}}" } },
+		/* a name freed by leaving can be taken again */
+		{ 3, JOIN("JOIN_ROOM", U, "room1", "bobby"),
+		  { "{\"type\":\"ROOM_NEW_MEMBER\",\"data\":{\"name\":\"bobby\"}}", NULL,
+		    "{\"type\":\"ROOM_NEW_MEMBER\",\"data\":{\"name\":\"bobby\"}}",
+		    "{\"type\":\"ROOM_JOINED\",\"data\":{\"room_members\":[\"alice\",\"carol\",\"bobby\"]}}" } },
+	};
+	struct pp_sig_hub *hub = setup_hub(10, 10);
+
+	(void)state;
+	run_steps(hub, steps, sizeof(steps) / sizeof(steps[0]));
+	/* Disconnect counts as leaving. */
+	clients[0].got[0] = clients[2].got[0] = '\0';
+	pp_sig_conn_free(hub, clients[3].conn);
+	clients[3].conn = NULL;
+	assert_string_equal(clients[0].got,
+	    "{\"type\":\"ROOM_MEMBER_LEFT\",\"data\":{\"name\":\"bobby\"}}");
+	assert_string_equal(clients[2].got, clients[0].got);
+	teardown_hub(hub);
+}
+
+#define SDPREQ(user, target, t, d) "{\"type\":\"SDP_NEW_STATE\",\"room_uuid\":\"" U \
+	"\",\"room_name\":\"room1\",\"user_name\":\"" user "\",\"target_user\":\"" \
+	target "\",\"sdp_type\":\"" t "\",\"sdp_data\":" d "}"
+
+static void
+test_relay(void **state)
+{
+	static const struct step steps[] = {
+		{ 0, SDPREQ("alice", "bobby", "offer", "\"v=0\""), { FAILED("Conflict") } },
+		{ 0, JOIN("FAST_ROOM_EXACT", U, "room1", "alice"),
+		  { "{\"type\":\"ROOM_CREATED\",\"data\":{\"room_uuid\":\"" U "\"}}" } },
+		{ 1, JOIN("JOIN_ROOM", U, "room1", "bobby"),
+		  { "{\"type\":\"ROOM_NEW_MEMBER\",\"data\":{\"name\":\"bobby\"}}",
+		    "{\"type\":\"ROOM_JOINED\",\"data\":{\"room_members\":[\"alice\",\"bobby\"]}}" } },
+		{ 0, SDPREQ("alice", "bobby", "offer", "\"v=0\\r\\n\""),
+		  { OK, "{\"type\":\"SDP_STATE\",\"data\":{\"type\":\"offer\",\"from\":\"alice\",\"sdp_data\":\"v=0\\r\\n\"}}" } },
+		{ 1, SDPREQ("bobby", "alice", "candidate", "{\"candidate\":\"candidate:1 1 udp 5 10.0.0.1 9 typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}"),
+		  { "{\"type\":\"SDP_STATE\",\"data\":{\"type\":\"candidate\",\"from\":\"bobby\",\"sdp_data\":{\"candidate\":\"candidate:1 1 udp 5 10.0.0.1 9 typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}}}", OK } },
+		{ 0, SDPREQ("alice", "carol", "answer", "\"v=0\""), { FAILED("Not found requested user") } },
+		{ 0, SDPREQ("bobby", "alice", "answer", "\"v=0\""), { FAILED("Forbidden") } },
+		{ 0, SDPREQ("zelda", "bobby", "answer", "\"v=0\""), { FAILED("Invalid username") } },
+		{ 0, SDPREQ("alice", "bobby", "answer", "{}"), { FAILED("Invalid data") } },
+		{ 0, "{\"type\":\"PING\"}", { FAILED("Unknown message") } },
+		{ 0, "garbage", { FAILED("Invalid data") } },
+	};
+	struct pp_sig_hub *hub = setup_hub(10, 10);
+
+	(void)state;
+	run_steps(hub, steps, sizeof(steps) / sizeof(steps[0]));
+	/* The target cannot take more: the sender hears the relay failed. */
+	clients[1].refuse = 1;
+	clients[0].got[0] = '\0';
+	pp_sig_hub_input(hub, clients[0].conn, SDPREQ("alice", "bobby", "offer",
+	    "\"v=0\""), strlen(SDPREQ("alice", "bobby", "offer", "\"v=0\"")));
+	assert_string_equal(clients[0].got, FAILED("Failed to transfer offer"));
+	teardown_hub(hub);
+}
+
+static void
+test_limits(void **state)
+{
+	static const struct step steps[] = {
+		{ 0, JOIN("FAST_ROOM_EXACT", U, "room1", "alice"),
+		  { "{\"type\":\"ROOM_CREATED\",\"data\":{\"room_uuid\":\"" U "\"}}" } },
+		{ 1, JOIN("FAST_ROOM_EXACT", U2, "room2", "alice"),
+		  { NULL, FAILED("Too many rooms") } },
+		{ 1, "{\"type\":\"NEW_ROOM\",\"room_name\":\"room3\",\"user_name\":\"bobby\"}",
+		  { NULL, FAILED("Too many rooms") } },
+		{ 1, JOIN("JOIN_ROOM", U, "room1", "bobby"),
+		  { "{\"type\":\"ROOM_NEW_MEMBER\",\"data\":{\"name\":\"bobby\"}}",
+		    "{\"type\":\"ROOM_JOINED\",\"data\":{\"room_members\":[\"alice\",\"bobby\"]}}" } },
+		{ 2, JOIN("JOIN_ROOM", U, "room1", "carol"),
+		  { NULL, NULL, FAILED("Room is full") } },
+	};
+	struct pp_sig_hub *hub = setup_hub(1, 2);
+
+	(void)state;
+	run_steps(hub, steps, sizeof(steps) / sizeof(steps[0]));
+	teardown_hub(hub);
+}
+
+static void
+test_new_room_uuid(void **state)
+{
+	const char *req = "{\"type\":\"NEW_ROOM\",\"room_name\":\"room1\",\"user_name\":\"alice\"}";
+	struct pp_sig_hub *hub = setup_hub(10, 10);
+	char join[256];
+	const char *p;
+
+	(void)state;
+	pp_sig_hub_input(hub, clients[0].conn, req, strlen(req));
+	p = strstr(clients[0].got, "\"room_uuid\":\"");
+	assert_non_null(p);
+	p += strlen("\"room_uuid\":\"");
+	snprintf(join, sizeof(join), "{\"type\":\"JOIN_ROOM\",\"room_uuid\":\"%.36s\","
+	    "\"room_name\":\"room1\",\"user_name\":\"bobby\"}", p);
+	pp_sig_hub_input(hub, clients[1].conn, join, strlen(join));
+	assert_string_equal(clients[1].got,
+	    "{\"type\":\"ROOM_JOINED\",\"data\":{\"room_members\":[\"alice\",\"bobby\"]}}");
+	/* Many rooms: the table grows and every room stays reachable. */
+	for (int i = 2; i < NCLIENTS; i++)
+		pp_sig_hub_input(hub, clients[i].conn, req, strlen(req));
+	teardown_hub(hub);
+}
+
+static void
+test_many_rooms(void **state)
+{
+	struct pp_sig_limits lim = { 100000, 4, 65536 };
+	struct pp_sig_hub *hub = pp_sig_hub_new(&lim, &ops);
+	static struct client many[2000];
+	struct pp_sig_stats st;
+	char req[256];
+
+	(void)state;
+	for (int i = 0; i < 2000; i++) {
+		many[i].conn = pp_sig_conn_new(hub, &many[i]);
+		snprintf(req, sizeof(req), "{\"type\":\"FAST_ROOM_EXACT\",\"room_uuid\":"
+		    "\"%08x-e89b-42d3-a456-426614174000\",\"room_name\":\"room%d\","
+		    "\"user_name\":\"user%d\"}", i / 2, i / 2, i);
+		many[i].got[0] = '\0';
+		pp_sig_hub_input(hub, many[i].conn, req, strlen(req));
+		assert_non_null(strstr(many[i].got, i % 2 ? "ROOM_JOINED" : "ROOM_CREATED"));
+	}
+	pp_sig_hub_stats(hub, &st);
+	assert_int_equal(st.rooms, 1000);
+	assert_int_equal(st.members, 2000);
+	for (int i = 0; i < 2000; i++)
+		pp_sig_conn_free(hub, many[i].conn);
+	pp_sig_hub_stats(hub, &st);
+	assert_int_equal(st.rooms, 0);
+	pp_sig_hub_free(hub);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_room_lifecycle),
+		cmocka_unit_test(test_relay),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_new_room_uuid),
+		cmocka_unit_test(test_many_rooms),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
