@@ -21,3 +21,8 @@ endif()
 if(NOT CMAKE_BUILD_TYPE)
   set(CMAKE_BUILD_TYPE RelWithDebInfo CACHE STRING "" FORCE)
 endif()
+if(PP_FUZZ)
+  # Coverage for the library too, not just the harness: libFuzzer is blind
+  # without it.  Only the harness links the fuzzer's main (fuzz/CMakeLists).
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
