@@ -23,7 +23,6 @@
 #define OUT_LIMIT	(4u << 20)	/* packets waiting for send_packet */
 #define SNDBUF		(256 * 1024)
 #define RCVBUF		(1024 * 1024)
-#define PACKET_MAX	1200		/* SCTP packet size inside DTLS */
 #define MAX_PACKET	65535
 
 static struct {
@@ -657,7 +656,7 @@ configure(struct pp_sctp *a)
 	memset(&pp, 0, sizeof(pp));
 	pp.spp_assoc_id = SCTP_FUTURE_ASSOC;
 	pp.spp_flags = SPP_PMTUD_DISABLE;
-	pp.spp_pathmtu = PACKET_MAX - sizeof(struct sctp_common_header);
+	pp.spp_pathmtu = (uint32_t)(a->packet_max - sizeof(struct sctp_common_header));
 	if ((rc = sockopt(a, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp,
 	    sizeof(pp), "SCTP_PEER_ADDR_PARAMS")) < 0)
 		return rc;
@@ -709,6 +708,11 @@ pp_sctp_new(uv_loop_t *loop, const struct pp_sctp_config *cfg,
 	a->send_queue_limit = cfg->send_queue_limit ? cfg->send_queue_limit :
 	    PP_SCTP_SEND_QUEUE_LIMIT;
 	a->nstreams = cfg->streams ? cfg->streams : PP_SCTP_STREAMS;
+	a->packet_max = cfg->packet_max ? cfg->packet_max : PP_SCTP_DEFAULT_PACKET;
+	if (a->packet_max < 576 || a->packet_max > 65535) {
+		rc = PP_EINVAL;
+		goto free_a;
+	}
 	a->writable = 1;
 	if ((a->streams = calloc(a->nstreams, sizeof(*a->streams))) == NULL) {
 		rc = -ENOMEM;

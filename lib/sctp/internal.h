@@ -100,6 +100,7 @@ struct pp_sctp {
 	size_t remote_max;
 	size_t send_queue_limit;
 	uint16_t nstreams;		/* asked for */
+	size_t packet_max;		/* bytes in one packet we send */
 	uint16_t out_streams, in_streams;	/* negotiated */
 	struct pp__stream *streams;	/* nstreams entries */
 	struct pp_dc *channels, *channels_tail;

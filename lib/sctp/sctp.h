@@ -65,6 +65,10 @@ enum pp_sctp_state {
 	PP_SCTP_CLOSED,
 };
 
+/* An SCTP packet that fits one DTLS 1.2 AEAD record in a 1200-byte datagram
+ * (13-byte record header + 8-byte explicit nonce + 16-byte tag). */
+#define PP_SCTP_DEFAULT_PACKET	1160
+
 struct pp_sctp_config {
 	uint16_t local_port;		/* 0: 5000 */
 	uint16_t remote_port;		/* 0: 5000 */
@@ -80,6 +84,9 @@ struct pp_sctp_config {
 	size_t send_queue_limit;
 	/* Inbound and outbound streams we ask for; 0: 1024. */
 	uint16_t streams;
+	/* Largest SCTP packet handed to send_packet (it must fit one DTLS
+	 * record below); 0: PP_SCTP_DEFAULT_PACKET, at least 576. */
+	size_t packet_max;
 };
 
 struct pp_sctp_ops {
