@@ -35,7 +35,7 @@ struct session {
 	size_t rxlen;
 	double tokens;
 	uint64_t refill_ms;
-	unsigned rx_paused:1, rx_oversize:1, going_away:1, doomed:1;
+	unsigned rx_paused:1, rx_oversize:1, going_away:1, doomed:1, close_sent:1;
 	/* HTTP probes only */
 	const char *http_body;
 };
@@ -48,6 +48,9 @@ struct pp_wss {
 	struct pp_sig_hub *hub;
 	struct session *sessions;
 	unsigned nsessions;
+	/* WebSockets whose wsi still exists: a closing one lingers until the
+	 * client answers our close frame, and shutdown waits for that. */
+	unsigned nlive;
 	lws_retry_bo_t retry;
 	uv_timer_t stop_timer;
 	uint64_t stop_deadline;
@@ -247,6 +250,35 @@ on_receive(struct session *s, const char *in, size_t len)
 	s->rx_oversize = 0;
 }
 
+/*
+ * Close 1001 with a reason, written as a frame of our own: lws 4.1 drops the
+ * prepared close reason when the callback returns -1 and just cuts the TLS
+ * session, which clients see as an abnormal close (1006).  lws completes
+ * the handshake when the client's close comes back; the timeout bounds the
+ * wait for it.
+ */
+/* RFC 6455 close opcode; lws 4.1 keeps its name out of the public header. */
+#define WRITE_CLOSE ((enum lws_write_protocol)4)
+
+static int
+send_going_away(struct session *s)
+{
+	static const char why[] = "server shutting down";
+	unsigned char buf[LWS_PRE + 2 + sizeof(why)];
+
+	if (s->close_sent)
+		return 0;
+	s->close_sent = 1;
+	buf[LWS_PRE] = (unsigned char)(LWS_CLOSE_STATUS_GOINGAWAY >> 8);
+	buf[LWS_PRE + 1] = (unsigned char)(LWS_CLOSE_STATUS_GOINGAWAY & 0xff);
+	memcpy(buf + LWS_PRE + 2, why, sizeof(why) - 1);
+	if (lws_write(s->wsi, buf + LWS_PRE, 2 + sizeof(why) - 1,
+	    WRITE_CLOSE) < 0)
+		return -1;
+	lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_ACK, 2);
+	return 0;
+}
+
 static int
 http_reply(struct lws *wsi, struct session *s, unsigned status,
     const char *body)
@@ -340,6 +372,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			w->sessions->prev = s;
 		w->sessions = s;
 		w->nsessions++;
+		w->nlive++;
 		return 0;
 
 	case LWS_CALLBACK_RECEIVE:
@@ -350,16 +383,20 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		if (s->conn == NULL)
 			return 0;
-		if (s->going_away && s->head == NULL) {
-			lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY,
-			    (unsigned char *)"server shutting down", 20);
-			return -1;
-		}
+		if (s->going_away && s->head == NULL)
+			return send_going_away(s);
 		return write_one(s);
 
 	case LWS_CALLBACK_CLOSED:
 		if (s->conn)
 			session_fini(s);
+		return 0;
+
+	case LWS_CALLBACK_WSI_DESTROY:
+		if (s && s->w == w && s->wsi == wsi) {
+			s->wsi = NULL;
+			w->nlive--;
+		}
 		return 0;
 
 	default:
@@ -464,7 +501,7 @@ stop_tick(uv_timer_t *t)
 {
 	struct pp_wss *w = t->data;
 
-	if (w->nsessions > 0 && pp_now_ms() < w->stop_deadline)
+	if ((w->nsessions > 0 || w->nlive > 0) && pp_now_ms() < w->stop_deadline)
 		return;
 	uv_timer_stop(t);
 	/* Closes what is left and the listener; the hub is empty after it. */
