@@ -25,8 +25,7 @@ if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok ins
 fi
 
 # Node.js: the machine's own when present (these machines ship 20), else
-# Debian's (18; playwright-core asks for 20 and warns, but what the tests
-# use of it runs there).
+# Debian's 18 (playwright-core declares >= 20: npm warns; not tried here).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 	echo "install-browser: installing Debian's nodejs and npm"
 	export DEBIAN_FRONTEND=noninteractive
