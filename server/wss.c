@@ -35,7 +35,9 @@ struct session {
 	size_t rxlen;
 	double tokens;
 	uint64_t refill_ms;
+	uint64_t last_rx_ms;		/* anything from the client, pongs too */
 	unsigned rx_paused:1, rx_oversize:1, going_away:1, doomed:1, close_sent:1;
+	unsigned ping_due:1, ping_sent:1;
 	/* HTTP probes only */
 	const char *http_body;
 };
@@ -53,6 +55,7 @@ struct pp_wss {
 	unsigned nlive;
 	lws_retry_bo_t retry;
 	uv_timer_t stop_timer;
+	uv_timer_t idle_timer;
 	uint64_t stop_deadline;
 	void (*stop_done)(void *);
 	void *stop_arg;
@@ -159,6 +162,44 @@ write_one(struct session *s)
 	if (s->head)
 		lws_callback_on_writable(s->wsi);
 	return 0;
+}
+
+/*
+ * Keepalive, done here rather than by lws: lws 4.1 keeps one timer per
+ * connection in a sorted list and walks it whenever one is set, which with
+ * 10,000 clients saturates the loop at every ping round.  One sweep a second
+ * over the sessions costs a few microseconds per thousand clients.
+ */
+static void
+idle_sweep(uv_timer_t *t)
+{
+	struct pp_wss *w = t->data;
+	uint64_t now = pp_now_ms(), idle = (uint64_t)w->cfg.idle_timeout * 1000;
+
+	for (struct session *s = w->sessions; s; s = s->next) {
+		if (s->doomed || s->going_away || now - s->last_rx_ms < idle)
+			continue;
+		if (now - s->last_rx_ms >= 2 * idle) {
+			pp_debug(SUB, "dropping a client silent for %u s",
+			    2 * w->cfg.idle_timeout);
+			s->doomed = 1;
+			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
+			    LWS_TO_KILL_ASYNC);
+		} else if (!s->ping_sent) {
+			s->ping_due = 1;
+			lws_callback_on_writable(s->wsi);
+		}
+	}
+}
+
+static int
+send_ping(struct session *s)
+{
+	unsigned char buf[LWS_PRE + 4] = { [LWS_PRE] = 'p', 'i', 'n', 'g' };
+
+	s->ping_due = 0;
+	s->ping_sent = 1;
+	return lws_write(s->wsi, buf + LWS_PRE, 4, LWS_WRITE_PING) < 4 ? -1 : 0;
 }
 
 /* Token bucket: nonzero if this request may be served. */
@@ -364,7 +405,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		s->w = w;
 		s->wsi = wsi;
 		s->tokens = w->cfg.burst;
-		s->refill_ms = pp_now_ms();
+		s->refill_ms = s->last_rx_ms = pp_now_ms();
 		if ((s->conn = pp_sig_conn_new(w->hub, s)) == NULL)
 			return -1;
 		s->next = w->sessions;
@@ -376,8 +417,15 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 0;
 
 	case LWS_CALLBACK_RECEIVE:
+		s->last_rx_ms = pp_now_ms();
+		s->ping_sent = 0;
 		if (s->conn && !s->doomed && !s->going_away)
 			on_receive(s, in, len);
+		return 0;
+
+	case LWS_CALLBACK_RECEIVE_PONG:
+		s->last_rx_ms = pp_now_ms();
+		s->ping_sent = 0;
 		return 0;
 
 	case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -385,6 +433,8 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			return 0;
 		if (s->going_away && s->head == NULL)
 			return send_going_away(s);
+		if (s->ping_due)
+			return send_ping(s);
 		return write_one(s);
 
 	case LWS_CALLBACK_CLOSED:
@@ -405,7 +455,9 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 }
 
 static const struct lws_protocols protocols[] = {
-	{ "peerpipe-signaling", callback, sizeof(struct session), 4096, 0, NULL, 0 },
+	/* 1 KiB receive buffer: 3 KiB less per client; longer messages
+	 * arrive in pieces, which on_receive() reassembles. */
+	{ "peerpipe-signaling", callback, sizeof(struct session), 1024, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -442,8 +494,10 @@ pp_wss_start(uv_loop_t *loop, const struct pp_wss_config *cfg,
 	lws_set_log_level(pp_log_get_level() >= PP_LOG_DEBUG ?
 	    LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR, lws_to_pp_log);
 
-	w->retry.secs_since_valid_ping = (uint16_t)cfg->idle_timeout;
-	w->retry.secs_since_valid_hangup = (uint16_t)(cfg->idle_timeout * 2);
+	/* No lws validity timers at all (see idle_sweep); a NULL policy would
+	 * get lws's default one. */
+	w->retry.secs_since_valid_ping = 0;
+	w->retry.secs_since_valid_hangup = 0;
 
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_LIBUV |
@@ -462,7 +516,9 @@ pp_wss_start(uv_loop_t *loop, const struct pp_wss_config *cfg,
 	info.alpn = "http/1.1";
 	info.timeout_secs = cfg->handshake_timeout;
 	info.retry_and_idle_policy = &w->retry;
-	info.fd_limit_per_thread = cfg->max_clients + 64;
+	info.timeout_secs_ah_idle = cfg->handshake_timeout;
+	/* fd_limit_per_thread stays unset: below RLIMIT_NOFILE lws 4.1 finds
+	 * each event's connection by scanning its table instead of indexing. */
 	info.vhost_name = "peerpipe";
 	/* lws clears w->ctx once the context is wholly destroyed. */
 	info.pcontext = &w->ctx;
@@ -476,6 +532,9 @@ pp_wss_start(uv_loop_t *loop, const struct pp_wss_config *cfg,
 		return PP_ECONFIG;
 	}
 	w->vh = lws_get_vhost_by_name(w->ctx, "peerpipe");
+	uv_timer_init(loop, &w->idle_timer);
+	w->idle_timer.data = w;
+	uv_timer_start(&w->idle_timer, idle_sweep, 1000, 1000);
 	*out = w;
 	return 0;
 }
@@ -522,6 +581,8 @@ pp_wss_stop(struct pp_wss *w, void (*done)(void *arg), void *arg)
 		s->going_away = 1;
 		lws_callback_on_writable(s->wsi);
 	}
+	uv_timer_stop(&w->idle_timer);
+	uv_close((uv_handle_t *)&w->idle_timer, NULL);
 	w->stop_deadline = pp_now_ms() + STOP_GRACE_MS;
 	uv_timer_init(w->loop, &w->stop_timer);
 	w->stop_timer.data = w;

@@ -58,7 +58,7 @@ timestamp(char *buf, size_t len)
 void
 pp_log(enum pp_log_level level, const char *subsys, const char *fmt, ...)
 {
-	char msg[2048], ts[32], line[4096];
+	char msg[2048], ts[64], line[4096];
 	va_list ap;
 	int n;
 
