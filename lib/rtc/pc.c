@@ -62,6 +62,8 @@ pp_pc_state_name(enum pp_pc_state s)
 }
 
 static void destroy(struct pp_pc *pc);
+static void set_state(struct pp_pc *pc, enum pp_pc_state st, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
 
 /* Brackets every entry from the loop, so a callback may free the pc. */
 static void enter(struct pp_pc *pc) { pc->depth++; }
