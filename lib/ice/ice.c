@@ -23,12 +23,14 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "sdp/sdp.h"
 
 #include <nice/agent.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,13 +89,13 @@ struct pp_ice {
 	unsigned nev;
 
 	/* Remote candidates waiting for the remote credentials. */
-	struct pp_ice_cand *pending[PP_ICE_MAX_REMOTE_CANDIDATES];
+	struct pp_sdp_candidate *pending[PP_ICE_MAX_REMOTE_CANDIDATES];
 	unsigned npending;
 	unsigned nremote;	/* given to libnice in this generation */
 
-	char ufrag[PP_ICE_UFRAG_MAX + 1];
-	char pwd[PP_ICE_PWD_MAX + 1];
-	char remote_ufrag[PP_ICE_UFRAG_MAX + 1];
+	char ufrag[PP_SDP_UFRAG_MAX + 1];
+	char pwd[PP_SDP_PWD_MAX + 1];
+	char remote_ufrag[PP_SDP_UFRAG_MAX + 1];
 
 	struct pp_ratelimit refuse_rl;
 	struct pp_ice_status st;
@@ -111,6 +113,13 @@ static const char *const state_names[] = {
 	[PP_ICE_DISCONNECTED] = "disconnected",
 };
 
+static const char *const type_names[] = {
+	[PP_ICE_CAND_HOST] = "host",
+	[PP_ICE_CAND_SRFLX] = "srflx",
+	[PP_ICE_CAND_PRFLX] = "prflx",
+	[PP_ICE_CAND_RELAY] = "relay",
+};
+
 
 const char *
 pp_ice_state_name(enum pp_ice_state state)
@@ -118,6 +127,14 @@ pp_ice_state_name(enum pp_ice_state state)
 	if ((unsigned)state >= sizeof(state_names) / sizeof(state_names[0]))
 		return "unknown";
 	return state_names[state];
+}
+
+const char *
+pp_ice_cand_type_name(enum pp_ice_cand_type type)
+{
+	if ((unsigned)type >= sizeof(type_names) / sizeof(type_names[0]))
+		return "unknown";
+	return type_names[type];
 }
 
 static enum pp_ice_state
@@ -525,7 +542,7 @@ load_local_credentials(struct pp_ice *ice)
 	if (!nice_agent_get_local_credentials(ice->agent, ice->stream, &ufrag,
 	    &pwd))
 		return PP_EPROTO;
-	if (strlen(ufrag) > PP_ICE_UFRAG_MAX || strlen(pwd) > PP_ICE_PWD_MAX)
+	if (strlen(ufrag) > PP_SDP_UFRAG_MAX || strlen(pwd) > PP_SDP_PWD_MAX)
 		rc = PP_EPROTO;
 	else {
 		g_strlcpy(ice->ufrag, ufrag, sizeof(ice->ufrag));
@@ -772,17 +789,77 @@ refuse(struct pp_ice *ice, int rc, const char *why, const char *cand)
 	return rc;
 }
 
-/* Hands one validated candidate to libnice, in canonical form only. */
-static int
-apply_candidate(struct pp_ice *ice, const struct pp_ice_cand *c)
+/* 0.0.0.0 or ::, of an IP4 or IP6 candidate. */
+static bool
+unspecified(const struct pp_sdp_candidate *c)
 {
-	char line[2 + PP_ICE_CAND_MAX + 1] = "a=";
+	static const unsigned char zero[16];
+	unsigned char bin[16];
+
+	if (c->addr_kind == PP_SDP_ADDR_IP4)
+		return inet_pton(AF_INET, c->address, bin) == 1 &&
+		    memcmp(bin, zero, 4) == 0;
+	return inet_pton(AF_INET6, c->address, bin) == 1 &&
+	    memcmp(bin, zero, 16) == 0;
+}
+
+/*
+ * What a remote candidate must be, beyond the grammar pp_sdp_parse_candidate()
+ * checks, before libnice sees it.  It comes through the signaling server
+ * before the peer is authenticated, and libnice's parser trusts its input: a
+ * TCP candidate without tcptype is a GLib critical, an odd component id is
+ * taken as is, 0.0.0.0 would have us send checks to ourselves.  NULL if the
+ * candidate is fine, else the reason.
+ */
+static const char *
+remote_fault(const struct pp_sdp_candidate *c)
+{
+	size_t n;
+
+	if (c->component != COMPONENT)
+		return "component is not 1 (one component: rtcp-mux)";
+	if (c->addr_kind == PP_SDP_ADDR_FQDN) {
+		n = strlen(c->address);
+		if (n >= 6 && g_ascii_strcasecmp(c->address + n - 6,
+		    ".local") == 0)
+			return "mDNS (.local) candidates are not supported";
+		return "connection address is a host name, not an IP address";
+	}
+	if (unspecified(c))
+		return "unspecified connection address";
+	if (c->transport == PP_SDP_TRANSPORT_OTHER)
+		return "transport is neither UDP nor TCP";
+	if (c->type == PP_SDP_CAND_OTHER)
+		return "unknown candidate type";
+	if (c->priority == 0)
+		return "priority 0";
+	if (c->transport == PP_SDP_UDP && c->port == 0)
+		return "port 0 on a UDP candidate";
+	if (c->transport == PP_SDP_TCP && c->tcptype == PP_SDP_TCPTYPE_NONE)
+		return "TCP candidate without tcptype";
+	if (c->transport == PP_SDP_UDP && c->tcptype != PP_SDP_TCPTYPE_NONE)
+		return "tcptype on a UDP candidate";
+	if (c->has_raddr != c->has_rport)
+		return "raddr and rport must come together";
+	if (c->has_raddr && c->raddr_kind == PP_SDP_ADDR_FQDN)
+		return "raddr is not an IP address";
+	/* SDP allows UTF-8 in extension values; libnice and our logs not. */
+	for (const char *p = c->raw; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			return "control or non-ASCII byte";
+	return NULL;
+}
+
+/* Hands one checked candidate to libnice, in normalised form only. */
+static int
+apply_candidate(struct pp_ice *ice, const struct pp_sdp_candidate *c)
+{
+	char line[2 + PP_SDP_CAND_MAX + 1];
 	NiceCandidate *nc;
 	GSList one = { NULL, NULL };
 	int n;
 
-	if (pp_ice_cand_format(c, line + 2, sizeof(line) - 2) < 0)
-		return PP_ETOOBIG;
+	snprintf(line, sizeof(line), "a=%s", c->raw);
 	nc = nice_agent_parse_remote_candidate_sdp(ice->agent, ice->stream,
 	    line);
 	if (!nc)
@@ -794,7 +871,7 @@ apply_candidate(struct pp_ice *ice, const struct pp_ice_cand *c)
 	if (n < 0)
 		return PP_EINVAL;
 	ice->nremote++;
-	pp_debug(SUB, "ice %u: remote %s", ice->id, line + 2);
+	pp_debug(SUB, "ice %u: remote %s", ice->id, c->raw);
 	return 0;
 }
 
@@ -802,7 +879,7 @@ static void
 apply_pending(struct pp_ice *ice)
 {
 	for (unsigned i = 0; i < ice->npending; i++) {
-		const struct pp_ice_cand *c = ice->pending[i];
+		const struct pp_sdp_candidate *c = ice->pending[i];
 
 		if (c->ufrag[0] && strcmp(c->ufrag, ice->remote_ufrag) != 0)
 			pp_debug(SUB, "ice %u: dropped a waiting candidate of "
@@ -820,14 +897,14 @@ pp_ice_set_remote_credentials(struct pp_ice *ice, const char *ufrag,
 {
 	gboolean ok;
 
-	if (!ufrag || pp_ice_check_ufrag(ufrag, strnlen(ufrag,
-	    PP_ICE_UFRAG_MAX + 1)) != 0) {
+	if (!ufrag || !pp_sdp_ice_ufrag_valid(ufrag, strnlen(ufrag,
+	    PP_SDP_UFRAG_MAX + 1))) {
 		pp_warn(SUB, "ice %u: remote ice-ufrag refused: 4-256 of "
 		    "A-Z a-z 0-9 + /", ice->id);
 		return PP_EINVAL;
 	}
-	if (!pwd || pp_ice_check_pwd(pwd, strnlen(pwd,
-	    PP_ICE_PWD_MAX + 1)) != 0) {
+	if (!pwd || !pp_sdp_ice_pwd_valid(pwd, strnlen(pwd,
+	    PP_SDP_PWD_MAX + 1))) {
 		pp_warn(SUB, "ice %u: remote ice-pwd refused: 22-256 of "
 		    "A-Z a-z 0-9 + /", ice->id);
 		return PP_EINVAL;
@@ -858,19 +935,24 @@ pp_ice_set_remote_credentials(struct pp_ice *ice, const char *ufrag,
 int
 pp_ice_add_remote_candidate(struct pp_ice *ice, const char *candidate)
 {
-	struct pp_ice_cand c;
-	const char *why = "malformed";
+	static const char prefix[] = "candidate: ";
+	struct pp_sdp_candidate c;
+	char err[160];
+	const char *why;
 	int rc;
 
 	if (!candidate)
 		return PP_EINVAL;
-	rc = pp_ice_cand_parse(candidate, strnlen(candidate,
-	    PP_ICE_CAND_MAX + 1), &c, &why);
-	if (rc != 0)
+	rc = pp_sdp_parse_candidate(candidate, strnlen(candidate,
+	    PP_SDP_LINE_MAX + 1), &c, err, sizeof(err));
+	if (rc != 0) {
+		/* The log line names the candidate already. */
+		why = strncmp(err, prefix, sizeof(prefix) - 1) == 0 ?
+		    err + sizeof(prefix) - 1 : err;
 		return refuse(ice, rc, why, candidate);
-	if (c.component != COMPONENT)
-		return refuse(ice, PP_EINVAL, "component is not 1 (one "
-		    "component: rtcp-mux)", candidate);
+	}
+	if ((why = remote_fault(&c)) != NULL)
+		return refuse(ice, PP_EINVAL, why, candidate);
 	if (ice->nremote + ice->npending >= PP_ICE_MAX_REMOTE_CANDIDATES)
 		return refuse(ice, PP_ELIMIT, "too many remote candidates",
 		    candidate);
@@ -879,7 +961,7 @@ pp_ice_add_remote_candidate(struct pp_ice *ice, const char *candidate)
 		return refuse(ice, PP_ECONFLICT, "its ufrag is not the "
 		    "current remote ufrag (earlier ICE generation)", candidate);
 	if (!ice->remote_creds) {
-		struct pp_ice_cand *p = malloc(sizeof(*p));
+		struct pp_sdp_candidate *p = malloc(sizeof(*p));
 
 		if (!p)
 			return -ENOMEM;

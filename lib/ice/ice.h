@@ -5,6 +5,9 @@
  * a callback as SDP attribute values; remote candidates may be added one by
  * one at any time, also before the remote credentials are known (they wait,
  * bounded).  Datagrams go up through on_recv and down through pp_ice_send.
+ * Remote candidates are parsed by lib/sdp (pp_sdp_parse_candidate()) and
+ * checked for what this agent supports before libnice sees them, in their
+ * normalised form only.
  *
  * Thread: everything runs on the loop thread of the pp_gloop given to
  * pp_ice_new().  Callbacks never run from inside a pp_ice_* call: events
@@ -21,7 +24,6 @@
 #ifndef PP_ICE_ICE_H
 #define PP_ICE_ICE_H
 
-#include "ice/candidate.h"
 #include "ice/gloop.h"
 
 #include <stdbool.h>
@@ -34,6 +36,7 @@ struct pp_ice;
 #define PP_ICE_MAX_LOCAL_ADDRS	16
 #define PP_ICE_MAX_TURN		8	/* NICE_CANDIDATE_MAX_TURN_SERVERS */
 #define PP_ICE_MAX_DATAGRAM	65535	/* bytes in one pp_ice_send() */
+#define PP_ICE_ADDRSTRLEN	46	/* INET6_ADDRSTRLEN */
 
 enum pp_ice_role {
 	PP_ICE_CONTROLLED,
@@ -108,6 +111,18 @@ struct pp_ice_callbacks {
 	void (*on_recv)(void *arg, const uint8_t *buf, size_t len);
 };
 
+enum pp_ice_cand_type {
+	PP_ICE_CAND_HOST,
+	PP_ICE_CAND_SRFLX,
+	PP_ICE_CAND_PRFLX,
+	PP_ICE_CAND_RELAY,
+};
+
+enum pp_ice_proto {
+	PP_ICE_PROTO_UDP,
+	PP_ICE_PROTO_TCP,
+};
+
 /* Where a pair's candidates came from, for `peerpipe status`. */
 struct pp_ice_pair {
 	enum pp_ice_cand_type local_type, remote_type;
@@ -164,7 +179,9 @@ int pp_ice_set_remote_credentials(struct pp_ice *ice, const char *ufrag,
 
 /*
  * One remote candidate, "candidate:..." or "a=candidate:...".  Returns 0,
- * PP_EINVAL (malformed, mDNS, not component 1; logged with the reason),
+ * PP_EINVAL (malformed; or not what we support: a host name or mDNS
+ * ".local" address, not component 1, a transport other than UDP/TCP, an
+ * unknown type, a byte outside printable ASCII; logged with the reason),
  * PP_ETOOBIG, PP_ECONFLICT (its "ufrag" names an earlier ICE generation),
  * or PP_ELIMIT (PP_ICE_MAX_REMOTE_CANDIDATES reached).  A refused candidate
  * leaves the agent as it was.
@@ -198,5 +215,7 @@ int pp_ice_restart(struct pp_ice *ice);
 enum pp_ice_state pp_ice_get_state(const struct pp_ice *ice);
 void pp_ice_get_status(const struct pp_ice *ice, struct pp_ice_status *st);
 const char *pp_ice_state_name(enum pp_ice_state state);
+/* "host", "srflx", "prflx", "relay"; never NULL. */
+const char *pp_ice_cand_type_name(enum pp_ice_cand_type type);
 
 #endif

@@ -294,6 +294,18 @@ once(struct parser *p, unsigned flag, const char *name)
 	return 0;
 }
 
+int
+pp_sdp_ice_ufrag_valid(const char *s, size_t n)
+{
+	return n >= 4 && n <= PP_SDP_UFRAG_MAX && pp__sdp_ice_chars(s, n);
+}
+
+int
+pp_sdp_ice_pwd_valid(const char *s, size_t n)
+{
+	return n >= 22 && n <= PP_SDP_PWD_MAX && pp__sdp_ice_chars(s, n);
+}
+
 static int
 a_ufrag(struct parser *p, const char *name, struct span v)
 {
@@ -301,7 +313,7 @@ a_ufrag(struct parser *p, const char *name, struct span v)
 
 	if ((rc = once(p, SEEN_UFRAG, name)) < 0)
 		return rc;
-	if (v.n < 4 || v.n > PP_SDP_UFRAG_MAX || !pp__sdp_ice_chars(v.p, v.n))
+	if (!pp_sdp_ice_ufrag_valid(v.p, v.n))
 		return fail(p, PP_EINVAL, "a=ice-ufrag: expected 4-%d "
 		    "characters from [A-Za-z0-9+/]", PP_SDP_UFRAG_MAX);
 	span_copy(p->t->ice_ufrag, v);
@@ -315,7 +327,7 @@ a_pwd(struct parser *p, const char *name, struct span v)
 
 	if ((rc = once(p, SEEN_PWD, name)) < 0)
 		return rc;
-	if (v.n < 22 || v.n > PP_SDP_PWD_MAX || !pp__sdp_ice_chars(v.p, v.n))
+	if (!pp_sdp_ice_pwd_valid(v.p, v.n))
 		return fail(p, PP_EINVAL, "a=ice-pwd: expected 22-%d "
 		    "characters from [A-Za-z0-9+/]", PP_SDP_PWD_MAX);
 	span_copy(p->t->ice_pwd, v);

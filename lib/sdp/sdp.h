@@ -113,8 +113,12 @@ struct pp_sdp_candidate {
 	/*
 	 * The attribute value, "candidate:<foundation> <component> ...", with
 	 * runs of blanks collapsed to one space: what a browser puts in
-	 * RTCIceCandidate.candidate.  libnice's
-	 * nice_agent_parse_remote_candidate_sdp() wants it prefixed by "a=".
+	 * RTCIceCandidate.candidate.  The keywords the grammar matches in any
+	 * case ("typ", a known candidate type, the names raddr, rport, tcptype
+	 * and ufrag, the tcptype value) are written in lowercase, because
+	 * libnice's nice_agent_parse_remote_candidate_sdp() matches them
+	 * case-sensitively; it wants the string prefixed by "a=".  Everything
+	 * else is kept as written.
 	 */
 	char raw[PP_SDP_CAND_MAX + 1];
 	char foundation[PP_SDP_FOUNDATION_MAX + 1];
@@ -126,9 +130,17 @@ struct pp_sdp_candidate {
 	uint16_t port;
 	enum pp_sdp_cand_type type;
 	int has_raddr, has_rport;
+	enum pp_sdp_addr raddr_kind;	/* when has_raddr */
 	char raddr[PP_SDP_ADDR_MAX + 1];
 	uint16_t rport;
 	enum pp_sdp_tcptype tcptype;
+	/*
+	 * The "ufrag" extension (Chromium's, naming the ICE generation the
+	 * candidate belongs to), checked like a=ice-ufrag; "" when absent.
+	 * Other extensions (generation, network-id, network-cost, ...) are
+	 * kept in raw only.
+	 */
+	char ufrag[PP_SDP_UFRAG_MAX + 1];
 };
 
 struct pp_sdp_fingerprint {
@@ -201,13 +213,21 @@ void pp_sdp_fini(struct pp_sdp *sdp);
 
 /*
  * Parses one trickled candidate, the "candidate" member of
- * {"candidate": "candidate:...", "sdpMid": "0", "sdpMLineIndex": 0}; an "a="
- * prefix is also accepted.  Same grammar and checks as a=candidate.  Browsers
- * signal the end of candidates with an empty string: test for that first, it
- * is refused here.
+ * {"candidate": "candidate:...", "sdpMid": "0", "sdpMLineIndex": 0}; the
+ * SDP line form (an "a=" prefix, a CRLF or LF at the end) is also accepted.
+ * Same grammar and checks as a=candidate.  Browsers signal the end of
+ * candidates with an empty string: test for that first, it is refused here.
  */
 int pp_sdp_parse_candidate(const char *s, size_t len,
     struct pp_sdp_candidate *c, char *err, size_t errlen);
+
+/*
+ * Whether s (n bytes, need not be NUL-terminated) is a valid ICE ufrag
+ * (4-256) or password (22-256) of ice-chars, [A-Za-z0-9+/] (RFC 8839): the
+ * checks of a=ice-ufrag and a=ice-pwd.  Nonzero if valid.
+ */
+int pp_sdp_ice_ufrag_valid(const char *s, size_t n);
+int pp_sdp_ice_pwd_valid(const char *s, size_t n);
 
 /*
  * Finds the m-line that carries data channels: the first one of either

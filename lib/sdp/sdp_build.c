@@ -111,32 +111,17 @@ sb_finish(struct sbuf *b, char **out, size_t *outlen, char *err,
 static int
 local_candidate(const char *s, struct pp_sdp_candidate *c, const char **why)
 {
-	static const char prefix[] = "candidate:";
 	size_t n = strnlen(s, PP_SDP_LINE_MAX + 1);
 
 	if (n > PP_SDP_LINE_MAX) {
 		*why = "longer than " PP__SDP_STR(PP_SDP_LINE_MAX) " bytes";
 		return PP_ETOOBIG;
 	}
-	if (n >= 2 && memcmp(s, "a=", 2) == 0)
-		s += 2, n -= 2;
-	if (n < sizeof(prefix) - 1 || memcmp(s, prefix, sizeof(prefix) - 1)) {
+	if (pp__sdp_cand_value(&s, &n) < 0) {
 		*why = "must start with \"candidate:\"";
 		return PP_EINVAL;
 	}
-	return pp__sdp_cand_parse(s + sizeof(prefix) - 1,
-	    n - (sizeof(prefix) - 1), c, why);
-}
-
-static int
-check_ice_value(const char *s, size_t min, size_t max)
-{
-	size_t n;
-
-	if (s == NULL)
-		return 0;
-	n = strnlen(s, max + 1);
-	return n >= min && n <= max && pp__sdp_ice_chars(s, n);
+	return pp__sdp_cand_parse(s, n, c, why);
 }
 
 static int
@@ -146,11 +131,13 @@ check_params(const struct pp_sdp_params *p, char *err, size_t errlen)
 	const char *why;
 	int rc;
 
-	if (!check_ice_value(p->ice_ufrag, 4, PP_SDP_UFRAG_MAX))
+	if (p->ice_ufrag == NULL || !pp_sdp_ice_ufrag_valid(p->ice_ufrag,
+	    strnlen(p->ice_ufrag, PP_SDP_UFRAG_MAX + 1)))
 		return pp__sdp_errorf(err, errlen, PP_EINVAL,
 		    "sdp params: ice_ufrag: expected 4-%d characters from "
 		    "[A-Za-z0-9+/]", PP_SDP_UFRAG_MAX);
-	if (!check_ice_value(p->ice_pwd, 22, PP_SDP_PWD_MAX))
+	if (p->ice_pwd == NULL || !pp_sdp_ice_pwd_valid(p->ice_pwd,
+	    strnlen(p->ice_pwd, PP_SDP_PWD_MAX + 1)))
 		return pp__sdp_errorf(err, errlen, PP_EINVAL,
 		    "sdp params: ice_pwd: expected 22-%d characters from "
 		    "[A-Za-z0-9+/]", PP_SDP_PWD_MAX);

@@ -59,43 +59,69 @@ parse_address(struct span s, char dst[PP_SDP_ADDR_MAX + 1],
 	return 0;
 }
 
-/* Appends "<sep><w>" to c->raw at *len; -1 if it does not fit. */
-static int
-raw_append(struct pp_sdp_candidate *c, size_t *len, const char *sep,
-    struct span w)
-{
-	size_t seplen = strlen(sep);
+/*
+ * The normalised text in c->raw, built word by word while parsing: one space
+ * between words, keywords in lowercase (see struct pp_sdp_candidate).  When
+ * it outgrows raw, overflow is set and parsing goes on, so a malformed value
+ * is still called malformed rather than too long.
+ */
+struct raw {
+	struct pp_sdp_candidate *c;
+	size_t len;
+	int overflow;
+};
 
-	if (*len + seplen + w.n > PP_SDP_CAND_MAX)
-		return -1;
-	memcpy(c->raw + *len, sep, seplen);
-	memcpy(c->raw + *len + seplen, w.p, w.n);
-	*len += seplen + w.n;
-	c->raw[*len] = '\0';
-	return 0;
+static void
+raw_word(struct raw *r, struct span w, int lowercase)
+{
+	const char *sep = r->len == 0 ? "candidate:" : " ";
+	size_t seplen = strlen(sep);
+	char *dst;
+
+	if (r->overflow || r->len + seplen + w.n > PP_SDP_CAND_MAX) {
+		r->overflow = 1;
+		return;
+	}
+	dst = r->c->raw + r->len;
+	memcpy(dst, sep, seplen);
+	dst += seplen;
+	for (size_t i = 0; i < w.n; i++) {
+		int ch = (unsigned char)w.p[i];
+
+		dst[i] = (char)(lowercase ? lower(ch) : ch);
+	}
+	r->len += seplen + w.n;
+	r->c->raw[r->len] = '\0';
 }
 
 #define CAND_SYNTAX "expected <foundation> <component> <transport> " \
 	"<priority> <address> <port> typ <type>"
 
 static int
-cand_extensions(struct span rest, struct pp_sdp_candidate *c,
-    const char **why)
+cand_extensions(struct span rest, struct raw *r, const char **why)
 {
+	struct pp_sdp_candidate *c = r->c;
 	struct span name, value;
+	int known;
 
 	while (next_word(&rest, &name)) {
 		if (!next_word(&rest, &value)) {
 			*why = "extension attribute without a value";
 			return PP_EINVAL;
 		}
-		if (span_is_nocase(name, "raddr")) {
+		known = 1;
+		if (span_is_nocase(name, "typ")) {
+			/* Consumers that take the last "typ" would see
+			 * another type than we checked. */
+			*why = "more than one typ";
+			return PP_EINVAL;
+		} else if (span_is_nocase(name, "raddr")) {
 			if (c->has_raddr) {
 				*why = "more than one raddr";
 				return PP_EINVAL;
 			}
 			if (parse_address(value, c->raddr,
-			    &(enum pp_sdp_addr){ 0 }) < 0) {
+			    &c->raddr_kind) < 0) {
 				*why = "raddr is neither an IP address nor a "
 				    "host name";
 				return PP_EINVAL;
@@ -122,8 +148,24 @@ cand_extensions(struct span rest, struct pp_sdp_candidate *c,
 				*why = "tcptype must be active, passive or so";
 				return PP_EINVAL;
 			}
+		} else if (span_is_nocase(name, "ufrag")) {
+			if (c->ufrag[0] != '\0') {
+				*why = "more than one ufrag";
+				return PP_EINVAL;
+			}
+			if (!pp_sdp_ice_ufrag_valid(value.p, value.n)) {
+				*why = "ufrag must be 4-"
+				    PP__SDP_STR(PP_SDP_UFRAG_MAX)
+				    " characters from [A-Za-z0-9+/]";
+				return PP_EINVAL;
+			}
+			span_copy(c->ufrag, value);
+		} else {
+			/* generation, network-id, network-cost, ... */
+			known = 0;
 		}
-		/* generation, ufrag, network-id, network-cost, ...: ignored. */
+		raw_word(r, name, known);
+		raw_word(r, value, span_is_nocase(name, "tcptype"));
 	}
 	return 0;
 }
@@ -136,9 +178,9 @@ pp__sdp_cand_parse(const char *s, size_t n, struct pp_sdp_candidate *c,
 		[PP_SDP_HOST] = "host", [PP_SDP_SRFLX] = "srflx",
 		[PP_SDP_PRFLX] = "prflx", [PP_SDP_RELAY] = "relay",
 	};
-	struct span rest = { s, n }, w[8], any;
+	struct span rest = { s, n }, w[8];
+	struct raw r = { c, 0, 0 };
 	uint64_t v;
-	size_t len;
 	int rc;
 
 	memset(c, 0, sizeof(*c));
@@ -199,19 +241,37 @@ pp__sdp_cand_parse(const char *s, size_t n, struct pp_sdp_candidate *c,
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 		if (span_is_nocase(w[7], types[i]))
 			c->type = (enum pp_sdp_cand_type)i;
-	if ((rc = cand_extensions(rest, c, why)) < 0)
-		return rc;
 
-	/* The normalised text, for libnice and for our own descriptions. */
-	len = 0;
-	rest = (struct span){ s, n };
-	for (int first = 1; next_word(&rest, &any); first = 0) {
-		if (raw_append(c, &len, first ? "candidate:" : " ", any) < 0) {
-			*why = "longer than " PP__SDP_STR(PP_SDP_CAND_MAX)
-			    " bytes";
-			return PP_ETOOBIG;
-		}
+	/* "typ" and a known type are keywords; the rest is kept as written. */
+	for (size_t i = 0; i < 8; i++)
+		raw_word(&r, w[i],
+		    i == 6 || (i == 7 && c->type != PP_SDP_CAND_OTHER));
+	if ((rc = cand_extensions(rest, &r, why)) < 0)
+		return rc;
+	if (r.overflow) {
+		*why = "longer than " PP__SDP_STR(PP_SDP_CAND_MAX) " bytes";
+		return PP_ETOOBIG;
 	}
+	return 0;
+}
+
+int
+pp__sdp_cand_value(const char **s, size_t *n)
+{
+	static const char prefix[] = "candidate:";
+
+	if (*n >= 2 && memcmp(*s, "a=", 2) == 0)
+		*s += 2, *n -= 2;
+	if (*n >= 1 && (*s)[*n - 1] == '\n') {
+		(*n)--;
+		if (*n >= 1 && (*s)[*n - 1] == '\r')
+			(*n)--;
+	}
+	if (*n < sizeof(prefix) - 1 ||
+	    memcmp(*s, prefix, sizeof(prefix) - 1) != 0)
+		return -1;
+	*s += sizeof(prefix) - 1;
+	*n -= sizeof(prefix) - 1;
 	return 0;
 }
 
@@ -219,7 +279,6 @@ int
 pp_sdp_parse_candidate(const char *s, size_t len, struct pp_sdp_candidate *c,
     char *err, size_t errlen)
 {
-	static const char prefix[] = "candidate:";
 	const char *why;
 	int rc;
 
@@ -227,18 +286,12 @@ pp_sdp_parse_candidate(const char *s, size_t len, struct pp_sdp_candidate *c,
 	if (len > PP_SDP_LINE_MAX)
 		return pp__sdp_errorf(err, errlen, PP_ETOOBIG,
 		    "candidate: longer than %d bytes", PP_SDP_LINE_MAX);
-	if (len >= 2 && memcmp(s, "a=", 2) == 0)
-		s += 2, len -= 2;
-	if (len < sizeof(prefix) - 1 ||
-	    memcmp(s, prefix, sizeof(prefix) - 1) != 0)
+	if (pp__sdp_cand_value(&s, &len) < 0)
 		return pp__sdp_errorf(err, errlen, PP_EINVAL,
 		    "candidate: must start with \"candidate:\"");
-	s += sizeof(prefix) - 1;
-	len -= sizeof(prefix) - 1;
 	if ((rc = pp__sdp_cand_parse(s, len, c, &why)) < 0) {
 		memset(c, 0, sizeof(*c));
 		return pp__sdp_errorf(err, errlen, rc, "candidate: %s", why);
 	}
 	return 0;
 }
-

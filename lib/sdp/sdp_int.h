@@ -176,6 +176,13 @@ int pp__sdp_cand_parse(const char *s, size_t n, struct pp_sdp_candidate *c,
     const char **why);
 
 /*
+ * Moves *s and *n onto the value after "candidate:", given the string or
+ * its SDP line form ("a=candidate:...", a CRLF or LF at the end allowed).
+ * Returns -1 if it does not start with "candidate:".
+ */
+int pp__sdp_cand_value(const char **s, size_t *n);
+
+/*
  * Checks that an m-line has what a connection needs from the transport it
  * names: ICE ufrag and password, a sha-256 fingerprint, setup not holdconn.
  * index is 0-based; messages name it 1-based.

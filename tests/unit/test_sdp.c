@@ -483,51 +483,92 @@ static const struct cand_case {
 	const char *raddr;
 	uint16_t rport;
 	enum pp_sdp_tcptype tcptype;
-	const char *raw;
+	const char *raw;		/* NULL: the same as in */
+	const char *ufrag;		/* NULL: "" */
+	enum pp_sdp_addr raddr_kind;	/* when raddr */
 } cand_cases[] = {
 	{ "candidate:3885250869 1 udp 2122260223 192.168.1.23 50624 typ host generation 0 network-id 1",
 	  0, NULL, "3885250869", 1, PP_SDP_UDP, 2122260223u, PP_SDP_ADDR_IP4,
 	  "192.168.1.23", 50624, PP_SDP_HOST, NULL, 0, PP_SDP_TCPTYPE_NONE,
-	  "candidate:3885250869 1 udp 2122260223 192.168.1.23 50624 typ host generation 0 network-id 1" },
+	  "candidate:3885250869 1 udp 2122260223 192.168.1.23 50624 typ host generation 0 network-id 1",
+	  NULL, PP_SDP_ADDR_IP4 },
 	{ "candidate:d0bcf3d9c29a2bc887618212a1623bfa 1 udp 2130706431 fd00::2 32974 typ host",
 	  0, NULL, "d0bcf3d9c29a2bc887618212a1623bfa", 1, PP_SDP_UDP,
 	  2130706431u, PP_SDP_ADDR_IP6, "fd00::2", 32974, PP_SDP_HOST, NULL,
-	  0, PP_SDP_TCPTYPE_NONE, NULL },
+	  0, PP_SDP_TCPTYPE_NONE, NULL, NULL, PP_SDP_ADDR_IP4 },
 	{ "candidate:1510613869 1 tcp 1518280447 192.168.1.23 9 typ host tcptype active generation 0",
 	  0, NULL, "1510613869", 1, PP_SDP_TCP, 1518280447u, PP_SDP_ADDR_IP4,
-	  "192.168.1.23", 9, PP_SDP_HOST, NULL, 0, PP_SDP_TCPTYPE_ACTIVE, NULL },
+	  "192.168.1.23", 9, PP_SDP_HOST, NULL, 0, PP_SDP_TCPTYPE_ACTIVE, NULL,
+	  NULL, PP_SDP_ADDR_IP4 },
 	{ "candidate:3 1 TCP 2105458943 2001:db8::5 49204 typ host tcptype passive",
 	  0, NULL, "3", 1, PP_SDP_TCP, 2105458943u, PP_SDP_ADDR_IP6,
 	  "2001:db8::5", 49204, PP_SDP_HOST, NULL, 0, PP_SDP_TCPTYPE_PASSIVE,
-	  NULL },
+	  NULL, NULL, PP_SDP_ADDR_IP4 },
 	{ "candidate:4 1 tcp 1 10.0.0.1 5000 typ srflx raddr 10.0.0.2 rport 5001 tcptype so",
 	  0, NULL, "4", 1, PP_SDP_TCP, 1, PP_SDP_ADDR_IP4, "10.0.0.1", 5000,
-	  PP_SDP_SRFLX, "10.0.0.2", 5001, PP_SDP_TCPTYPE_SO, NULL },
+	  PP_SDP_SRFLX, "10.0.0.2", 5001, PP_SDP_TCPTYPE_SO, NULL,
+	  NULL, PP_SDP_ADDR_IP4 },
 	{ "candidate:2807129381 2 udp 41885439 198.51.100.20 61523 typ relay raddr 203.0.113.7 rport 50624",
 	  0, NULL, "2807129381", 2, PP_SDP_UDP, 41885439u, PP_SDP_ADDR_IP4,
 	  "198.51.100.20", 61523, PP_SDP_RELAY, "203.0.113.7", 50624,
-	  PP_SDP_TCPTYPE_NONE, NULL },
+	  PP_SDP_TCPTYPE_NONE, NULL, NULL, PP_SDP_ADDR_IP4 },
 	{ "candidate:1410398476 1 udp 2113937151 6a1f3a8e-7b2c-4d5e-9f01-23456789abcd.local 54400 typ host generation 0 network-cost 999",
 	  0, NULL, "1410398476", 1, PP_SDP_UDP, 2113937151u, PP_SDP_ADDR_FQDN,
 	  "6a1f3a8e-7b2c-4d5e-9f01-23456789abcd.local", 54400, PP_SDP_HOST,
-	  NULL, 0, PP_SDP_TCPTYPE_NONE, NULL },
+	  NULL, 0, PP_SDP_TCPTYPE_NONE, NULL, NULL, PP_SDP_ADDR_IP4 },
 	{ "candidate:9 1 udp 1862270975 10.1.1.1 1234 typ prflx raddr ::1 rport 1",
 	  0, NULL, "9", 1, PP_SDP_UDP, 1862270975u, PP_SDP_ADDR_IP4,
-	  "10.1.1.1", 1234, PP_SDP_PRFLX, "::1", 1, PP_SDP_TCPTYPE_NONE, NULL },
+	  "10.1.1.1", 1234, PP_SDP_PRFLX, "::1", 1, PP_SDP_TCPTYPE_NONE, NULL,
+	  NULL, PP_SDP_ADDR_IP6 },
+	{ "candidate:9 1 udp 1862270975 10.1.1.1 1234 typ srflx raddr stun.example rport 1",
+	  0, NULL, "9", 1, PP_SDP_UDP, 1862270975u, PP_SDP_ADDR_IP4,
+	  "10.1.1.1", 1234, PP_SDP_SRFLX, "stun.example", 1,
+	  PP_SDP_TCPTYPE_NONE, NULL, NULL, PP_SDP_ADDR_FQDN },
+	/* Chromium's trickled form: the ufrag extension names the generation */
+	{ "candidate:842163049 1 udp 1677729535 203.0.113.7 50123 typ srflx raddr 0.0.0.0 rport 0 generation 0 ufrag EsAw network-id 1 network-cost 10",
+	  0, NULL, "842163049", 1, PP_SDP_UDP, 1677729535u, PP_SDP_ADDR_IP4,
+	  "203.0.113.7", 50123, PP_SDP_SRFLX, "0.0.0.0", 0,
+	  PP_SDP_TCPTYPE_NONE, NULL, "EsAw", PP_SDP_ADDR_IP4 },
+	/* an IPv6 address is kept as written */
+	{ "candidate:3 1 TCP 1518280447 2001:DB8::1 9 typ host tcptype active",
+	  0, NULL, "3", 1, PP_SDP_TCP, 1518280447u, PP_SDP_ADDR_IP6,
+	  "2001:DB8::1", 9, PP_SDP_HOST, NULL, 0, PP_SDP_TCPTYPE_ACTIVE, NULL,
+	  NULL, PP_SDP_ADDR_IP4 },
 	/* unknown transport and type are kept for the caller to skip */
 	{ "candidate:a+/Z 1 sctp 1 10.1.1.1 1 typ magic",
 	  0, NULL, "a+/Z", 1, PP_SDP_TRANSPORT_OTHER, 1, PP_SDP_ADDR_IP4,
 	  "10.1.1.1", 1, PP_SDP_CAND_OTHER, NULL, 0, PP_SDP_TCPTYPE_NONE,
-	  NULL },
-	/* "a=" prefix (libnice) and extra blanks (normalised away) */
+	  NULL, NULL, PP_SDP_ADDR_IP4 },
+	/* "a=" prefix (libnice), extra blanks and keyword case normalised */
 	{ "a=candidate:1  1\tudp 5 10.0.0.1 7 TYP HOST  ",
 	  0, NULL, "1", 1, PP_SDP_UDP, 5, PP_SDP_ADDR_IP4, "10.0.0.1", 7,
 	  PP_SDP_HOST, NULL, 0, PP_SDP_TCPTYPE_NONE,
-	  "candidate:1 1 udp 5 10.0.0.1 7 TYP HOST" },
+	  "candidate:1 1 udp 5 10.0.0.1 7 typ host",
+	  NULL, PP_SDP_ADDR_IP4 },
+	{ "candidate:8 1 TCP 5 10.0.0.1 9 Typ Relay RADDR 10.0.0.2 RPORT 1 TCPTYPE Passive UFRAG AbCd Network-Cost 10",
+	  0, NULL, "8", 1, PP_SDP_TCP, 5, PP_SDP_ADDR_IP4, "10.0.0.1", 9,
+	  PP_SDP_RELAY, "10.0.0.2", 1, PP_SDP_TCPTYPE_PASSIVE,
+	  "candidate:8 1 TCP 5 10.0.0.1 9 typ relay raddr 10.0.0.2 rport 1 tcptype passive ufrag AbCd Network-Cost 10",
+	  "AbCd", PP_SDP_ADDR_IP4 },
+	/* the SDP line form: "a=" and a CRLF or LF */
+	{ "a=candidate:abc+/ 1 udp 1 10.0.0.1 9 typ host\r\n",
+	  0, NULL, "abc+/", 1, PP_SDP_UDP, 1, PP_SDP_ADDR_IP4, "10.0.0.1", 9,
+	  PP_SDP_HOST, NULL, 0, PP_SDP_TCPTYPE_NONE,
+	  "candidate:abc+/ 1 udp 1 10.0.0.1 9 typ host",
+	  NULL, PP_SDP_ADDR_IP4 },
+	{ "candidate:1 1 udp 1 10.0.0.1 9 typ host\n",
+	  0, NULL, "1", 1, PP_SDP_UDP, 1, PP_SDP_ADDR_IP4, "10.0.0.1", 9,
+	  PP_SDP_HOST, NULL, 0, PP_SDP_TCPTYPE_NONE,
+	  "candidate:1 1 udp 1 10.0.0.1 9 typ host",
+	  NULL, PP_SDP_ADDR_IP4 },
 	CBAD("",
 	    "candidate: must start with \"candidate:\""),
 	CBAD("1 1 udp 5 10.0.0.1 7 typ host",
 	    "candidate: must start with \"candidate:\""),
+	CBAD(" candidate:1 1 udp 5 10.0.0.1 7 typ host",
+	    "candidate: must start with \"candidate:\""),
+	CBAD("candidate:",
+	    "candidate: expected <foundation> <component> <transport> <priority> <address> <port> typ <type>"),
 	CBAD("candidate:1 1 udp 5 10.0.0.1 7 typ",
 	    "candidate: expected <foundation> <component> <transport> <priority> <address> <port> typ <type>"),
 	CBAD("candidate:1 1 udp 5 10.0.0.1 7 type host",
@@ -542,9 +583,13 @@ static const struct cand_case {
 	    "candidate: component id must be 1-256"),
 	CBAD("candidate:1 1 udp 4294967296 10.0.0.1 7 typ host",
 	    "candidate: priority must be 0-4294967295"),
+	CBAD("candidate:1 1 udp -1 10.0.0.1 7 typ host",
+	    "candidate: priority must be 0-4294967295"),
 	CBAD("candidate:1-2 1 udp 5 10.0.0.1 7 typ host",
 	    "candidate: foundation must be 1-32 characters from [A-Za-z0-9+/]"),
 	CBAD("candidate:123456789012345678901234567890123 1 udp 5 10.0.0.1 7 typ host",
+	    "candidate: foundation must be 1-32 characters from [A-Za-z0-9+/]"),
+	CBAD("candidate:f\xc3\xa9 1 udp 5 10.0.0.1 7 typ host",
 	    "candidate: foundation must be 1-32 characters from [A-Za-z0-9+/]"),
 	CBAD("candidate:1 1 udp 5 10.0.0.256 7 typ host",
 	    "candidate: connection address is neither an IP address nor a host name"),
@@ -566,6 +611,18 @@ static const struct cand_case {
 	    "candidate: transport is not a token"),
 	CBAD("candidate:1 1 udp 5 10.0.0.1 7 typ host\r\na=ice-lite",
 	    "candidate: control character"),
+	CBAD("candidate:1 1 udp 5 10.0.0.1 7 typ host\r",
+	    "candidate: control character"),
+	CBAD("candidate:1 1 udp 5 10.0.0.1 7 typ host\r\n\r\n",
+	    "candidate: control character"),
+	CBAD("candidate:1 1 udp 5 10.0.0.1 7 typ host typ relay",
+	    "candidate: more than one typ"),
+	CBAD("candidate:1 1 udp 5 10.0.0.1 7 typ host ufrag a",
+	    "candidate: ufrag must be 4-256 characters from [A-Za-z0-9+/]"),
+	CBAD("candidate:1 1 udp 5 10.0.0.1 7 typ host ufrag ab:d",
+	    "candidate: ufrag must be 4-256 characters from [A-Za-z0-9+/]"),
+	CBAD("candidate:1 1 udp 5 10.0.0.1 7 typ host ufrag abcd ufrag abcd",
+	    "candidate: more than one ufrag"),
 };
 
 static void
@@ -597,10 +654,12 @@ test_candidates(void **state)
 		assert_int_equal(c.has_rport, t->raddr != NULL);
 		if (t->raddr != NULL) {
 			assert_string_equal(c.raddr, t->raddr);
+			assert_int_equal(c.raddr_kind, t->raddr_kind);
 			assert_int_equal(c.rport, t->rport);
 		}
 		assert_int_equal(c.tcptype, t->tcptype);
 		assert_string_equal(c.raw, t->raw ? t->raw : t->in);
+		assert_string_equal(c.ufrag, t->ufrag ? t->ufrag : "");
 	}
 }
 
@@ -621,6 +680,43 @@ test_candidate_too_long(void **state)
 	assert_int_equal(pp_sdp_parse_candidate(in, sizeof(in) - 1, &c, err,
 	    sizeof(err)), PP_ETOOBIG);
 	assert_string_equal(err, "candidate: longer than 1024 bytes");
+}
+
+/* The ice-char checks behind a=ice-ufrag, a=ice-pwd and the ufrag extension. */
+static void
+test_ice_credentials(void **state)
+{
+	static const struct {
+		const char *s;
+		size_t n;	/* 0: strlen */
+		int ufrag, pwd;
+	} cases[] = {
+		{ "abcd", 0, 1, 0 },
+		{ "abc", 0, 0, 0 },
+		{ "ab:d", 0, 0, 0 },
+		{ "ab d", 0, 0, 0 },
+		{ "", 0, 0, 0 },
+		{ "abcd!", 4, 1, 0 },	/* only n bytes are looked at */
+		{ "0123456789abcdefghij+/", 0, 1, 1 },
+		{ "0123456789abcdefghij+", 0, 1, 0 },
+		{ "0123456789abcdefghij+\xc3\xa9", 0, 0, 0 },
+	};
+	char big[PP_SDP_UFRAG_MAX + 1];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = cases[i].n ? cases[i].n : strlen(cases[i].s);
+
+		print_message("credential case %zu\n", i);
+		assert_int_equal(!!pp_sdp_ice_ufrag_valid(cases[i].s, n),
+		    cases[i].ufrag);
+		assert_int_equal(!!pp_sdp_ice_pwd_valid(cases[i].s, n),
+		    cases[i].pwd);
+	}
+	memset(big, 'A', sizeof(big));
+	assert_true(pp_sdp_ice_ufrag_valid(big, PP_SDP_UFRAG_MAX));
+	assert_true(pp_sdp_ice_pwd_valid(big, PP_SDP_PWD_MAX));
+	assert_false(pp_sdp_ice_ufrag_valid(big, PP_SDP_UFRAG_MAX + 1));
+	assert_false(pp_sdp_ice_pwd_valid(big, PP_SDP_PWD_MAX + 1));
 }
 
 /* A description that is valid up to line 4; each case appends to it. */
@@ -1490,6 +1586,7 @@ main(void)
 		cmocka_unit_test(test_sample_candidates),
 		cmocka_unit_test(test_candidates),
 		cmocka_unit_test(test_candidate_too_long),
+		cmocka_unit_test(test_ice_credentials),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_nul_and_no_err),
 		cmocka_unit_test(test_fingerprints),
