@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define SUB "ice"
 #define COMPONENT 1		/* one component: rtcp-mux/bundle */
@@ -390,6 +391,39 @@ describe(const NiceCandidate *c, enum pp_ice_cand_type *type,
 	*port = (uint16_t)nice_address_get_port(&c->addr);
 }
 
+/*
+ * The kernel's default UDP receive buffer (about 208 KiB, some 90 datagrams)
+ * is far below SCTP's window: a burst overflows it and the loss waits for
+ * usrsctp's 1 s minimum retransmission timeout (docs/bench-webrtc.md).  Give
+ * the selected socket room for the window; past net.core.rmem_max only a
+ * process with CAP_NET_ADMIN can (the FORCE options), else say it is capped.
+ */
+#define SOCKET_BUFFER (4 * 1024 * 1024)
+
+static void
+grow_socket_buffers(struct pp_ice *ice, NiceAgent *agent)
+{
+	static const int want = SOCKET_BUFFER;
+	static int warned;
+	GSocket *gs = nice_agent_get_selected_socket(agent, ice->stream, COMPONENT);
+	int fd, got = 0;
+	socklen_t len = sizeof(got);
+
+	if (gs == NULL)
+		return;
+	fd = g_socket_get_fd(gs);
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 &&
+	    got < want && !warned++)
+		pp_warn(SUB, "UDP receive buffer capped at %d bytes (wanted %d): "
+		    "raise net.core.rmem_max for full data-channel throughput",
+		    got / 2, want);
+	g_object_unref(gs);
+}
+
 static void
 on_selected_pair(NiceAgent *agent, guint stream, guint component,
     NiceCandidate *lc, NiceCandidate *rc, gpointer data)
@@ -405,6 +439,8 @@ on_selected_pair(NiceAgent *agent, guint stream, guint component,
 	    PP_ICE_PROTO_UDP : PP_ICE_PROTO_TCP;
 	ice->st.have_pair = true;
 	ice->st.pair_selected_ms = pp_now_ms();
+	if (p->proto == PP_ICE_PROTO_UDP)
+		grow_socket_buffers(ice, agent);
 	pp_info(SUB, "ice %u: selected pair %s %s:%u -> %s %s:%u (%s)", ice->id,
 	    pp_ice_cand_type_name(p->local_type), p->local_addr,
 	    (unsigned)p->local_port, pp_ice_cand_type_name(p->remote_type),
