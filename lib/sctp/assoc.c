@@ -121,6 +121,7 @@ out_push(struct pp_sctp *a, const void *buf, size_t len)
 	}
 	memcpy(a->out + a->out_len, &n, 4);
 	memcpy(a->out + a->out_len + 4, buf, len);
+	pp__sctp_crc_fill(a->out + a->out_len + 4, len);
 	a->out_len = need;
 }
 
@@ -290,6 +291,8 @@ stack_acquire(uv_loop_t *loop)
 		usrsctp_sysctl_set_sctp_ecn_enable(0);
 		usrsctp_sysctl_set_sctp_asconf_enable(0);
 		usrsctp_sysctl_set_sctp_auth_enable(0);
+		if (pp__sctp_crc_offload_init())
+			pp_debug(SUB, "SCTP checksums in hardware (crc32c offload)");
 		g.stack_up = 1;
 	}
 	uv_timer_init(loop, g.timer);

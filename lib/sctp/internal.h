@@ -146,4 +146,8 @@ void pp__tx_free_all(struct pp_sctp *a);
 void pp__acct_drain_to(struct pp_sctp *a, size_t in_stack_now);
 void pp__acct_reset(struct pp_sctp *a);
 
+/* crc32c.c: hardware SCTP checksums (usrsctp offload) when they match. */
+int pp__sctp_crc_offload_init(void);
+void pp__sctp_crc_fill(uint8_t *pkt, size_t len);
+
 #endif
