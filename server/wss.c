@@ -9,6 +9,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "signal/lwslog.h"
 #include "signal/msg.h"
 
 #include <libwebsockets.h>
@@ -461,17 +462,6 @@ static const struct lws_protocols protocols[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
-static void
-lws_to_pp_log(int level, const char *line)
-{
-	size_t n = strlen(line);
-
-	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		n--;
-	pp_log(level == LLL_ERR ? PP_LOG_ERROR : level == LLL_WARN ?
-	    PP_LOG_WARN : PP_LOG_DEBUG, "lws", "%.*s", (int)n, line);
-}
-
 int
 pp_wss_start(uv_loop_t *loop, const struct pp_wss_config *cfg,
     struct pp_wss **out)
@@ -491,8 +481,7 @@ pp_wss_start(uv_loop_t *loop, const struct pp_wss_config *cfg,
 		free(w);
 		return -ENOMEM;
 	}
-	lws_set_log_level(pp_log_get_level() >= PP_LOG_DEBUG ?
-	    LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR, lws_to_pp_log);
+	pp_lws_log_init();
 
 	/* No lws validity timers at all (see idle_sweep); a NULL policy would
 	 * get lws's default one. */

@@ -4,6 +4,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/random.h"
+#include "lwslog.h"
 
 #include <libwebsockets.h>
 #include <stdlib.h>
@@ -257,17 +258,6 @@ connect_now(struct pp_sigc *c)
 	}
 }
 
-static void
-sigc_log(int level, const char *line)
-{
-	size_t n = strlen(line);
-
-	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		n--;
-	pp_log(level == LLL_ERR ? PP_LOG_WARN : PP_LOG_DEBUG, "lws", "%.*s",
-	    (int)n, line);
-}
-
 int
 pp_sigc_new(uv_loop_t *loop, const struct pp_sigc_config *cfg,
     const struct pp_sigc_ops *ops, void *ctx, struct pp_sigc **out)
@@ -320,8 +310,7 @@ pp_sigc_new(uv_loop_t *loop, const struct pp_sigc_config *cfg,
 		pp_warn(SUB, "%s is not TLS: signaling is readable on the path",
 		    cfg->url);
 
-	lws_set_log_level(pp_log_get_level() >= PP_LOG_DEBUG ? LLL_ERR | LLL_WARN
-	    : LLL_ERR, sigc_log);
+	pp_lws_log_init();
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
