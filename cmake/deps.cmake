@@ -9,3 +9,6 @@ pkg_check_modules(NICE REQUIRED IMPORTED_TARGET nice)
 # usrsctp 0.9.5 (AF_CONN, no threads) for SCTP over DTLS (lib/sctp).
 pkg_check_modules(USRSCTP REQUIRED IMPORTED_TARGET usrsctp)
 pkg_check_modules(CMOCKA IMPORTED_TARGET cmocka)
+# Tunnel compression (lib/tunnel): LZ4 frame format and zstd.
+pkg_check_modules(LZ4 REQUIRED IMPORTED_TARGET liblz4)
+pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)

@@ -18,7 +18,7 @@ build_pkgs=(build-essential cmake pkg-config libssl-dev libuv1-dev
 	libjansson-dev libwebsockets-dev libwebsockets-evlib-uv libnice-dev
 	libglib2.0-dev libusrsctp-dev libzstd-dev liblz4-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest
-	python3-websockets python3-aiortc procps iproute2)
+	python3-websockets python3-aiortc python3-lz4 python3-zstandard procps iproute2)
 
 want=()
 for g in "${@:-build}"; do
