@@ -2,6 +2,7 @@
 # Installs what PeerPipe needs from Debian, by group, only when missing.
 #   install-deps.sh build    compilers, CMake and the -dev libraries
 #   install-deps.sh test     build + cmocka, clang (fuzzing), Python test peers
+#   install-deps.sh demo     what scripts/run's demo uses (python3, curl)
 # Later groups (ips, browser, nat) add Suricata, Chromium, coturn, ...
 # Run as root (or it re-runs itself through sudo when available).
 set -euo pipefail
@@ -25,7 +26,8 @@ for g in "${@:-build}"; do
 	case "$g" in
 	build) want+=("${build_pkgs[@]}") ;;
 	test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
-	*) echo "install-deps: unknown group '$g' (build, test)" >&2; exit 2 ;;
+	demo) want+=(python3 curl) ;;
+	*) echo "install-deps: unknown group '$g' (build, test, demo)" >&2; exit 2 ;;
 	esac
 done
 

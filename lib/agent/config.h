@@ -8,7 +8,7 @@
  *   [agent]      name, control, control_mode, state_dir, log_level, log_format
  *   [signaling]  url, ca, insecure
  *   [room]       name, uuid
- *   [ice]        stun (repeatable), turn (repeatable), port_min, port_max
+ *   [ice]        stun, turn, address (repeatable), port_min, port_max
  *   [tunnel]     compression, unreliable, extended
  *   [service NAME]  target = HOST:PORT, proto = tcp|udp, port = offered port
  *   [consume]    bind = auto|ADDRESS, peers = NAME, NAME ...
@@ -84,6 +84,10 @@ struct pp_cfg {
 	struct pp_cfg_turn turn[PP_CFG_MAX_ICE];
 	size_t nturn;
 	uint16_t port_min, port_max;		/* 0: any */
+	char addrs[PP_CFG_MAX_ICE][64];		/* address = IP (repeatable): host
+						 * candidates only there (else every
+						 * interface but loopback) */
+	size_t naddrs;
 	/* [tunnel] */
 	enum pp_cfg_compression compression;	/* default none */
 	int unreliable;

@@ -31,7 +31,7 @@ int pp_udpb_add(struct pp_udpb *b, const void *dgram, size_t len);
 
 /*
  * Walks a received batch: *off starts at 0.  Returns 1 with the next
- * datagram in *dgram/*dlen, 0 at the end, PP_EPROTO when a length runs past
+ * datagram in *dgram and *dlen, 0 at the end, PP_EPROTO when a length runs past
  * the end (the rest of the batch is dropped).
  */
 int pp_udpb_next(const uint8_t *buf, size_t len, size_t *off,

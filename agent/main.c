@@ -1,0 +1,365 @@
+/*
+ * peerpipe: the agent (gateway / connect) and the subcommands that talk to
+ * a running agent over its control socket.  Wiring only: the work is in
+ * lib/agent and lib/tunnel.
+ */
+#include "agent/agent.h"
+#include "agent/config.h"
+#include "agent/ctl.h"
+#include "base/error.h"
+#include "base/log.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_CONFIG	"/etc/peerpipe/peerpipe.conf"
+#define CALL_TIMEOUT_MS	5000
+
+static void
+usage(FILE *f)
+{
+	fputs(
+"usage: peerpipe COMMAND [options]\n"
+"\n"
+"Run an agent:\n"
+"  gateway        share the services of the config file (and consume others')\n"
+"  connect        consume the services other peers share\n"
+"Check a config:\n"
+"  check-config   validate the config file; errors as FILE:LINE: what and fix\n"
+"Ask a running agent (over its control socket):\n"
+"  status         signaling, peers with their path, traffic and channels\n"
+"  peers          the peers and their state\n"
+"  services       services shared and consumed, with local addresses\n"
+"\n"
+"Options:\n"
+"  -c, --config FILE      config file (default $PEERPIPE_CONFIG, else "
+DEFAULT_CONFIG ")\n"
+"  --control PATH         control socket (default from the config)\n"
+"  --json                 status/peers/services: print JSON for scripts\n"
+"  --log-level LEVEL      error, warn, info, debug (overrides the config)\n"
+"  --log-format FORMAT    text or json (overrides the config)\n"
+"  -h, --help             this text\n", f);
+}
+
+struct opts {
+	const char *config;
+	const char *control;
+	const char *log_level;
+	const char *log_format;
+	int json;
+};
+
+static int
+load_config(const char *path, struct pp_cfg *cfg)
+{
+	struct pp_cfg_errors *errs = calloc(1, sizeof(*errs));
+	int rc;
+
+	if (errs == NULL)
+		return -1;
+	if ((rc = pp_cfg_load(path, cfg, errs)) < 0) {
+		size_t shown = errs->n < PP_CFG_MAX_ERRORS ? errs->n : PP_CFG_MAX_ERRORS;
+
+		for (size_t i = 0; i < shown; i++)
+			fprintf(stderr, "%s\n", errs->msg[i]);
+		if (errs->n > shown)
+			fprintf(stderr, "%s: ... and %zu more error(s)\n", path,
+			    errs->n - shown);
+	}
+	free(errs);
+	return rc;
+}
+
+static int
+check_config(const struct opts *o)
+{
+	struct pp_cfg *cfg = calloc(1, sizeof(*cfg));
+	int rc;
+
+	if (cfg == NULL)
+		return 1;
+	if ((rc = load_config(o->config, cfg)) == 0)
+		printf("%s: OK: agent \"%s\", room \"%s\", %zu service(s) shared, "
+		    "%zu forward(s)\n", o->config, cfg->name, cfg->room_name,
+		    cfg->nservices, cfg->nforwards);
+	free(cfg);
+	return rc == 0 ? 0 : 1;
+}
+
+/* ---- running an agent ---- */
+
+static uv_signal_t sigterm, sigint;
+static struct pp_agent *agent;
+
+static void
+on_signal(uv_signal_t *h, int signum)
+{
+	(void)h;
+	pp_info("peerpipe", "signal %d: stopping", signum);
+	pp_agent_stop(agent);
+	uv_close((uv_handle_t *)&sigterm, NULL);
+	uv_close((uv_handle_t *)&sigint, NULL);
+}
+
+static int
+run_agent(const struct opts *o, enum pp_agent_mode mode)
+{
+	struct pp_agent_config ac;
+	struct pp_cfg *cfg = calloc(1, sizeof(*cfg));
+	enum pp_log_level lvl;
+	enum pp_log_format fmt;
+	uv_loop_t loop;
+	int rc;
+
+	if (cfg == NULL || load_config(o->config, cfg) < 0)
+		return 1;
+	pp_log_set_level((enum pp_log_level)cfg->log_level);
+	pp_log_set_format(cfg->log_json ? PP_LOG_JSON : PP_LOG_TEXT);
+	if (o->log_level) {
+		if (pp_log_parse_level(o->log_level, &lvl) < 0) {
+			fprintf(stderr, "peerpipe: --log-level %s: use error, warn, "
+			    "info or debug\n", o->log_level);
+			return 2;
+		}
+		pp_log_set_level(lvl);
+	}
+	if (o->log_format) {
+		if (pp_log_parse_format(o->log_format, &fmt) < 0) {
+			fprintf(stderr, "peerpipe: --log-format %s: use text or json\n",
+			    o->log_format);
+			return 2;
+		}
+		pp_log_set_format(fmt);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	uv_loop_init(&loop);
+	memset(&ac, 0, sizeof(ac));
+	ac.cfg = cfg;
+	ac.mode = mode;
+	ac.control = o->control;
+	if ((rc = pp_agent_new(&loop, &ac, &agent)) < 0) {
+		uv_run(&loop, UV_RUN_DEFAULT);
+		free(cfg);
+		return 1;
+	}
+	uv_signal_init(&loop, &sigterm);
+	uv_signal_start(&sigterm, on_signal, SIGTERM);
+	uv_signal_init(&loop, &sigint);
+	uv_signal_start(&sigint, on_signal, SIGINT);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	/* pp_agent_stop ran; one more turn lets closing handles finish. */
+	uv_run(&loop, UV_RUN_DEFAULT);
+	pp_agent_free(agent);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	(void)uv_loop_close(&loop);
+	free(cfg);
+	return 0;
+}
+
+/* ---- talking to an agent ---- */
+
+static void
+human_bytes(uint64_t n, char *out, size_t len)
+{
+	if (n >= 10ull * 1024 * 1024 * 1024)
+		snprintf(out, len, "%.1f GiB", (double)n / (1 << 30));
+	else if (n >= 10ull * 1024 * 1024)
+		snprintf(out, len, "%.1f MiB", (double)n / (1 << 20));
+	else if (n >= 10ull * 1024)
+		snprintf(out, len, "%.1f KiB", (double)n / 1024);
+	else
+		snprintf(out, len, "%llu B", (unsigned long long)n);
+}
+
+static const char *
+jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? s : "";
+}
+
+static long long
+jint(json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+static void
+print_peer(json_t *p)
+{
+	json_t *path = json_object_get(p, "path");
+	json_t *tun = json_object_get(p, "tunnel");
+	json_t *v;
+	char in[32], out[32];
+	size_t i;
+
+	printf("  %-20s %-12s", jstr(p, "name"), jstr(p, "state"));
+	if (path)
+		printf(" %s (%s -> %s %s:%lld, rtt %s)", jstr(path, "type"),
+		    jstr(path, "local_type"), jstr(path, "remote_type"),
+		    jstr(path, "remote_addr"), jint(path, "remote_port"),
+		    jint(path, "rtt_ms") < 0 ? "n/a" : "measured");
+	printf("\n");
+	if (tun) {
+		human_bytes((uint64_t)jint(p, "bytes_in"), in, sizeof(in));
+		human_bytes((uint64_t)jint(p, "bytes_out"), out, sizeof(out));
+		printf("  %-20s tunnel v%lld, compression %s, %lld channel(s), "
+		    "in %s, out %s, setup %lld ms\n", "", jint(tun, "version"),
+		    jstr(tun, "compression"), jint(p, "channels"), in, out,
+		    jint(p, "setup_ms"));
+	}
+	json_array_foreach(json_object_get(p, "listeners"), i, v)
+		printf("  %-20s port %lld/%s -> %s\n", "", jint(v, "port"),
+		    jstr(v, "proto"), jstr(v, "addr"));
+	if (jstr(p, "last_error")[0])
+		printf("  %-20s last error: %s\n", "", jstr(p, "last_error"));
+}
+
+static void
+print_services(json_t *s)
+{
+	json_t *v;
+	size_t i;
+
+	printf("shared:\n");
+	if (json_array_size(json_object_get(s, "shared")) == 0)
+		printf("  (none)\n");
+	json_array_foreach(json_object_get(s, "shared"), i, v)
+		printf("  %-20s port %lld/%s -> %s\n", jstr(v, "name"),
+		    jint(v, "port"), jstr(v, "proto"), jstr(v, "target"));
+	printf("consumed:\n");
+	if (json_array_size(json_object_get(s, "consumed")) == 0)
+		printf("  (none)\n");
+	json_array_foreach(json_object_get(s, "consumed"), i, v)
+		printf("  peer %-15s port %lld/%s -> %s\n", jstr(v, "peer"),
+		    jint(v, "port"), jstr(v, "proto"), jstr(v, "local"));
+}
+
+static void
+print_human(const char *cmd, json_t *r)
+{
+	json_t *v;
+	size_t i;
+
+	if (strcmp(cmd, "status") == 0) {
+		json_t *sig = json_object_get(r, "signaling");
+		json_t *room = json_object_get(r, "room");
+
+		printf("agent %s (%s), room %s, up %lld s\n", jstr(r, "name"),
+		    jstr(r, "mode"), jstr(room, "name"), jint(r, "uptime_s"));
+		printf("signaling %s: %s%s\n", jstr(sig, "url"),
+		    json_is_true(json_object_get(sig, "connected")) ?
+		    "connected" : "reconnecting",
+		    json_is_true(json_object_get(sig, "in_room")) ? ", in room" : "");
+		printf("peers:\n");
+		if (json_array_size(json_object_get(r, "peers")) == 0)
+			printf("  (none yet)\n");
+		json_array_foreach(json_object_get(r, "peers"), i, v)
+			print_peer(v);
+		print_services(json_object_get(r, "services"));
+	} else if (strcmp(cmd, "peers") == 0) {
+		if (json_array_size(r) == 0)
+			printf("(no peers yet)\n");
+		json_array_foreach(r, i, v)
+			print_peer(v);
+	} else {
+		print_services(r);
+	}
+}
+
+static int
+ask(const struct opts *o, const char *cmd)
+{
+	char path[108], err[512];
+	json_t *result = NULL;
+	int rc;
+
+	if (o->control) {
+		snprintf(path, sizeof(path), "%s", o->control);
+	} else {
+		struct pp_cfg *cfg = calloc(1, sizeof(*cfg));
+
+		if (cfg == NULL || load_config(o->config, cfg) < 0) {
+			fprintf(stderr, "peerpipe: the control socket is named in the "
+			    "config; give it with --control PATH or fix the config\n");
+			free(cfg);
+			return 1;
+		}
+		if (cfg->control[0])
+			snprintf(path, sizeof(path), "%s", cfg->control);
+		else
+			pp_agent_default_control(cfg->name, path, sizeof(path));
+		free(cfg);
+	}
+	if ((rc = pp_ctl_call(path, cmd, NULL, CALL_TIMEOUT_MS, &result, err,
+	    sizeof(err))) < 0) {
+		fprintf(stderr, "peerpipe %s: %s\n", cmd, err);
+		return 1;
+	}
+	if (o->json) {
+		char *s = json_dumps(result, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+		printf("%s\n", s ? s : "null");
+		free(s);
+	} else {
+		print_human(cmd, result);
+	}
+	json_decref(result);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "config", 1, NULL, 'c' }, { "control", 1, NULL, 'C' },
+		{ "json", 0, NULL, 'j' }, { "log-level", 1, NULL, 'l' },
+		{ "log-format", 1, NULL, 'f' }, { "help", 0, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct opts o;
+	const char *cmd;
+	int ch;
+
+	if (argc < 2 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	cmd = argv[1];
+	memset(&o, 0, sizeof(o));
+	o.config = getenv("PEERPIPE_CONFIG") ? getenv("PEERPIPE_CONFIG") :
+	    DEFAULT_CONFIG;
+	optind = 2;
+	while ((ch = getopt_long(argc, argv, "c:h", lopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': o.config = optarg; break;
+		case 'C': o.control = optarg; break;
+		case 'j': o.json = 1; break;
+		case 'l': o.log_level = optarg; break;
+		case 'f': o.log_format = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "peerpipe: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	if (strcmp(cmd, "gateway") == 0)
+		return run_agent(&o, PP_AGENT_GATEWAY);
+	if (strcmp(cmd, "connect") == 0)
+		return run_agent(&o, PP_AGENT_CONNECT);
+	if (strcmp(cmd, "check-config") == 0)
+		return check_config(&o);
+	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "peers") == 0 ||
+	    strcmp(cmd, "services") == 0)
+		return ask(&o, cmd);
+	fprintf(stderr, "peerpipe: unknown command \"%s\" (see peerpipe --help)\n",
+	    cmd);
+	return 2;
+}

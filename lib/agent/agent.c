@@ -1,0 +1,942 @@
+/*
+ * The agent core: signaling, the room, one peer connection and tunnel per
+ * other member, and the control API.  See agent.h.
+ *
+ * A peer is never torn down from inside one of its own callbacks (pc, dc or
+ * tunnel): it is marked and the reaper, a zero-delay timer, frees its
+ * tunnel and then its peer connection on the next loop turn.
+ */
+#include "agent/agent.h"
+
+#include "agent/ctl.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "ice/gloop.h"
+#include "rtc/pc.h"
+#include "signal/client.h"
+#include "tunnel/tunnel.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SUB "agent"
+#define MAX_PEERS	254		/* 127.0.1.1 .. 127.0.1.254 */
+#define RETRY_MIN_MS	1000
+#define RETRY_MAX_MS	30000
+#define REJOIN_MS	2000
+
+enum peer_state {
+	PEER_IDLE,		/* no peer connection */
+	PEER_CONNECTING,
+	PEER_CONNECTED,		/* tunnel ready */
+	PEER_DISCONNECTED,	/* ICE lost the path; may come back */
+};
+
+struct peer {
+	struct pp_agent *a;
+	struct peer *next;
+	char name[PP_TUN_NAME_MAX + 1];
+	unsigned index;			/* 127.0.1.<index> in connect mode */
+	char listen_host[64];
+	int in_room;
+	int offerer;
+	struct pp_pc *pc;
+	struct pp_tun *tun;
+	enum peer_state state;
+	int doomed;			/* reap the pc + tunnel */
+	int awaiting_answer;
+	uv_timer_t retry;
+	unsigned retry_ms;
+	unsigned attempts;
+	uint64_t state_since_ms;
+	uint64_t connect_started_ms;
+	int64_t setup_ms;		/* last offer/answer -> tunnel ready */
+	char last_error[256];
+	/* what the tunnel reported of the peer's offer */
+	struct pp_tun_listener_info listeners[PP_TUN_MAX_PORTS];
+	size_t nlisteners;
+};
+
+struct pp_agent {
+	uv_loop_t *loop;
+	struct pp_cfg cfg;
+	enum pp_agent_mode mode;
+	char control[108];
+	struct pp_gloop *gl;
+	struct pp_sigc *sig;
+	struct pp_ctl *ctl;
+	struct pp_dtls_cert *cert;
+	struct pp_tun_service services[PP_CFG_MAX_SERVICES];
+	struct pp_tun_forward forwards[PP_CFG_MAX_FORWARDS];
+	struct pp_ice_turn turn[PP_CFG_MAX_ICE];
+	char turn_host[PP_CFG_MAX_ICE][256];
+	char stun_host[256];
+	uint16_t stun_port;
+
+	struct peer *peers;
+	unsigned npeers;
+	uv_timer_t reaper;
+	uv_timer_t rejoin;
+	int in_room;
+	int stopping;
+	uint64_t started_ms;
+	uint64_t sig_connects;
+};
+
+static void peer_offer(struct peer *p);
+
+/* ---- peers ---- */
+
+static const char *
+state_name(enum peer_state s)
+{
+	switch (s) {
+	case PEER_IDLE: return "idle";
+	case PEER_CONNECTING: return "connecting";
+	case PEER_CONNECTED: return "connected";
+	case PEER_DISCONNECTED: return "disconnected";
+	}
+	return "?";
+}
+
+static void
+set_state(struct peer *p, enum peer_state s)
+{
+	if (p->state == s)
+		return;
+	p->state = s;
+	p->state_since_ms = pp_now_ms();
+	if (p->a->ctl) {
+		json_t *ev = json_pack("{s:s, s:s}", "name", p->name, "state",
+		    state_name(s));
+
+		pp_ctl_broadcast(p->a->ctl, "peer", ev);
+		json_decref(ev);
+	}
+}
+
+static int
+consumes(const struct pp_agent *a, const char *name)
+{
+	if (a->cfg.npeers == 0)
+		return 1;
+	for (size_t i = 0; i < a->cfg.npeers; i++)
+		if (strcmp(a->cfg.peers[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+static struct peer *
+peer_find(struct pp_agent *a, const char *name)
+{
+	for (struct peer *p = a->peers; p; p = p->next)
+		if (strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+static void
+peer_retry_cb(uv_timer_t *h)
+{
+	struct peer *p = h->data;
+
+	if (p->in_room && p->offerer && p->pc == NULL && !p->a->stopping)
+		peer_offer(p);
+}
+
+static struct peer *
+peer_get(struct pp_agent *a, const char *name)
+{
+	struct peer *p = peer_find(a, name);
+
+	if (p != NULL)
+		return p;
+	if (a->npeers >= MAX_PEERS || (p = calloc(1, sizeof(*p))) == NULL) {
+		pp_warn(SUB, "too many peers; %s ignored", name);
+		return NULL;
+	}
+	p->a = a;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	p->index = ++a->npeers;
+	p->offerer = strcmp(a->cfg.name, name) < 0;	/* v1 glare rule */
+	p->retry_ms = RETRY_MIN_MS;
+	p->setup_ms = -1;
+	p->state_since_ms = pp_now_ms();
+	if (a->mode == PP_AGENT_CONNECT &&
+	    (a->cfg.bind[0] == '\0' || strcmp(a->cfg.bind, "auto") == 0))
+		snprintf(p->listen_host, sizeof(p->listen_host), "127.0.1.%u",
+		    p->index);
+	else
+		snprintf(p->listen_host, sizeof(p->listen_host), "%s",
+		    a->cfg.bind[0] && strcmp(a->cfg.bind, "auto") != 0 ?
+		    a->cfg.bind : "0.0.0.0");
+	uv_timer_init(a->loop, &p->retry);
+	p->retry.data = p;
+	p->next = a->peers;
+	a->peers = p;
+	return p;
+}
+
+/* Frees the tunnel, then the peer connection (tunnel.h's order). */
+static void
+peer_release(struct peer *p)
+{
+	pp_tun_free(p->tun);
+	p->tun = NULL;
+	pp_pc_free(p->pc);
+	p->pc = NULL;
+	p->doomed = 0;
+	p->awaiting_answer = 0;
+	p->nlisteners = 0;
+	set_state(p, PEER_IDLE);
+}
+
+static void
+schedule_retry(struct peer *p)
+{
+	if (!p->offerer || !p->in_room || p->a->stopping)
+		return;
+	uv_timer_start(&p->retry, peer_retry_cb, p->retry_ms, 0);
+	pp_info(SUB, "peer %s: next attempt in %u ms", p->name, p->retry_ms);
+	p->retry_ms = p->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS :
+	    p->retry_ms * 2;
+}
+
+static void
+reaper_cb(uv_timer_t *h)
+{
+	struct pp_agent *a = h->data;
+
+	for (struct peer *p = a->peers; p; p = p->next)
+		if (p->doomed) {
+			peer_release(p);
+			schedule_retry(p);
+		}
+}
+
+/* Ends the peer connection after the current callback returns. */
+static void
+peer_doom(struct peer *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->doomed)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(p->last_error, sizeof(p->last_error), fmt, ap);
+	va_end(ap);
+	pp_warn(SUB, "peer %s: %s", p->name, p->last_error);
+	p->doomed = 1;
+	uv_timer_start(&p->a->reaper, reaper_cb, 0, 0);
+}
+
+/* ---- signaling ---- */
+
+static void
+sig_send(struct pp_agent *a, const char *target, const char *type, json_t *data)
+{
+	json_t *m;
+	int rc;
+
+	if (data == NULL)
+		return;
+	m = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "type",
+	    "SDP_NEW_STATE", "room_uuid", a->cfg.room_uuid, "room_name",
+	    a->cfg.room_name, "user_name", a->cfg.name, "target_user", target,
+	    "sdp_type", type, "sdp_data", data);
+	if (m == NULL)
+		return;
+	if ((rc = pp_sigc_send(a->sig, m)) < 0)
+		pp_warn(SUB, "peer %s: %s not sent: %s", target, type,
+		    pp_strerror(rc));
+	json_decref(m);
+}
+
+/* ---- tunnel callbacks ---- */
+
+static void
+tun_ready(void *ctx, const struct pp_tun_settings *s)
+{
+	struct peer *p = ctx;
+
+	(void)s;
+	p->setup_ms = (int64_t)(pp_now_ms() - p->connect_started_ms);
+	p->retry_ms = RETRY_MIN_MS;
+	p->last_error[0] = '\0';
+	p->nlisteners = pp_tun_listeners(p->tun, p->listeners, PP_TUN_MAX_PORTS);
+	set_state(p, PEER_CONNECTED);
+	pp_info(SUB, "peer %s: connected in %lld ms", p->name,
+	    (long long)p->setup_ms);
+}
+
+static void
+tun_fatal(void *ctx, const char *reason)
+{
+	peer_doom(ctx, "%s", reason);
+}
+
+static void
+tun_listen(void *ctx, uint16_t port, enum pp_tun_proto proto, const char *addr)
+{
+	struct peer *p = ctx;
+
+	/* One line a user (and a test) can act on. */
+	printf("peer %s port %u/%s -> %s\n", p->name, port,
+	    pp_tun_proto_name(proto), addr);
+	fflush(stdout);
+}
+
+static const struct pp_tun_ops tun_ops = { tun_ready, tun_fatal, tun_listen };
+
+/* ---- peer connection callbacks ---- */
+
+static void
+pc_candidate(void *ctx, const char *cand, const char *mid, unsigned idx)
+{
+	struct peer *p = ctx;
+
+	if (cand[0] == '\0')
+		return;		/* v1 peers never signal end-of-candidates */
+	sig_send(p->a, p->name, "candidate", json_pack("{s:s, s:s, s:i}",
+	    "candidate", cand, "sdpMid", mid, "sdpMLineIndex", (int)idx));
+}
+
+static void
+pc_state(void *ctx, enum pp_pc_state st, const char *reason)
+{
+	struct peer *p = ctx;
+
+	if (p->doomed)
+		return;
+	if (p->tun)
+		pp_tun_on_pc_state(p->tun, st);
+	switch (st) {
+	case PP_PC_DISCONNECTED:
+		set_state(p, PEER_DISCONNECTED);
+		pp_info(SUB, "peer %s: path lost (%s); waiting for it to come back",
+		    p->name, reason ? reason : "");
+		break;
+	case PP_PC_CONNECTED:
+		if (p->state == PEER_DISCONNECTED)
+			set_state(p, p->tun ? PEER_CONNECTED : PEER_CONNECTING);
+		break;
+	case PP_PC_FAILED:
+		peer_doom(p, "peer connection failed: %s", reason ? reason : "");
+		break;
+	case PP_PC_CLOSED:
+		peer_doom(p, "peer connection closed: %s", reason ? reason : "");
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+pc_channel(void *ctx, struct pp_dc *dc)
+{
+	struct peer *p = ctx;
+
+	if (p->tun && !p->doomed)
+		pp_tun_on_channel(p->tun, dc);
+}
+
+static const struct pp_pc_ops pc_ops = { pc_candidate, pc_state, pc_channel };
+
+static int
+peer_make_pc(struct peer *p)
+{
+	struct pp_agent *a = p->a;
+	struct pp_pc_config pcfg;
+	struct pp_tun_config tcfg;
+	const char *addrs[PP_CFG_MAX_ICE];
+	struct pp_tun_forward fw[PP_CFG_MAX_FORWARDS];
+	size_t nfw = 0;
+	int rc;
+
+	memset(&pcfg, 0, sizeof(pcfg));
+	pcfg.gloop = a->gl;
+	pcfg.cert = a->cert;
+	pcfg.log_name = p->name;
+	if (a->stun_host[0]) {
+		pcfg.ice.stun_host = a->stun_host;
+		pcfg.ice.stun_port = a->stun_port;
+	}
+	pcfg.ice.turn = a->turn;
+	pcfg.ice.nturn = a->cfg.nturn;
+	for (size_t i = 0; i < a->cfg.naddrs; i++)
+		addrs[i] = a->cfg.addrs[i];
+	pcfg.ice.local_addrs = a->cfg.naddrs ? addrs : NULL;
+	pcfg.ice.nlocal_addrs = a->cfg.naddrs;
+	pcfg.ice.port_min = a->cfg.port_min;
+	pcfg.ice.port_max = a->cfg.port_max;
+	if ((rc = pp_pc_new(&pcfg, &pc_ops, p, &p->pc)) < 0) {
+		snprintf(p->last_error, sizeof(p->last_error),
+		    "cannot create a peer connection: %s", pp_strerror(rc));
+		return rc;
+	}
+
+	memset(&tcfg, 0, sizeof(tcfg));
+	tcfg.loop = a->loop;
+	tcfg.local_name = a->cfg.name;
+	tcfg.peer_name = p->name;
+	tcfg.offerer = p->offerer;
+	if (a->cfg.compression == PP_CFG_COMP_ADAPTIVE) {
+		/* v1 peers get zstd; v2 peers agree on adaptive */
+		tcfg.codec = PP_CODEC_ZSTD;
+		tcfg.adaptive = 1;
+	} else {
+		tcfg.codec = (enum pp_tun_codec)a->cfg.compression;
+	}
+	tcfg.unreliable = a->cfg.unreliable;
+	tcfg.extended = a->cfg.extended;
+	tcfg.services = a->services;
+	tcfg.nservices = a->cfg.nservices;
+	if (consumes(a, p->name)) {
+		/* [forward] entries for this peer replace the automatic
+		 * listeners; with [forward]s but no [consume] peers, only the
+		 * peers named in them are consumed. */
+		for (size_t i = 0; i < a->cfg.nforwards; i++)
+			if (strcmp(a->cfg.forwards[i].peer, p->name) == 0)
+				fw[nfw++] = a->forwards[i];
+		tcfg.forwards = nfw ? fw : NULL;
+		tcfg.nforwards = nfw;
+		if (nfw == 0 && !(a->cfg.nforwards > 0 && a->cfg.npeers == 0))
+			tcfg.listen_host = p->listen_host;
+	}
+	if ((rc = pp_tun_new(p->pc, &tcfg, &tun_ops, p, &p->tun)) < 0) {
+		pp_pc_free(p->pc);
+		p->pc = NULL;
+		return rc;
+	}
+	p->connect_started_ms = pp_now_ms();
+	p->attempts++;
+	set_state(p, PEER_CONNECTING);
+	return 0;
+}
+
+static void
+peer_offer(struct peer *p)
+{
+	char err[256], *sdp;
+
+	if (p->pc != NULL || peer_make_pc(p) < 0)
+		return;
+	if (pp_pc_create_offer(p->pc, &sdp, err, sizeof(err)) < 0) {
+		peer_doom(p, "cannot make an offer: %s", err);
+		return;
+	}
+	pp_info(SUB, "peer %s: offering a connection", p->name);
+	p->awaiting_answer = 1;
+	sig_send(p->a, p->name, "offer", json_string(sdp));
+	free(sdp);
+}
+
+static void
+on_offer(struct peer *p, const char *sdp, size_t len)
+{
+	char err[512], *answer;
+
+	if (p->pc != NULL) {
+		/* The peer started over (restart, or it lost the path first). */
+		pp_info(SUB, "peer %s: new offer replaces the current connection",
+		    p->name);
+		peer_release(p);
+	}
+	uv_timer_stop(&p->retry);
+	if (peer_make_pc(p) < 0)
+		return;
+	if (pp_pc_set_remote_offer(p->pc, sdp, len, &answer, err, sizeof(err)) < 0) {
+		pp_warn(SUB, "peer %s: offer refused: %s", p->name, err);
+		snprintf(p->last_error, sizeof(p->last_error), "offer refused: %.200s",
+		    err);
+		peer_release(p);
+		return;
+	}
+	sig_send(p->a, p->name, "answer", json_string(answer));
+	free(answer);
+}
+
+static void
+on_sdp_state(struct pp_agent *a, json_t *data)
+{
+	const char *type = json_string_value(json_object_get(data, "type"));
+	const char *from = json_string_value(json_object_get(data, "from"));
+	json_t *sdp = json_object_get(data, "sdp_data");
+	struct peer *p;
+	char err[512];
+
+	if (type == NULL || from == NULL || (p = peer_get(a, from)) == NULL)
+		return;
+	p->in_room = 1;
+	if (strcmp(type, "offer") == 0 && json_is_string(sdp)) {
+		on_offer(p, json_string_value(sdp), json_string_length(sdp));
+	} else if (strcmp(type, "answer") == 0 && json_is_string(sdp)) {
+		if (p->pc == NULL || !p->awaiting_answer || p->doomed)
+			return;
+		p->awaiting_answer = 0;
+		if (pp_pc_set_remote_answer(p->pc, json_string_value(sdp),
+		    json_string_length(sdp), err, sizeof(err)) < 0)
+			peer_doom(p, "answer refused: %s", err);
+	} else if (strcmp(type, "candidate") == 0 && json_is_object(sdp)) {
+		const char *c = json_string_value(json_object_get(sdp, "candidate"));
+
+		if (p->pc && c && !p->doomed &&
+		    pp_pc_add_remote_candidate(p->pc, c, err, sizeof(err)) < 0)
+			pp_debug(SUB, "peer %s: candidate ignored: %s", p->name, err);
+	}
+}
+
+static void
+member_seen(struct pp_agent *a, const char *name, int fresh)
+{
+	struct peer *p;
+
+	if (strcmp(name, a->cfg.name) == 0 || (p = peer_get(a, name)) == NULL)
+		return;
+	p->in_room = 1;
+	if (fresh && p->pc != NULL && p->offerer) {
+		/* It (re)joined, so it has no connection with us any more. */
+		peer_release(p);
+	}
+	if (p->offerer && p->pc == NULL) {
+		p->retry_ms = RETRY_MIN_MS;
+		uv_timer_stop(&p->retry);
+		peer_offer(p);
+	}
+}
+
+static void
+join(struct pp_agent *a)
+{
+	json_t *m = json_pack("{s:s, s:s, s:s, s:s}", "type", "FAST_ROOM_EXACT",
+	    "room_uuid", a->cfg.room_uuid, "room_name", a->cfg.room_name,
+	    "user_name", a->cfg.name);
+
+	if (m && pp_sigc_send(a->sig, m) < 0)
+		pp_warn(SUB, "cannot ask to join the room");
+	json_decref(m);
+}
+
+static void
+rejoin_cb(uv_timer_t *h)
+{
+	struct pp_agent *a = h->data;
+
+	if (pp_sigc_connected(a->sig) && !a->in_room && !a->stopping)
+		join(a);
+}
+
+static void
+sig_connected(void *ctx)
+{
+	struct pp_agent *a = ctx;
+
+	a->sig_connects++;
+	pp_info(SUB, "signaling connected; joining room %s", a->cfg.room_name);
+	join(a);
+}
+
+static void
+sig_disconnected(void *ctx, const char *why)
+{
+	struct pp_agent *a = ctx;
+
+	a->in_room = 0;
+	pp_warn(SUB, "signaling lost (%s); peer connections stay up, "
+	    "reconnecting", why ? why : "");
+}
+
+static void
+sig_message(void *ctx, const char *type, json_t *data)
+{
+	struct pp_agent *a = ctx;
+	json_t *v;
+	size_t i;
+
+	if (strcmp(type, "ROOM_JOINED") == 0 || strcmp(type, "ROOM_CREATED") == 0) {
+		a->in_room = 1;
+		pp_info(SUB, "in room %s as %s", a->cfg.room_name, a->cfg.name);
+		json_array_foreach(json_object_get(data, "room_members"), i, v)
+			if (json_is_string(v))
+				member_seen(a, json_string_value(v), 0);
+	} else if (strcmp(type, "ROOM_NEW_MEMBER") == 0) {
+		v = json_object_get(data, "name");
+		if (json_is_string(v))
+			member_seen(a, json_string_value(v), 1);
+	} else if (strcmp(type, "ROOM_MEMBER_LEFT") == 0) {
+		struct peer *p;
+
+		v = json_object_get(data, "name");
+		if (json_is_string(v) &&
+		    (p = peer_find(a, json_string_value(v))) != NULL) {
+			/* Its tunnel may well be fine (its signaling dropped). */
+			p->in_room = 0;
+			uv_timer_stop(&p->retry);
+		}
+	} else if (strcmp(type, "SDP_STATE") == 0) {
+		on_sdp_state(a, data);
+	} else if (strcmp(type, "FAILED") == 0) {
+		const char *why = json_string_value(json_object_get(data, "reason"));
+
+		pp_warn(SUB, "signaling server refused a request: %s", why ? why : "?");
+		/* Our previous session may not be gone yet: try again. */
+		if (!a->in_room)
+			uv_timer_start(&a->rejoin, rejoin_cb, REJOIN_MS, 0);
+	}
+}
+
+/* ---- control API ---- */
+
+static json_t *
+peer_json(struct peer *p)
+{
+	json_t *o = json_pack("{s:s, s:s, s:b, s:b, s:I}", "name", p->name,
+	    "state", state_name(p->state), "in_room", p->in_room, "offerer",
+	    p->offerer, "since_ms", (json_int_t)p->state_since_ms);
+	json_t *ls = json_array();
+
+	if (o == NULL || ls == NULL) {
+		json_decref(o);
+		json_decref(ls);
+		return NULL;
+	}
+	json_object_set_new(o, "setup_ms", json_integer(p->setup_ms));
+	json_object_set_new(o, "attempts", json_integer(p->attempts));
+	json_object_set_new(o, "last_error", json_string(p->last_error));
+	if (p->pc) {
+		struct pp_pc_status st;
+
+		pp_pc_get_status(p->pc, &st);
+		json_object_set_new(o, "pc_state",
+		    json_string(pp_pc_state_name(st.state)));
+		if (st.ice.have_pair) {
+			json_object_set_new(o, "path", json_pack(
+			    "{s:s, s:s, s:s, s:s, s:i, s:s, s:i, s:i}",
+			    "type", st.ice.pair.remote_type == PP_ICE_CAND_RELAY ||
+			    st.ice.pair.local_type == PP_ICE_CAND_RELAY ?
+			    "relay" : "direct",
+			    "local_type", pp_ice_cand_type_name(st.ice.pair.local_type),
+			    "remote_type", pp_ice_cand_type_name(st.ice.pair.remote_type),
+			    "local_addr", st.ice.pair.local_addr,
+			    "local_port", st.ice.pair.local_port,
+			    "remote_addr", st.ice.pair.remote_addr,
+			    "remote_port", st.ice.pair.remote_port,
+			    "rtt_ms", st.ice.rtt_ms));
+		}
+	}
+	if (p->tun) {
+		struct pp_tun_stats ts;
+		json_t *offered = json_array();
+
+		pp_tun_get_stats(p->tun, &ts);
+		for (size_t i = 0; i < ts.npeer_ports; i++)
+			json_array_append_new(offered, json_pack("{s:i, s:s}",
+			    "port", ts.peer_ports[i].port, "proto",
+			    pp_tun_proto_name(ts.peer_ports[i].proto)));
+		json_object_set_new(o, "tunnel", json_pack(
+		    "{s:b, s:i, s:s, s:b, s:b, s:b, s:b}", "ready", ts.ready,
+		    "version", ts.settings.version, "compression",
+		    ts.settings.adaptive ? "adaptive" :
+		    pp_tun_codec_name(ts.settings.codec), "stream",
+		    ts.settings.stream, "unreliable", ts.settings.unreliable,
+		    "flow", ts.settings.flow, "extended", ts.settings.extended));
+		json_object_set_new(o, "offers", offered);
+		json_object_set_new(o, "channels", json_integer(ts.proxies));
+		json_object_set_new(o, "connections_total",
+		    json_integer((json_int_t)ts.proxies_total));
+		json_object_set_new(o, "bytes_in", json_integer((json_int_t)ts.bytes_in));
+		json_object_set_new(o, "bytes_out",
+		    json_integer((json_int_t)ts.bytes_out));
+		json_object_set_new(o, "wire_in", json_integer((json_int_t)ts.wire_in));
+		json_object_set_new(o, "wire_out", json_integer((json_int_t)ts.wire_out));
+		json_object_set_new(o, "refused", json_integer((json_int_t)ts.refused));
+	}
+	for (size_t i = 0; i < p->nlisteners; i++)
+		json_array_append_new(ls, json_pack("{s:i, s:s, s:s}", "port",
+		    p->listeners[i].port, "proto",
+		    pp_tun_proto_name(p->listeners[i].proto), "addr",
+		    p->listeners[i].addr));
+	json_object_set_new(o, "listeners", ls);
+	return o;
+}
+
+static json_t *
+peers_json(struct pp_agent *a)
+{
+	json_t *arr = json_array();
+
+	for (struct peer *p = a->peers; p; p = p->next)
+		json_array_append_new(arr, peer_json(p));
+	return arr;
+}
+
+static json_t *
+services_json(struct pp_agent *a)
+{
+	json_t *ours = json_array(), *theirs = json_array();
+
+	for (size_t i = 0; i < a->cfg.nservices; i++) {
+		const struct pp_cfg_service *s = &a->cfg.services[i];
+		char target[300];
+
+		snprintf(target, sizeof(target), strchr(s->host, ':') ?
+		    "[%s]:%u" : "%s:%u", s->host, s->target_port);
+		json_array_append_new(ours, json_pack("{s:s, s:i, s:s, s:s}",
+		    "name", s->name, "port", s->port, "proto",
+		    pp_tun_proto_name(s->proto), "target", target));
+	}
+	for (struct peer *p = a->peers; p; p = p->next)
+		for (size_t i = 0; i < p->nlisteners; i++)
+			json_array_append_new(theirs, json_pack(
+			    "{s:s, s:i, s:s, s:s}", "peer", p->name, "port",
+			    p->listeners[i].port, "proto",
+			    pp_tun_proto_name(p->listeners[i].proto), "local",
+			    p->listeners[i].addr));
+	return json_pack("{s:o, s:o}", "shared", ours, "consumed", theirs);
+}
+
+json_t *
+pp_agent_status(struct pp_agent *a)
+{
+	return json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:b, s:b, s:I}, "
+	    "s:I, s:o, s:o}",
+	    "name", a->cfg.name,
+	    "mode", a->mode == PP_AGENT_GATEWAY ? "gateway" : "connect",
+	    "room", "name", a->cfg.room_name, "uuid", a->cfg.room_uuid,
+	    "signaling", "url", a->cfg.url, "connected",
+	    pp_sigc_connected(a->sig), "in_room", a->in_room, "connects",
+	    (json_int_t)a->sig_connects,
+	    "uptime_s", (json_int_t)((pp_now_ms() - a->started_ms) / 1000),
+	    "peers", peers_json(a),
+	    "services", services_json(a));
+}
+
+static json_t *
+ctl_handle(void *ctx, const char *cmd, json_t *args, char *err, size_t errlen)
+{
+	struct pp_agent *a = ctx;
+
+	(void)args;
+	if (strcmp(cmd, "status") == 0)
+		return pp_agent_status(a);
+	if (strcmp(cmd, "peers") == 0)
+		return peers_json(a);
+	if (strcmp(cmd, "services") == 0)
+		return services_json(a);
+	snprintf(err, errlen, "unknown command \"%s\" (status, peers, services, "
+	    "subscribe)", cmd);
+	return NULL;
+}
+
+/* ---- lifetime ---- */
+
+void
+pp_agent_default_control(const char *name, char *out, size_t len)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+	if (xdg && xdg[0] == '/')
+		snprintf(out, len, "%s/peerpipe/%s.sock", xdg, name);
+	else if (geteuid() == 0)
+		snprintf(out, len, "/run/peerpipe/%s.sock", name);
+	else
+		snprintf(out, len, "/tmp/peerpipe-%u/%s.sock", (unsigned)geteuid(),
+		    name);
+}
+
+const char *
+pp_agent_control_path(const struct pp_agent *a)
+{
+	return a->control;
+}
+
+static int
+split_hostport(const char *s, char *host, size_t hlen, uint16_t *port)
+{
+	const char *colon = strrchr(s, ':');
+	unsigned long v;
+	char *end;
+
+	if (colon == NULL)
+		return PP_EINVAL;
+	v = strtoul(colon + 1, &end, 10);
+	if (*end != '\0' || v == 0 || v > 65535)
+		return PP_EINVAL;
+	if (s[0] == '[' && colon > s && colon[-1] == ']')
+		snprintf(host, hlen, "%.*s", (int)(colon - s - 2), s + 1);
+	else
+		snprintf(host, hlen, "%.*s", (int)(colon - s), s);
+	*port = (uint16_t)v;
+	return 0;
+}
+
+/* turn:HOST:PORT[?transport=udp|tcp] or turns:HOST:PORT (TLS). */
+static int
+turn_parse(const struct pp_cfg_turn *c, struct pp_ice_turn *t, char *host,
+    size_t hlen)
+{
+	char buf[512], *q;
+	const char *rest;
+
+	memset(t, 0, sizeof(*t));
+	if (strncmp(c->url, "turns:", 6) == 0) {
+		t->transport = PP_ICE_RELAY_TLS;
+		rest = c->url + 6;
+	} else if (strncmp(c->url, "turn:", 5) == 0) {
+		t->transport = PP_ICE_RELAY_UDP;
+		rest = c->url + 5;
+	} else {
+		return PP_EINVAL;
+	}
+	snprintf(buf, sizeof(buf), "%s", rest);
+	if ((q = strchr(buf, '?')) != NULL) {
+		*q++ = '\0';
+		if (strcmp(q, "transport=tcp") == 0 && t->transport == PP_ICE_RELAY_UDP)
+			t->transport = PP_ICE_RELAY_TCP;
+		else if (strcmp(q, "transport=udp") != 0 &&
+		    strcmp(q, "transport=tcp") != 0)
+			return PP_EINVAL;
+	}
+	if (split_hostport(buf, host, hlen, &t->port) < 0)
+		return PP_EINVAL;
+	t->host = host;
+	t->username = c->username;
+	t->password = c->password;
+	return 0;
+}
+
+int
+pp_agent_new(uv_loop_t *loop, const struct pp_agent_config *ac,
+    struct pp_agent **out)
+{
+	static const struct pp_sigc_ops sig_ops = { sig_connected,
+	    sig_disconnected, sig_message };
+	struct pp_sigc_config sc;
+	struct pp_agent *a;
+	int rc;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return -ENOMEM;
+	a->loop = loop;
+	a->cfg = *ac->cfg;
+	a->mode = ac->mode;
+	a->started_ms = pp_now_ms();
+	if (ac->control)
+		snprintf(a->control, sizeof(a->control), "%s", ac->control);
+	else if (a->cfg.control[0])
+		snprintf(a->control, sizeof(a->control), "%s", a->cfg.control);
+	else
+		pp_agent_default_control(a->cfg.name, a->control, sizeof(a->control));
+
+	for (size_t i = 0; i < a->cfg.nservices; i++) {
+		const struct pp_cfg_service *s = &a->cfg.services[i];
+
+		a->services[i].name = s->name;
+		a->services[i].port = s->port;
+		a->services[i].proto = s->proto;
+		a->services[i].host = s->host;
+		a->services[i].target_port = s->target_port;
+	}
+	for (size_t i = 0; i < a->cfg.nforwards; i++) {
+		const struct pp_cfg_forward *f = &a->cfg.forwards[i];
+
+		a->forwards[i].port = f->port;
+		a->forwards[i].proto = f->proto;
+		a->forwards[i].listen_host = f->listen_host;
+		a->forwards[i].listen_port = f->listen_port;
+	}
+	rc = PP_ECONFIG;
+	if (a->cfg.nstun > 0 && split_hostport(a->cfg.stun[0], a->stun_host,
+	    sizeof(a->stun_host), &a->stun_port) < 0) {
+		pp_err(SUB, "stun server \"%s\": expected HOST:PORT", a->cfg.stun[0]);
+		goto fail;
+	}
+	for (size_t i = 0; i < a->cfg.nturn; i++)
+		if (turn_parse(&a->cfg.turn[i], &a->turn[i], a->turn_host[i],
+		    sizeof(a->turn_host[i])) < 0) {
+			pp_err(SUB, "turn server \"%s\": expected "
+			    "turn:HOST:PORT[?transport=udp|tcp] or turns:HOST:PORT",
+			    a->cfg.turn[i].url);
+			goto fail;
+		}
+	if ((rc = pp_dtls_cert_new("peerpipe", &a->cert)) < 0)
+		goto fail;
+	if ((rc = pp_ctl_new(loop, a->control, a->cfg.control_mode, ctl_handle, a,
+	    &a->ctl)) < 0) {
+		pp_err(SUB, "control socket %s: %s", a->control, pp_strerror(rc));
+		goto fail_cert;
+	}
+	if ((rc = pp_gloop_new(loop, &a->gl)) < 0)
+		goto fail_ctl;
+	memset(&sc, 0, sizeof(sc));
+	sc.url = a->cfg.url;
+	sc.insecure = a->cfg.insecure;
+	sc.ca_file = a->cfg.ca[0] ? a->cfg.ca : NULL;
+	if ((rc = pp_sigc_new(loop, &sc, &sig_ops, a, &a->sig)) < 0)
+		goto fail_gloop;
+	uv_timer_init(loop, &a->reaper);
+	a->reaper.data = a;
+	uv_timer_init(loop, &a->rejoin);
+	a->rejoin.data = a;
+	pp_info(SUB, "%s %s: room %s, %zu service(s) shared, control %s",
+	    a->mode == PP_AGENT_GATEWAY ? "gateway" : "client", a->cfg.name,
+	    a->cfg.room_name, a->cfg.nservices, a->control);
+	*out = a;
+	return 0;
+	/* Handles made so far free themselves once the loop runs again. */
+fail_gloop:
+	pp_gloop_free(a->gl);
+fail_ctl:
+	pp_ctl_free(a->ctl);
+fail_cert:
+	pp_dtls_cert_free(a->cert);
+fail:
+	free(a);
+	return rc;
+}
+
+void
+pp_agent_stop(struct pp_agent *a)
+{
+	if (a->stopping)
+		return;
+	a->stopping = 1;
+	pp_info(SUB, "stopping: closing %u peer connection(s)", a->npeers);
+	for (struct peer *p = a->peers; p; p = p->next) {
+		pp_tun_free(p->tun);
+		p->tun = NULL;
+		if (p->pc) {
+			pp_pc_close(p->pc);
+			pp_pc_free(p->pc);
+			p->pc = NULL;
+		}
+		uv_close((uv_handle_t *)&p->retry, NULL);
+	}
+	pp_sigc_stop(a->sig);
+	pp_ctl_free(a->ctl);
+	a->ctl = NULL;
+	uv_close((uv_handle_t *)&a->reaper, NULL);
+	uv_close((uv_handle_t *)&a->rejoin, NULL);
+	pp_gloop_free(a->gl);
+	a->gl = NULL;
+}
+
+void
+pp_agent_free(struct pp_agent *a)
+{
+	struct peer *p;
+
+	if (a == NULL)
+		return;
+	pp_sigc_free(a->sig);
+	while ((p = a->peers) != NULL) {
+		a->peers = p->next;
+		free(p);
+	}
+	pp_dtls_cert_free(a->cert);
+	free(a);
+}

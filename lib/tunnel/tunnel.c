@@ -1,0 +1,558 @@
+/*
+ * The tunnel over one peer connection: the control channel, the INIT
+ * exchange, dispatching control messages, and the consumer listeners.  The
+ * forwarded connections themselves are in proxy.c.
+ */
+#include "tunnel/tun_int.h"
+
+#include "base/error.h"
+#include "base/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SUB "tunnel"
+
+/* Ports tried when the peer's own port number is taken locally (spec). */
+#define ALT_PORT_MIN	20000
+#define ALT_PORT_MAX	59999
+
+static void ctl_open(struct pp_dc *dc, void *ctx);
+static void ctl_message(struct pp_dc *dc, int binary, const uint8_t *data,
+    size_t len, void *ctx);
+static void ctl_close(struct pp_dc *dc, int status, void *ctx);
+static const struct pp_dc_ops ctl_ops = { ctl_open, ctl_message, ctl_close, NULL };
+
+const struct pp_tun_service *
+pp__tun_service(const struct pp_tun *t, uint16_t port, enum pp_tun_proto proto)
+{
+	for (size_t i = 0; i < t->nservices; i++)
+		if (t->services[i].port == port && t->services[i].proto == proto)
+			return &t->services[i];
+	return NULL;
+}
+
+int
+pp__tun_ctl_send(struct pp_tun *t, char *json)
+{
+	int rc;
+
+	if (json == NULL)
+		return -ENOMEM;
+	if (t->ctl == NULL || pp_dc_state(t->ctl) != PP_DC_OPEN)
+		rc = PP_ECONFLICT;
+	else
+		rc = pp_dc_send_text(t->ctl, json, strlen(json));
+	if (rc < 0)
+		pp_warn(SUB, "peer %s: control message not sent: %s",
+		    t->peer_name, pp_strerror(rc));
+	free(json);
+	return rc;
+}
+
+static void
+fatal(struct pp_tun *t, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	if (t->dead)
+		return;
+	t->dead = 1;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	pp_warn(SUB, "peer %s: %s: tearing the connection down", t->peer_name, why);
+	if (t->ops.on_fatal)
+		t->ops.on_fatal(t->ctx, why);
+}
+
+/* ---- listeners ---- */
+
+static void
+listener_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void
+on_tcp_connection(uv_stream_t *s, int status)
+{
+	struct listener *l = s->data;
+
+	if (status < 0) {
+		pp_warn(SUB, "listener %s: %s", l->addr, uv_strerror(status));
+		return;
+	}
+	(void)pp__px_accept_tcp(l->t, l);
+}
+
+static void
+udp_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct listener *l = h->data;
+
+	(void)hint;
+	*buf = uv_buf_init((char *)l->rbuf, sizeof(l->rbuf));
+}
+
+static void
+on_udp_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *buf,
+    const struct sockaddr *from, unsigned flags)
+{
+	struct listener *l = u->data;
+
+	(void)buf;
+	if (n < 0) {
+		pp_warn(SUB, "listener %s: %s", l->addr, uv_strerror((int)n));
+		return;
+	}
+	if (from == NULL || (flags & UV_UDP_PARTIAL))
+		return;		/* nothing, or a datagram over our buffer */
+	pp__px_udp_datagram(l->t, l, from, l->rbuf, (size_t)n);
+}
+
+static int
+make_addr(const char *host, uint16_t port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0)
+		return 0;
+	if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
+		return 0;
+	return PP_EINVAL;
+}
+
+/*
+ * A bound socket for host:port, or -errno (-EADDRINUSE when taken).  Bound
+ * by hand, not through libuv, so that trying the next port costs no handle
+ * (libuv reports a taken TCP port only at uv_listen, and a handle cannot be
+ * reused before its close callback).
+ */
+static int
+bind_socket(const char *host, uint16_t port, enum pp_tun_proto proto)
+{
+	struct sockaddr_storage ss;
+	int fd, one = 1, rc;
+
+	if ((rc = make_addr(host, port, &ss)) < 0)
+		return rc;
+	fd = socket(ss.ss_family, (proto == PP_TUN_TCP ? SOCK_STREAM : SOCK_DGRAM) |
+	    SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (proto == PP_TUN_TCP)
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, ss.ss_family == AF_INET ?
+	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) < 0 ||
+	    (proto == PP_TUN_TCP && listen(fd, 128) < 0)) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* Listens for one of the peer's ports: its own number when free, else the
+ * first free one in 20000-59999 (spec), or exactly listen_port if nonzero. */
+static int
+listener_add(struct pp_tun *t, const char *host, uint16_t port,
+    enum pp_tun_proto proto, uint16_t fixed)
+{
+	struct listener *l;
+	unsigned p = fixed ? fixed : port;
+	int fd, rc;
+
+	while ((fd = bind_socket(host, (uint16_t)p, proto)) == -EADDRINUSE &&
+	    !fixed) {
+		p = p < ALT_PORT_MIN ? ALT_PORT_MIN : p + 1;
+		if (p > ALT_PORT_MAX)
+			break;
+	}
+	if (fd < 0) {
+		pp_warn(SUB, "peer %s port %u/%s: cannot listen on %s:%u: %s",
+		    t->peer_name, port, pp_tun_proto_name(proto), host, p,
+		    pp_strerror(fd));
+		return fd;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	l->t = t;
+	l->proto = proto;
+	l->port = port;
+	snprintf(l->addr, sizeof(l->addr), strchr(host, ':') ? "[%s]:%u" : "%s:%u",
+	    host, p);
+	rc = proto == PP_TUN_TCP ? uv_tcp_init(t->loop, &l->u.tcp) :
+	    uv_udp_init(t->loop, &l->u.udp);
+	if (rc < 0) {
+		close(fd);
+		free(l);
+		return rc;
+	}
+	l->u.h.data = l;
+	if (proto == PP_TUN_TCP) {
+		if ((rc = uv_tcp_open(&l->u.tcp, fd)) == 0)
+			rc = uv_listen(&l->u.s, 128, on_tcp_connection);
+	} else {
+		if ((rc = uv_udp_open(&l->u.udp, fd)) == 0)
+			rc = uv_udp_recv_start(&l->u.udp, udp_alloc, on_udp_recv);
+	}
+	if (rc < 0) {
+		/* uv_*_open failing leaves fd ours; uv_close does not close it */
+		pp_warn(SUB, "listener %s: %s", l->addr, uv_strerror(rc));
+		if (uv_fileno(&l->u.h, &(uv_os_fd_t){ 0 }) != 0)
+			close(fd);
+		uv_close(&l->u.h, listener_closed);
+		return rc;
+	}
+	l->live = 1;
+	l->next = t->listeners;
+	t->listeners = l;
+	pp_info(SUB, "peer %s port %u/%s -> %s", t->peer_name, port,
+	    pp_tun_proto_name(proto), l->addr);
+	if (t->ops.on_listen)
+		t->ops.on_listen(t->ctx, port, proto, l->addr);
+	return 0;
+}
+
+static void
+listeners_open(struct pp_tun *t)
+{
+	if (t->nforwards > 0) {
+		for (size_t i = 0; i < t->nforwards; i++) {
+			const struct pp_tun_forward *f = &t->forwards[i];
+			int offered = 0;
+
+			for (size_t j = 0; j < t->theirs.nports; j++)
+				if (t->theirs.ports[j].port == f->port &&
+				    t->theirs.ports[j].proto == f->proto)
+					offered = 1;
+			if (!offered) {
+				pp_warn(SUB, "peer %s does not offer port %u/%s; "
+				    "forward to %s:%u not opened", t->peer_name,
+				    f->port, pp_tun_proto_name(f->proto),
+				    f->listen_host, f->listen_port);
+				continue;
+			}
+			(void)listener_add(t, f->listen_host, f->port, f->proto,
+			    f->listen_port);
+		}
+		return;
+	}
+	if (t->listen_host == NULL)
+		return;
+	for (size_t i = 0; i < t->theirs.nports; i++)
+		(void)listener_add(t, t->listen_host, t->theirs.ports[i].port,
+		    t->theirs.ports[i].proto, 0);
+}
+
+size_t
+pp_tun_listeners(const struct pp_tun *t, struct pp_tun_listener_info *out,
+    size_t max)
+{
+	size_t n = 0;
+
+	for (const struct listener *l = t->listeners; l && n < max; l = l->next) {
+		out[n].port = l->port;
+		out[n].proto = l->proto;
+		snprintf(out[n].addr, sizeof(out[n].addr), "%s", l->addr);
+		n++;
+	}
+	return n;
+}
+
+/* ---- control channel ---- */
+
+static void
+send_init(struct pp_tun *t)
+{
+	char *json = NULL;
+
+	if (t->sent_init)
+		return;
+	if (pp_tun_init_build(&t->ours, &json) < 0 || pp__tun_ctl_send(t, json) < 0) {
+		fatal(t, "cannot send INIT");
+		return;
+	}
+	t->sent_init = 1;
+}
+
+static void
+become_ready(struct pp_tun *t)
+{
+	const struct pp_tun_settings *s = &t->settings;
+
+	pp_tun_negotiate(&t->ours, &t->theirs, &t->settings);
+	t->ready = 1;
+	t->st.ready = 1;
+	t->st.settings = t->settings;
+	t->st.npeer_ports = t->theirs.nports;
+	memcpy(t->st.peer_ports, t->theirs.ports,
+	    t->theirs.nports * sizeof(t->theirs.ports[0]));
+	pp_info(SUB, "peer %s: tunnel v%d ready: compression %s%s%s%s, "
+	    "%zu port(s) offered to us, %zu offered by us", t->peer_name,
+	    s->version, s->adaptive ? "adaptive" : pp_tun_codec_name(s->codec),
+	    s->stream ? " (stream)" : "", s->unreliable ? ", unreliable" : "",
+	    s->flow ? ", flow control" : "", t->theirs.nports, t->ours.nports);
+	listeners_open(t);
+	if (t->ops.on_ready)
+		t->ops.on_ready(t->ctx, &t->settings);
+}
+
+static void
+ctl_open(struct pp_dc *dc, void *ctx)
+{
+	(void)dc;
+	send_init(ctx);
+}
+
+static void
+ctl_message(struct pp_dc *dc, int binary, const uint8_t *data, size_t len,
+    void *ctx)
+{
+	struct pp_tun *t = ctx;
+	struct pp_tun_msg *m;
+	char err[160];
+	int rc;
+
+	(void)dc, (void)binary;
+	if (t->dead)
+		return;
+	if ((m = malloc(sizeof(*m))) == NULL)
+		return;
+	if ((rc = pp_tun_msg_parse(data, len, m, err, sizeof(err))) < 0) {
+		free(m);
+		fatal(t, "bad control message: %s", err);
+		return;
+	}
+	switch (m->type) {
+	case PP_TUN_MSG_INIT:
+		if (t->got_init) {
+			fatal(t, "second INIT");
+			break;
+		}
+		if (strcmp(m->u.init.il_user, t->local_name) != 0) {
+			fatal(t, "INIT is meant for \"%s\", not us (\"%s\")",
+			    m->u.init.il_user, t->local_name);
+			break;
+		}
+		t->got_init = 1;
+		t->theirs = m->u.init;
+		send_init(t);
+		if (!t->dead)
+			become_ready(t);
+		break;
+	case PP_TUN_MSG_BEGIN_PROXY:
+		pp__px_begin(t, &m->u.begin);
+		break;
+	case PP_TUN_MSG_SUCCESS:
+	case PP_TUN_MSG_FAILED:
+		pp__px_result(t, m->type == PP_TUN_MSG_FAILED, &m->u.result);
+		break;
+	case PP_TUN_MSG_UNKNOWN:
+		pp_debug(SUB, "peer %s: control message of unknown type ignored",
+		    t->peer_name);
+		break;
+	}
+	free(m);
+}
+
+static void
+ctl_close(struct pp_dc *dc, int status, void *ctx)
+{
+	struct pp_tun *t = ctx;
+
+	(void)dc;
+	t->ctl = NULL;
+	if (!t->freeing)
+		fatal(t, "control channel closed (%s)",
+		    status ? pp_strerror(status) : "by the peer");
+}
+
+static void
+on_channel_refused(struct pp_tun *t, struct pp_dc *dc, const char *why)
+{
+	pp_warn(SUB, "peer %s: channel \"%s\" refused: %s", t->peer_name,
+	    pp_dc_label(dc), why);
+	pp_dc_set_ops(dc, NULL, NULL);
+	(void)pp_dc_close(dc);
+}
+
+void
+pp_tun_on_channel(struct pp_tun *t, struct pp_dc *dc)
+{
+	const char *label = pp_dc_label(dc);
+	char uuid[PP_TUN_UUID_LEN + 1];
+
+	if (t->dead) {
+		on_channel_refused(t, dc, "connection is being torn down");
+	} else if (strcmp(label, PP_TUN_CTL_LABEL) == 0) {
+		if (t->offerer || t->ctl != NULL) {
+			on_channel_refused(t, dc, "we already have a control channel");
+			return;
+		}
+		t->ctl = dc;
+		pp_dc_set_ops(dc, &ctl_ops, t);
+		send_init(t);
+	} else if (pp_tun_proxy_label_parse(label, uuid)) {
+		if (!t->ready)
+			on_channel_refused(t, dc, "before INIT");
+		else if (pp__px_channel(t, dc, uuid) < 0)
+			on_channel_refused(t, dc, "we did not ask for it");
+	} else {
+		on_channel_refused(t, dc, "unknown label");
+	}
+}
+
+void
+pp_tun_on_pc_state(struct pp_tun *t, enum pp_pc_state state)
+{
+	struct pp_dc_init init;
+	int rc;
+
+	if (state != PP_PC_CONNECTED || !t->offerer || t->ctl != NULL || t->dead)
+		return;
+	/* Like v1 peers, the offerer owns the control channel. */
+	memset(&init, 0, sizeof(init));
+	init.label = PP_TUN_CTL_LABEL;
+	if ((rc = pp_pc_open_channel(t->pc, &init, &ctl_ops, t, &t->ctl)) < 0)
+		fatal(t, "cannot open the control channel: %s", pp_strerror(rc));
+}
+
+/* ---- lifetime ---- */
+
+static void
+tun_closed(uv_handle_t *h)
+{
+	struct pp_tun *t = h->data;
+
+	free(t->enc);
+	free(t->dec);
+	free(t->rbuf);
+	free(t);
+}
+
+/* Our own copies, held through the API's const pointers. */
+static void
+free_const(const void *p)
+{
+	free((void *)(uintptr_t)p);
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int
+pp_tun_new(struct pp_pc *pc, const struct pp_tun_config *cfg,
+    const struct pp_tun_ops *ops, void *ctx, struct pp_tun **out)
+{
+	struct pp_tun *t;
+	size_t i;
+
+	if (cfg->nservices > PP_TUN_MAX_PORTS || cfg->local_name == NULL ||
+	    cfg->peer_name == NULL)
+		return PP_EINVAL;
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return -ENOMEM;
+	t->loop = cfg->loop;
+	t->pc = pc;
+	if (ops)
+		t->ops = *ops;
+	t->ctx = ctx;
+	snprintf(t->local_name, sizeof(t->local_name), "%s", cfg->local_name);
+	snprintf(t->peer_name, sizeof(t->peer_name), "%s", cfg->peer_name);
+	t->offerer = cfg->offerer;
+	t->v1_start_delay_ms = cfg->v1_start_delay_ms ? cfg->v1_start_delay_ms : 50;
+	t->enc_cap = pp_codec_bound(PP_UDPB_CAP);
+	t->enc = malloc(t->enc_cap);
+	t->dec = malloc(PP_FR_PLAIN_MAX);
+	t->rbuf = malloc(PP_UDPB_DGRAM_MAX);
+	t->services = calloc(cfg->nservices + 1, sizeof(*t->services));
+	t->forwards = calloc(cfg->nforwards + 1, sizeof(*t->forwards));
+	t->listen_host = dup_or_null(cfg->listen_host);
+	if (!t->enc || !t->dec || !t->rbuf || !t->services || !t->forwards ||
+	    (cfg->listen_host && !t->listen_host))
+		goto nomem;
+	for (i = 0; i < cfg->nservices; i++) {
+		t->services[i] = cfg->services[i];
+		t->services[i].name = strdup(cfg->services[i].name);
+		t->services[i].host = strdup(cfg->services[i].host);
+		t->nservices++;
+		if (!t->services[i].name || !t->services[i].host)
+			goto nomem;
+		t->ours.ports[i].port = cfg->services[i].port;
+		t->ours.ports[i].proto = cfg->services[i].proto;
+	}
+	t->ours.nports = cfg->nservices;
+	for (i = 0; i < cfg->nforwards; i++) {
+		t->forwards[i] = cfg->forwards[i];
+		t->forwards[i].listen_host = strdup(cfg->forwards[i].listen_host);
+		t->nforwards++;
+		if (!t->forwards[i].listen_host)
+			goto nomem;
+	}
+	snprintf(t->ours.il_user, sizeof(t->ours.il_user), "%s", cfg->peer_name);
+	t->ours.codec = cfg->codec;
+	t->ours.unreliable = cfg->unreliable;
+	t->ours.extended = cfg->extended;
+	t->ours.version = PP_TUN_VERSION;
+	t->ours.features = PP_TUN_F_ALL;
+	t->ours.adaptive = cfg->adaptive;
+	uv_timer_init(t->loop, &t->retry);
+	t->retry.data = t;
+	*out = t;
+	return 0;
+nomem:
+	t->freeing = 1;
+	uv_timer_init(t->loop, &t->retry);
+	t->retry.data = t;
+	pp_tun_free(t);
+	return -ENOMEM;
+}
+
+void
+pp_tun_free(struct pp_tun *t)
+{
+	struct listener *l;
+
+	if (t == NULL)
+		return;
+	t->freeing = 1;
+	if (t->ctl) {
+		pp_dc_set_ops(t->ctl, NULL, NULL);
+		(void)pp_dc_close(t->ctl);
+		t->ctl = NULL;
+	}
+	pp__px_detach_all(t);
+	while ((l = t->listeners) != NULL) {
+		t->listeners = l->next;
+		uv_close(&l->u.h, listener_closed);
+	}
+	for (size_t i = 0; i < t->nservices; i++) {
+		free_const(t->services[i].name);
+		free_const(t->services[i].host);
+	}
+	for (size_t i = 0; i < t->nforwards; i++)
+		free_const(t->forwards[i].listen_host);
+	free(t->services);
+	free(t->forwards);
+	free(t->listen_host);
+	uv_close((uv_handle_t *)&t->retry, tun_closed);
+}
+
+void
+pp_tun_get_stats(const struct pp_tun *t, struct pp_tun_stats *st)
+{
+	*st = t->st;
+	st->proxies = t->nproxies;
+}

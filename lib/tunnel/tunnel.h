@@ -1,0 +1,127 @@
+/*
+ * The tunnel over one peer connection (../shared/spec/tunnel-v1.md plus our
+ * version 2, docs/tunnel.md): the control channel and its INIT exchange,
+ * BEGIN_PROXY handling on both sides, and the forwarded TCP connections and
+ * UDP sessions, each on its own proxy-<uuid> data channel.
+ *
+ *   provider: the ports we offer come from cfg->services; a valid request
+ *             opens proxy-<uuid>, connects to the service, sends START.
+ *   consumer: for each port the peer offers we listen (cfg->listen_host);
+ *             an accepted connection asks BEGIN_PROXY and forwards once the
+ *             channel opened and START arrived.
+ *
+ * Backpressure: a socket is read only while its channel's buffered amount
+ * is under PP_TUN_HIGH_WATER, and peers that speak v2 "flow" tell each
+ * other to pause a channel whose local socket is not draining.  Memory per
+ * forwarded connection is bounded (docs/tunnel.md, "Memory").
+ *
+ * Thread: the loop thread of the peer connection.  Ownership: the caller
+ * owns the pp_tun and the pp_pc; it forwards the pc's on_channel and
+ * on_state to pp_tun_on_channel()/pp_tun_on_pc_state() and frees the
+ * pp_tun BEFORE the pp_pc.  Callbacks never run from inside a pp_tun_ call.
+ */
+#ifndef PP_TUNNEL_TUNNEL_H
+#define PP_TUNNEL_TUNNEL_H
+
+#include "rtc/pc.h"
+#include "tunnel/proto.h"
+
+#include <stdint.h>
+#include <uv.h>
+
+#define PP_TUN_HIGH_WATER	(256 * 1024)	/* stop reading above */
+#define PP_TUN_LOW_WATER	(64 * 1024)	/* read again at or below */
+#define PP_TUN_READ_SIZE	(16 * 1024)	/* one socket read, one message */
+#define PP_TUN_WRITE_HIGH	(256 * 1024)	/* local socket backlog: PAUSE */
+#define PP_TUN_WRITE_HARD	(8 * 1024 * 1024)	/* v1 peer, no flow: close */
+#define PP_TUN_OPEN_TIMEOUT_MS	10000		/* BEGIN_PROXY -> channel open */
+#define PP_TUN_START_TIMEOUT_MS	10000		/* channel open -> START */
+#define PP_TUN_UDP_IDLE_MS	60000		/* UDP session expiry */
+#define PP_TUN_MAX_PROXIES	4096		/* per peer connection */
+
+struct pp_tun;
+
+/* A service we offer: (port, proto) as peers see it, where it really is. */
+struct pp_tun_service {
+	const char *name;
+	uint16_t port;
+	enum pp_tun_proto proto;
+	const char *host;		/* literal IP address */
+	uint16_t target_port;
+};
+
+/* A fixed listener for one of the peer's ports (config [forward]). */
+struct pp_tun_forward {
+	uint16_t port;
+	enum pp_tun_proto proto;
+	const char *listen_host;
+	uint16_t listen_port;
+};
+
+struct pp_tun_config {
+	uv_loop_t *loop;
+	const char *local_name;		/* ours, checked against IL_user */
+	const char *peer_name;
+	int offerer;			/* we open the control channel */
+	/* What we ask for in INIT (ports are filled from services). */
+	enum pp_tun_codec codec;
+	int adaptive;
+	int unreliable;
+	int extended;
+	const struct pp_tun_service *services;
+	size_t nservices;
+	/* Consumer side: listen for the peer's ports here; NULL: do not. */
+	const char *listen_host;
+	/* Only these fixed listeners instead (when nforwards > 0). */
+	const struct pp_tun_forward *forwards;
+	size_t nforwards;
+	/* Send START to a v1 consumer this long after the service connected,
+	 * so deployed consumers that attach late see it; 0: 50 ms. */
+	unsigned v1_start_delay_ms;
+};
+
+struct pp_tun_ops {
+	/* Both INITs are in: settings fixed; listeners are up. */
+	void (*on_ready)(void *ctx, const struct pp_tun_settings *settings);
+	/* The peer broke the protocol (bad or doubled INIT, a control message
+	 * that is not a JSON object with a type, IL_user not ours): tear the
+	 * peer connection down.  reason names what happened. */
+	void (*on_fatal)(void *ctx, const char *reason);
+	/* One line per listener, e.g. "peer gw port 5432/TCP -> 127.0.1.2:5432". */
+	void (*on_listen)(void *ctx, uint16_t port, enum pp_tun_proto proto,
+	    const char *addr);
+};
+
+int pp_tun_new(struct pp_pc *pc, const struct pp_tun_config *cfg,
+    const struct pp_tun_ops *ops, void *ctx, struct pp_tun **out);
+/* Closes listeners, sockets and channels.  NULL-safe.  Memory of handles
+ * still closing is returned once the loop has run their callbacks. */
+void pp_tun_free(struct pp_tun *t);
+
+/* From the pc's callbacks. */
+void pp_tun_on_channel(struct pp_tun *t, struct pp_dc *dc);
+void pp_tun_on_pc_state(struct pp_tun *t, enum pp_pc_state state);
+
+struct pp_tun_stats {
+	int ready;
+	struct pp_tun_settings settings;
+	struct pp_tun_port peer_ports[PP_TUN_MAX_PORTS];	/* the peer offers */
+	size_t npeer_ports;
+	unsigned proxies;		/* open forwarded connections/sessions */
+	uint64_t proxies_total;
+	uint64_t bytes_in, bytes_out;	/* payload from / to the peer */
+	uint64_t wire_in, wire_out;	/* as framed on the channels */
+	uint64_t refused;		/* BEGIN_PROXY we refused */
+};
+void pp_tun_get_stats(const struct pp_tun *t, struct pp_tun_stats *st);
+
+/* The listeners, as "ADDR:PORT" strings with their port/proto (for status). */
+struct pp_tun_listener_info {
+	uint16_t port;
+	enum pp_tun_proto proto;
+	char addr[64];
+};
+size_t pp_tun_listeners(const struct pp_tun *t, struct pp_tun_listener_info *out,
+    size_t max);
+
+#endif

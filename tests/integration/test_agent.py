@@ -1,0 +1,350 @@
+"""End to end through the real agent: client -> peerpipe connect -> WebRTC
+-> peerpipe gateway -> service, with the real signaling server.
+
+Each test module gets one signaling server; each test its own room with a
+gateway sharing services that run in this process, and a client agent.
+"""
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from agents import (AgentProcess, TcpService, UdpEcho, agent_bin, bulk_recv,
+                    bulk_send, echo_handler, free_port, http_handler,
+                    new_room, upper_after_eof_handler, write_config)
+from conftest import start_server
+
+BULK_BYTES = int(os.environ.get("PP_TEST_BULK_BYTES", str(1 << 30)))
+
+
+class Pair:
+    """A gateway and a client in one room, with the services behind them."""
+
+    def __init__(self, tmp, url, compression="none", gw_name="gw-office",
+                 cl_name="laptop-1"):
+        self.tmp = str(tmp)
+        self.url = url
+        self.room = new_room()
+        self.echo = TcpService(echo_handler)
+        self.http = TcpService(http_handler)
+        self.half = TcpService(upper_after_eof_handler)
+        self.bulk_results = []
+        self.bulk = TcpService(self._bulk_handler)
+        self.udp = UdpEcho()
+        self.gw_name, self.cl_name = gw_name, cl_name
+        self.ports = {"echo": 15432, "http": 18080, "half": 17000,
+                      "bulk": 19000, "dns": 15353}
+        services = [("echo", self.ports["echo"], "tcp", "127.0.0.1", self.echo.port),
+                    ("http", self.ports["http"], "tcp", "127.0.0.1", self.http.port),
+                    ("half", self.ports["half"], "tcp", "127.0.0.1", self.half.port),
+                    ("bulk", self.ports["bulk"], "tcp", "127.0.0.1", self.bulk.port),
+                    ("dns", self.ports["dns"], "udp", "127.0.0.1", self.udp.port)]
+        self.gw_conf = write_config(os.path.join(self.tmp, "gw.conf"), gw_name,
+                                    url, self.room, services=services,
+                                    compression=compression)
+        self.cl_conf = write_config(os.path.join(self.tmp, "cl.conf"), cl_name,
+                                    url, self.room, compression=compression)
+        self.gw = AgentProcess("gateway", self.gw_conf, self.tmp, gw_name)
+        self.cl = AgentProcess("connect", self.cl_conf, self.tmp, cl_name)
+
+    def _bulk_handler(self, conn):
+        """Sends BULK_BYTES while reading what comes; reports both digests."""
+        result = {}
+
+        def rx():
+            result["rx"] = bulk_recv(conn)
+
+        t = threading.Thread(target=rx)
+        t.start()
+        result["tx"] = bulk_send(conn, BULK_BYTES, seed=2)
+        conn.shutdown(socket.SHUT_WR)
+        t.join()
+        self.bulk_results.append(result)
+
+    def addr(self, svc, proto="TCP"):
+        return self.cl.wait_listener(self.gw_name, self.ports[svc], proto)
+
+    def close(self):
+        problems = []
+        for a in (self.cl, self.gw):
+            alive = a.alive()
+            rc = a.stop()
+            if not alive:
+                problems.append("%s died during the test (%r):\n%s" % (
+                    a.name, a.proc.returncode, a.log_tail()))
+            elif rc != 0:
+                problems.append("%s exited with %r on SIGTERM:\n%s" % (
+                    a.name, rc, a.log_tail()))
+            rep = a.sanitizer_report()
+            if rep:
+                problems.append("sanitizer report from %s:\n%s" % (a.name, rep))
+        for s in (self.echo, self.http, self.half, self.bulk, self.udp):
+            s.close()
+        assert not problems, "\n\n".join(problems)
+
+
+@pytest.fixture
+def pair(tmp_path, server):
+    p = Pair(tmp_path, "wss://127.0.0.1:%d/ws" % server.port)
+    yield p
+    p.close()
+
+
+def connect(addr, timeout=30):
+    s = socket.create_connection(addr, timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        d = s.recv(n - len(buf))
+        assert d, "connection closed after %d of %d bytes" % (len(buf), n)
+        buf += d
+    return buf
+
+
+def http_get(addr, path="/"):
+    with connect(addr) as s:
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return data
+            data += d
+
+
+def test_http_request_through_the_tunnel(pair):
+    addr = pair.addr("http")
+    # connect mode: one loopback address per remote peer, same port number
+    assert addr[0].startswith("127.0.1."), addr
+    assert addr[1] == pair.ports["http"]
+    resp = http_get(addr, "/index.html")
+    assert resp.startswith(b"HTTP/1.1 200 OK"), resp[:200]
+    assert resp.endswith(b"hello through the tunnel: /index.html\n")
+
+
+def test_long_lived_session_many_round_trips(pair):
+    """Like a PostgreSQL session: one connection, many small exchanges."""
+    with connect(pair.addr("echo")) as s:
+        for i in range(2000):
+            msg = b"SELECT %d;" % i
+            s.sendall(msg)
+            assert recv_exact(s, len(msg)) == msg
+        time.sleep(1.0)         # idle, then more: the session stays usable
+        s.sendall(b"still here")
+        assert recv_exact(s, 10) == b"still here"
+
+
+def test_half_close(pair):
+    """Client sends, shuts down writing, still reads the reply (EOT)."""
+    payload = os.urandom(300000)
+    with connect(pair.addr("half")) as s:
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        reply = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            reply += d
+    assert reply == hashlib.sha256(payload).hexdigest().encode() + b"\n"
+
+
+def test_200_concurrent_short_connections(pair):
+    addr = pair.addr("echo")
+    errors = []
+
+    def one(i):
+        try:
+            with connect(addr) as s:
+                msg = b"conn %d " % i * 10
+                s.sendall(msg)
+                assert recv_exact(s, len(msg)) == msg
+        except Exception as e:  # noqa: BLE001
+            errors.append("%d: %r" % (i, e))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[:10]
+    st = pair.cl.ctl("status")
+    peer = [p for p in st["peers"] if p["name"] == pair.gw_name][0]
+    assert peer["connections_total"] >= 200
+
+
+def test_bulk_both_ways_sha256(pair):
+    addr = pair.addr("bulk")
+    with connect(addr, timeout=600) as s:
+        got = {}
+
+        def rx():
+            got["rx"] = bulk_recv(s)
+
+        t = threading.Thread(target=rx)
+        t.start()
+        tx = bulk_send(s, BULK_BYTES, seed=1)
+        s.shutdown(socket.SHUT_WR)
+        t.join(900)
+    deadline = time.monotonic() + 60
+    while not pair.bulk_results and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pair.bulk_results, "the service never finished"
+    res = pair.bulk_results[0]
+    assert got["rx"][0] == BULK_BYTES
+    assert got["rx"][1] == res["tx"], "gateway -> client data corrupted"
+    assert res["rx"] == (BULK_BYTES, tx), "client -> gateway data corrupted"
+
+
+def test_udp_request_response_and_stream(pair):
+    addr = pair.addr("dns", "UDP")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(10)
+    try:
+        for i in range(50):           # DNS-like: small query, answer back
+            q = b"ECHO query %d" % i
+            s.sendto(q, addr)
+            data, _ = s.recvfrom(65535)
+            assert data == q
+        before = pair.udp.received
+        for i in range(5000):         # a stream one way, not echoed
+            s.sendto(b"STREAM %06d " % i + b"x" * 1000, addr)
+            if i % 500 == 0:
+                time.sleep(0.01)
+        deadline = time.monotonic() + 30
+        while pair.udp.received - before < 5000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # reliable channel on loopback: drops only under backpressure
+        assert pair.udp.received - before >= 4500, pair.udp.received - before
+    finally:
+        s.close()
+
+
+def test_status_api(pair):
+    resp = http_get(pair.addr("http"))
+    assert resp.startswith(b"HTTP/1.1 200")
+    st = pair.cl.ctl("status")
+    assert st["name"] == pair.cl_name and st["mode"] == "connect"
+    assert st["signaling"]["connected"] is True
+    peer = [p for p in st["peers"] if p["name"] == pair.gw_name][0]
+    assert peer["state"] == "connected"
+    assert peer["path"]["type"] == "direct"
+    assert peer["path"]["local_type"] == "host"
+    assert peer["tunnel"]["version"] == 2
+    assert peer["bytes_in"] > 0 and peer["bytes_out"] > 0
+    ports = {(l["port"], l["proto"]) for l in peer["listeners"]}
+    assert (pair.ports["http"], "TCP") in ports
+    svc = pair.gw.ctl("services")
+    assert {s["name"] for s in svc["shared"]} == {"echo", "http", "half",
+                                                  "bulk", "dns"}
+    # human output names the peer and its path
+    r = subprocess.run([agent_bin(), "status", "--control", pair.cl.control],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0
+    assert pair.gw_name.encode() in r.stdout and b"direct" in r.stdout
+
+
+def test_refused_port_counts(pair):
+    """A port the gateway does not offer gets no listener and no access."""
+    pair.addr("http")
+    listeners = pair.cl.listeners()
+    assert all(k[1] != 5999 for k in listeners)
+
+
+def test_gateway_restart(pair):
+    addr = pair.addr("echo")
+    with connect(addr) as s:
+        s.sendall(b"before")
+        assert recv_exact(s, 6) == b"before"
+    n = pair.cl.listener_count(pair.gw_name, pair.ports["echo"])
+    pair.gw.stop(signal.SIGKILL)
+    pair.gw = AgentProcess("gateway", pair.gw_conf, pair.tmp, pair.gw_name + "-2")
+    # the client notices, reconnects, and listens again
+    addr = pair.cl.wait_listener(pair.gw_name, pair.ports["echo"], since=n,
+                                 timeout=120)
+    with connect(addr) as s:
+        s.sendall(b"after")
+        assert recv_exact(s, 5) == b"after"
+
+
+def test_signaling_restart_keeps_tunnel(tmp_path, shared_state_dir):
+    port = free_port()
+    srv = start_server(listen="127.0.0.1:%d" % port, state_dir=shared_state_dir,
+                       tmpdir=str(tmp_path))
+    p = Pair(tmp_path, "wss://127.0.0.1:%d/ws" % port)
+    try:
+        addr = p.addr("echo")
+        s = connect(addr)
+        s.sendall(b"one")
+        assert recv_exact(s, 3) == b"one"
+        srv.stop(signal.SIGKILL, timeout=10)
+        # the open connection still works with the signaling server gone
+        s.sendall(b"two")
+        assert recv_exact(s, 3) == b"two"
+        srv = start_server(listen="127.0.0.1:%d" % port,
+                           state_dir=shared_state_dir, tmpdir=str(tmp_path))
+        deadline = time.monotonic() + 60
+        while True:
+            st = p.cl.ctl("status")
+            if st["signaling"]["in_room"] and st["signaling"]["connects"] >= 2:
+                break
+            assert time.monotonic() < deadline, p.cl.log_tail()
+            time.sleep(0.1)
+        s.sendall(b"three")
+        assert recv_exact(s, 5) == b"three"
+        s.close()
+        with connect(addr) as s2:           # and new connections too
+            s2.sendall(b"four")
+            assert recv_exact(s2, 4) == b"four"
+    finally:
+        p.close()
+        srv.stop()
+
+
+@pytest.mark.parametrize("compression", ["lz4", "zstd", "zstd-hc", "adaptive"])
+def test_compression_modes(tmp_path, server, compression):
+    p = Pair(tmp_path, "wss://127.0.0.1:%d/ws" % server.port,
+             compression=compression)
+    try:
+        text = (b"SELECT * FROM accounts WHERE id = 42; -- compressible\n" * 4000)
+        rnd = os.urandom(200000)
+        with connect(p.addr("echo")) as s:
+            for payload in (text, rnd, b"tiny"):
+                s.sendall(payload)
+                assert recv_exact(s, len(payload)) == payload
+        st = p.cl.ctl("status")
+        peer = [x for x in st["peers"] if x["name"] == p.gw_name][0]
+        assert peer["tunnel"]["compression"] == compression
+        # compressible text made the framed bytes smaller than the payload
+        assert peer["wire_out"] < peer["bytes_out"], peer
+    finally:
+        p.close()
+
+
+def test_check_config_errors(tmp_path):
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[agent]\nname = x\n[service db]\nport = 70000\n"
+                   "target = 127.0.0.1:5432\n[bogus]\n")
+    r = subprocess.run([agent_bin(), "check-config", "-c", str(bad)],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 1
+    err = r.stderr.decode()
+    assert "%s:4:" % bad in err and "70000" in err, err
+    assert "%s:6:" % bad in err, err
+    good = write_config(str(tmp_path / "good.conf"), "gw-office",
+                        "wss://127.0.0.1:46466/ws", new_room(),
+                        services=[("web", 8080, "tcp", "127.0.0.1", 8080)])
+    r = subprocess.run([agent_bin(), "check-config", "-c", good],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert b"OK" in r.stdout
