@@ -903,11 +903,17 @@ pp_ctl_call(const char *path, const char *cmd, json_t *args,
 		rc = call_fail(-errno, path, timeout_ms, err, errlen);
 		goto out_free;
 	}
-	if ((rc = connect_by(fd, &sa, deadline)) != 0 ||
-	    (rc = send_all(fd, text, len + 1, deadline)) != 0) {
+	if ((rc = connect_by(fd, &sa, deadline)) != 0) {
 		call_fail(rc, path, timeout_ms, err, errlen);
 		goto out_close;
 	}
+	rc = send_all(fd, text, len + 1, deadline);
+	if (rc != 0 && rc != -EPIPE && rc != -ECONNRESET) {
+		call_fail(rc, path, timeout_ms, err, errlen);
+		goto out_close;
+	}
+	/* Even when the agent hung up on us it may have said why first (too
+	 * many clients, a uid it does not serve): read that. */
 	rc = read_reply(fd, deadline, result, err, errlen);
 	if (rc < 0 && rc != PP_EINVAL && rc != PP_EPROTO && rc != PP_ETOOBIG)
 		call_fail(rc, path, timeout_ms, err, errlen);
