@@ -47,7 +47,10 @@ struct client {
 	uv_shutdown_t shutdown;
 	struct client *prev, *next;	/* c->clients, while linked */
 	struct pp__ctl_lines lines;
-	unsigned linked:1, subscribed:1, paused:1, closing:1, draining:1;
+	/* draining: EOF seen, last replies going out; shut: uv_shutdown
+	 * queued, nothing more may be written */
+	unsigned linked:1, subscribed:1, paused:1, closing:1, draining:1,
+	    shut:1;
 };
 
 struct wreq {
@@ -64,7 +67,8 @@ struct pp_ctl {
 	struct client *clients;
 	unsigned nclients;
 	unsigned nhandles;	/* open handles, the listener included */
-	unsigned freeing:1, warned_groups:1;
+	unsigned freeing:1, warned_groups:1, spare_busy:1;
+	uv_pipe_t spare;	/* takes a connection when out of memory */
 	unsigned mode;
 	uid_t uid;
 	gid_t gid;		/* the socket file's group (for mode 0660) */
@@ -172,7 +176,7 @@ send_text(struct client *cl, const char *text, size_t len)
 	uv_buf_t b;
 	int rc;
 
-	if (cl->closing)
+	if (cl->closing || cl->shut)
 		return PP_ECONFLICT;
 	if (queued(cl) + len + 1 > PP_CTL_OUT_MAX) {
 		pp_warn(SUB, "closing a control client that left %zu bytes "
@@ -187,6 +191,8 @@ send_text(struct client *cl, const char *text, size_t len)
 	w->cl = cl;
 	memcpy(w->buf, text, len);
 	w->buf[len] = '\n';
+	/* jansson escapes control characters in strings, so the text has
+	 * no '\n' of its own and this one ends the line. */
 	b = uv_buf_init(w->buf, (unsigned)(len + 1));
 	if ((rc = uv_write(&w->req, (uv_stream_t *)&cl->pipe, &b, 1,
 	    on_write)) != 0) {
@@ -311,6 +317,7 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		    cl->closing)
 			return;
 		cl->shutdown.data = cl;
+		cl->shut = 1;	/* events from now on would be refused */
 		if (uv_shutdown(&cl->shutdown, s, on_shutdown) != 0)
 			client_close(cl);
 		return;
@@ -398,6 +405,15 @@ reject(struct client *cl, const char *msg)
 }
 
 static void
+on_spare_closed(uv_handle_t *h)
+{
+	struct pp_ctl *c = h->data;
+
+	c->spare_busy = 0;
+	handle_closed(c);
+}
+
+static void
 on_connection(uv_stream_t *server, int status)
 {
 	struct pp_ctl *c = server->data;
@@ -413,9 +429,19 @@ on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	if ((cl = calloc(1, sizeof(*cl))) == NULL) {
-		/* libuv stops watching the listener until we accept; it
-		 * will try again on the next connection attempt. */
+		/* libuv stops watching the listener until we accept, so
+		 * take the connection with the spare handle and hang up.
+		 * (A second failure before the spare has closed stalls the
+		 * listener until the next accept.) */
 		pp_err(SUB, "out of memory accepting a control client");
+		if (!c->spare_busy) {
+			c->spare_busy = 1;
+			c->nhandles++;
+			uv_pipe_init(c->loop, &c->spare, 0);
+			c->spare.data = c;
+			(void)uv_accept(server, (uv_stream_t *)&c->spare);
+			uv_close((uv_handle_t *)&c->spare, on_spare_closed);
+		}
 		return;
 	}
 	cl->c = c;
