@@ -1,0 +1,75 @@
+/*
+ * Internals of the control API shared by ctl.c (server and blocking client)
+ * and ctl_proto.c (framing and message parsing).  Not an API.  Everything
+ * here is pure: no I/O, no globals, no logging, so the unit tests drive the
+ * line splitter and the parsers directly.  The splitter state belongs to
+ * one connection and so to one thread.
+ */
+#ifndef PP_AGENT_CTL_INT_H
+#define PP_AGENT_CTL_INT_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* Cap on a "cmd" name: names are short words such as "status". */
+#define PP__CTL_CMD_MAX 64
+
+/* Splits a byte stream into '\n'-terminated lines of at most PP_CTL_LINE_MAX
+ * bytes (the '\n' and one '\r' before it do not count). */
+struct pp__ctl_lines {
+	char *buf;	/* the partial line so far; allocated on first need */
+	size_t len;
+	int discarding;	/* inside an oversized line: drop up to its '\n' */
+};
+
+/*
+ * Called once per complete line (line, len; line is not NUL-terminated and
+ * only valid during the call) or once per oversized line (line NULL, len 0,
+ * toolong 1; the rest of that line is dropped without further calls).  A
+ * nonzero return stops the feed: the caller is going away.
+ */
+typedef int (*pp__ctl_line_fn)(void *arg, const char *line, size_t len,
+    int toolong);
+
+void pp__ctl_lines_init(struct pp__ctl_lines *l);
+void pp__ctl_lines_fini(struct pp__ctl_lines *l);
+/* Feeds n bytes; returns 0, -ENOMEM, or the first nonzero from fn. */
+int pp__ctl_lines_feed(struct pp__ctl_lines *l, const char *data, size_t n,
+    pp__ctl_line_fn fn, void *arg);
+/* At end of stream: a last line without its '\n' is still a line (tools
+ * such as `printf ... | socat` omit it).  Returns like feed. */
+int pp__ctl_lines_finish(struct pp__ctl_lines *l, pp__ctl_line_fn fn,
+    void *arg);
+
+struct pp__ctl_req {
+	json_t *root;		/* owns the rest; the caller decrefs it */
+	json_t *id;		/* borrowed; NULL when absent or unusable */
+	const char *cmd;	/* borrowed; NULL on error */
+	json_t *args;		/* borrowed; NULL when absent */
+};
+
+/*
+ * Parses one request line.  On error, PP_EINVAL or PP_ETOOBIG with the
+ * reason in err; req->root and req->id may still be set so that the error
+ * reply can echo the id.  The caller always json_decref()s req->root.
+ */
+int pp__ctl_parse_request(const char *line, size_t len,
+    struct pp__ctl_req *req, char *err, size_t errlen);
+
+/* {"id": id, "ok": true, "result": result}; id may be NULL, result is
+ * borrowed (NULL is JSON null).  Returns a new reference or NULL. */
+json_t *pp__ctl_reply_ok(json_t *id, json_t *result);
+/* {"id": id, "ok": false, "error": msg} */
+json_t *pp__ctl_reply_err(json_t *id, const char *msg);
+
+/*
+ * Classifies one line read by a client.  Returns 1 for an event line (to be
+ * skipped by a client waiting for a reply); 0 for ok:true with *result (new
+ * reference) and *id (borrowed from *root); PP_EINVAL for ok:false with the
+ * server's message in err; PP_EPROTO for a line that is neither.  *root
+ * (caller decrefs) holds the parsed line whenever it is JSON.
+ */
+int pp__ctl_parse_reply(const char *line, size_t len, json_t **root,
+    json_t **id, json_t **result, char *err, size_t errlen);
+
+#endif
