@@ -659,9 +659,12 @@ test_stream(void **state)
 			m = pp_codec_decode(fresh, wire, (size_t)n, &f, out,
 			    sizeof(out));
 			assert_int_equal(m, PP_EPROTO);
-			/* ...and once broken, it stays broken. */
-			assert_int_equal(pp_codec_decode(fresh, v_py_zstd3 - 0, 1,
-			    &f, out, sizeof(out)), PP_EPROTO);
+			/* ...and once broken, it stays broken: even a raw
+			 * message, fine on a healthy stream, is refused. */
+			assert_int_equal(pp_codec_decode(rx, (const uint8_t *)"\0a",
+			    2, &f, out, sizeof(out)), 1);
+			assert_int_equal(pp_codec_decode(fresh, (const uint8_t *)"\0a",
+			    2, &f, out, sizeof(out)), PP_EPROTO);
 			m = pp_codec_decode(rx, wire, (size_t)n, &f, out,
 			    sizeof(out));
 			assert_int_equal(m, 4000);
