@@ -51,10 +51,20 @@ void pp_codec_free(struct pp_codec *c);	/* NULL-safe */
 size_t pp_codec_bound(size_t len);
 
 /*
+ * pp_codec_new: PP_EINVAL for a configuration negotiation cannot produce
+ * (stream without zstd/zstd-hc, stream with adaptive).  Contexts are made
+ * on first use.
+ */
+
+/*
  * Encodes one message: out[0] = flag byte (flags | what compression adds),
  * then the payload, compressed when the codec (or the adaptive choice) says
  * so and the result is smaller.  Returns the encoded length (>= 1) or a
- * negative code.  cap must be at least pp_codec_bound(len).
+ * negative code: PP_EINVAL when flags holds anything but START, EOT, PAUSE,
+ * RESUME; PP_ETOOBIG over PP_FR_PLAIN_MAX; -ENOSPC when cap is under
+ * pp_codec_bound(len).  In stream mode a message, once fed to the stream,
+ * is sent COMPRESSED even if a few bytes larger (the peer's decoder must see
+ * it), and after a failure the encoder returns PP_EPROTO for good.
  */
 ssize_t pp_codec_encode(struct pp_codec *c, unsigned flags, const void *in,
     size_t len, uint8_t *out, size_t cap);
@@ -63,7 +73,11 @@ ssize_t pp_codec_encode(struct pp_codec *c, unsigned flags, const void *in,
  * Decodes one message: *flags = its flag byte; the payload (decompressed
  * when COMPRESSED) goes to out, at most cap bytes.  Returns the payload
  * length, PP_EPROTO (empty message, corrupt data, a codec bit without
- * adaptive, compression where none was negotiated) or PP_ETOOBIG.
+ * adaptive, compression where none was negotiated, the reserved bit 0x80,
+ * a compressed payload that is not exactly one frame) or PP_ETOOBIG (the
+ * payload would exceed cap or PP_FR_PLAIN_MAX).  In stream mode any error
+ * leaves the incoming stream undecodable: later calls return PP_EPROTO and
+ * the channel must be closed.
  */
 ssize_t pp_codec_decode(struct pp_codec *c, const uint8_t *in, size_t len,
     unsigned *flags, uint8_t *out, size_t cap);
@@ -75,6 +89,8 @@ ssize_t pp_codec_decode(struct pp_codec *c, const uint8_t *in, size_t len,
  */
 void pp_codec_set_link_rate(struct pp_codec *c, double bytes_per_sec);
 
+/* Encoder side, every mode: payload bytes in, wire bytes out (flag bytes
+ * included), and messages by how they were actually sent. */
 struct pp_codec_stats {
 	uint64_t in_bytes, out_bytes;		/* before / after encoding */
 	uint64_t msgs_none, msgs_lz4, msgs_zstd;	/* per choice made */

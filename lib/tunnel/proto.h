@@ -66,9 +66,11 @@ struct pp_tun_settings {
 	int extended;		/* v1 rule: both asked and codec is zstd/zstd-hc */
 	int unreliable;		/* v1 rule: both asked and extended did not win */
 	int version;		/* min of both */
-	unsigned features;	/* PP_TUN_F_* both announced */
+	unsigned features;	/* PP_TUN_F_* both announced; 0 when version < 2 */
 	int stream;		/* extended and both have PP_TUN_F_STREAM */
-	int adaptive;		/* both asked for adaptive and both have PP_TUN_F_ADAPTIVE */
+	int adaptive;		/* both asked for adaptive and both have
+				 * PP_TUN_F_ADAPTIVE, and stream is off (stream
+				 * wins, as extended wins over unreliable) */
 	int flow;		/* both have PP_TUN_F_FLOW */
 };
 
@@ -112,19 +114,28 @@ struct pp_tun_msg {
  * PP_TUN_CTL_MAX, or PP_EPROTO when it is not a JSON object with a string
  * "type" (the peer connection must then be torn down).  An INIT is parsed
  * leniently as the spec says (absent/invalid settings take their defaults,
- * invalid port entries are skipped) except: IL_user missing or not a string,
- * or more than PP_TUN_MAX_PORTS valid entries, is PP_EPROTO.
+ * invalid port entries are skipped, a repeated PORT:PROTO counts once)
+ * except: IL_user missing, not a string or longer than PP_TUN_NAME_MAX, or
+ * more than PP_TUN_MAX_PORTS valid entries, is PP_EPROTO.  m is zeroed on
+ * error.  err may be NULL.  A FAILED reason is truncated at a UTF-8
+ * boundary, control characters replaced by '?' (it ends up in logs).
  */
 int pp_tun_msg_parse(const void *buf, size_t len, struct pp_tun_msg *m,
     char *err, size_t errlen);
 
-/* Builders: a malloc'ed NUL-terminated JSON text in *out, or -ENOMEM/PP_EINVAL. */
+/*
+ * Builders: a malloc'ed NUL-terminated compact JSON text in *out (the
+ * caller frees it), or -ENOMEM/PP_EINVAL with *out NULL.  INIT always
+ * carries the v2 fields (pp_version: in->version, or PP_TUN_VERSION when
+ * 0); v1 peers ignore them.  uuids must be canonical lowercase v4.
+ */
 int pp_tun_init_build(const struct pp_tun_init *in, char **out);
 int pp_tun_begin_build(uint16_t port, enum pp_tun_proto proto,
     const char *uuid, char **out);
 int pp_tun_success_build(const char *uuid, char **out);
 int pp_tun_failed_build(const char *uuid, const char *reason, char **out);
 
+/* Symmetric: both sides reach the same settings from the same two INITs. */
 void pp_tun_negotiate(const struct pp_tun_init *ours,
     const struct pp_tun_init *theirs, struct pp_tun_settings *out);
 

@@ -32,7 +32,8 @@ int pp_udpb_add(struct pp_udpb *b, const void *dgram, size_t len);
 /*
  * Walks a received batch: *off starts at 0.  Returns 1 with the next
  * datagram in *dgram and *dlen, 0 at the end, PP_EPROTO when a length runs past
- * the end (the rest of the batch is dropped).
+ * the end or exceeds PP_UDPB_DGRAM_MAX (the rest of the batch is dropped:
+ * *off is set to len, so the next call returns 0).
  */
 int pp_udpb_next(const uint8_t *buf, size_t len, size_t *off,
     const uint8_t **dgram, size_t *dlen);
