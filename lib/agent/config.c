@@ -82,7 +82,7 @@ struct parser {
 	struct pp_cfg_service spare_svc;
 	struct pp_cfg_forward spare_fwd;
 	size_t nsvc_seen, nfwd_seen;
-	int seen_name, seen_url, seen_room_name, seen_uuid;
+	unsigned ever[S_COUNT_];	/* keys set anywhere, bit = key index */
 	int port_min_line, port_max_line;
 	char prefix[96];	/* "[agent] " or "service \"db\": " */
 };
@@ -198,21 +198,23 @@ parse_num(const char *s, size_t len, unsigned long *out)
 	return 0;
 }
 
-/* A port 1..65535, or why not in why ("port 70000 out of range 1-65535"). */
+/* A port 1..65535, or why not in why ("port 70000 out of range 1-65535");
+ * what names it ("port", "port_min"). */
 static int
-parse_port(const char *s, size_t len, uint16_t *out, char *why, size_t whylen)
+parse_port(const char *what, const char *s, size_t len, uint16_t *out,
+    char *why, size_t whylen)
 {
 	unsigned long v;
 	char qb[QBUF];
 
 	if (parse_num(s, len, &v) < 0) {
-		snprintf(why, whylen, "port %s is not a number: use 1-65535",
-		    q(qb, sizeof(qb), s, len));
+		snprintf(why, whylen, "%s %s is not a number: use 1-65535",
+		    what, q(qb, sizeof(qb), s, len));
 		return -1;
 	}
 	if (v < 1 || v > 65535) {
-		snprintf(why, whylen, "port %.*s out of range 1-65535",
-		    (int)(len > 20 ? 20 : len), s);
+		snprintf(why, whylen, "%s %.*s out of range 1-65535",
+		    what, (int)(len > 20 ? 20 : len), s);
 		return -1;
 	}
 	*out = (uint16_t)v;
@@ -311,11 +313,11 @@ parse_hostport(const char *s, size_t len, int need_port, int literal,
 	}
 	if (colon == NULL) {
 		if (need_port) {
-			snprintf(why, whylen, "missing `:PORT`, like %s:5432",
-			    v6 ? "[2001:db8::1]" : "db.example.com");
+			snprintf(why, whylen, "missing `:PORT` after the %s",
+			    v6 ? "address" : "host");
 			return -1;
 		}
-	} else if (parse_port(colon + 1, len - (size_t)(colon + 1 - s), port,
+	} else if (parse_port("port", colon + 1, len - (size_t)(colon + 1 - s), port,
 	    why, whylen) < 0) {
 		return -1;
 	}
@@ -387,18 +389,18 @@ set_proto(struct parser *p, enum pp_tun_proto *dst, const char *v, size_t len)
 }
 
 static void
-set_port(struct parser *p, uint16_t *dst, const char *v, size_t len)
+set_port(struct parser *p, const char *key, uint16_t *dst, const char *v,
+    size_t len)
 {
 	char why[160];
 
-	if (parse_port(v, len, dst, why, sizeof(why)) < 0)
+	if (parse_port(key, v, len, dst, why, sizeof(why)) < 0)
 		err(p, "%s%s", p->prefix, why);
 }
 
 static void
 agent_name(struct parser *p, const char *v, size_t len)
 {
-	p->seen_name = 1;
 	set_name(p, "name", p->cfg->name, sizeof(p->cfg->name), v, len);
 }
 
@@ -478,7 +480,6 @@ signaling_url(struct parser *p, const char *v, size_t len)
 	char host[256], why[160], qb[QBUF];
 	uint16_t port;
 
-	p->seen_url = 1;
 	if (len >= 6 && strncmp(v, "wss://", 6) == 0)
 		skip = 6;
 	else if (len >= 5 && strncmp(v, "ws://", 5) == 0)
@@ -533,7 +534,6 @@ signaling_insecure(struct parser *p, const char *v, size_t len)
 static void
 room_name(struct parser *p, const char *v, size_t len)
 {
-	p->seen_room_name = 1;
 	set_name(p, "name", p->cfg->room_name, sizeof(p->cfg->room_name), v, len);
 }
 
@@ -542,7 +542,6 @@ room_uuid(struct parser *p, const char *v, size_t len)
 {
 	char low[PP_TUN_UUID_LEN + 1], qb[QBUF];
 
-	p->seen_uuid = 1;
 	if (pp_uuid4_valid(v, len)) {
 		set_str(p, "uuid", p->cfg->room_uuid, sizeof(p->cfg->room_uuid),
 		    v, len);
@@ -671,14 +670,14 @@ static void
 ice_port_min(struct parser *p, const char *v, size_t len)
 {
 	p->port_min_line = p->line;
-	set_port(p, &p->cfg->port_min, v, len);
+	set_port(p, "port_min", &p->cfg->port_min, v, len);
 }
 
 static void
 ice_port_max(struct parser *p, const char *v, size_t len)
 {
 	p->port_max_line = p->line;
-	set_port(p, &p->cfg->port_max, v, len);
+	set_port(p, "port_max", &p->cfg->port_max, v, len);
 }
 
 static void
@@ -739,7 +738,7 @@ service_proto(struct parser *p, const char *v, size_t len)
 static void
 service_port(struct parser *p, const char *v, size_t len)
 {
-	set_port(p, &p->svc->port, v, len);
+	set_port(p, "port", &p->svc->port, v, len);
 }
 
 static void
@@ -826,7 +825,7 @@ forward_peer(struct parser *p, const char *v, size_t len)
 static void
 forward_port(struct parser *p, const char *v, size_t len)
 {
-	set_port(p, &p->fwd->port, v, len);
+	set_port(p, "port", &p->fwd->port, v, len);
 }
 
 static void
@@ -1264,8 +1263,6 @@ parse_pair(struct parser *p, const char *s, size_t len, char *val)
 	}
 	memcpy(key, k, klen);
 	key[klen] = '\0';
-	if ((vlen = parse_value(p, eq + 1, s + len, val)) < 0)
-		return;
 	if (p->sect == S_SKIP)
 		return;	/* the header was reported; its keys would only add noise */
 	if (p->sect == S_NONE) {
@@ -1284,6 +1281,10 @@ parse_pair(struct parser *p, const char *s, size_t len, char *val)
 	}
 	if (!p->key_line[i])
 		p->key_line[i] = p->line;
+	/* Present, even if its value is wrong: not reported as missing too. */
+	p->ever[p->sect] |= 1u << i;
+	if ((vlen = parse_value(p, eq + 1, s + len, val)) < 0)
+		return;
 	if (vlen == 0) {
 		err(p, "%s%s is empty: give a value, or remove the line for "
 		    "the default", p->prefix, key);
@@ -1375,24 +1376,33 @@ parse_line(struct parser *p, const char *s, size_t len, char *val)
 		parse_pair(p, s, len, val);
 }
 
+static int
+ever(const struct parser *p, enum sect id, const char *key)
+{
+	for (size_t i = 0; i < NELEM(sections); i++)
+		if (sections[i].id == id)
+			return (p->ever[id] >> key_index(&sections[i], key)) & 1;
+	return 0;
+}
+
 static void
 check_required(struct parser *p)
 {
 	struct pp_cfg *c = p->cfg;
 
-	if (!p->seen_name)
+	if (!ever(p, S_AGENT, "name"))
 		err_at(p, p->opened[S_AGENT], "[agent] name missing: add "
 		    "`name = ...`%s, this peer's user name in the room ("
 		    NAME_RULE ")", p->opened[S_AGENT] ? "" : " under [agent]");
-	if (!p->seen_url)
+	if (!ever(p, S_SIGNALING, "url"))
 		err_at(p, p->opened[S_SIGNALING], "[signaling] url missing: add "
 		    "`url = wss://HOST:46466/ws`%s",
 		    p->opened[S_SIGNALING] ? "" : " under [signaling]");
-	if (!p->seen_room_name)
+	if (!ever(p, S_ROOM, "name"))
 		err_at(p, p->opened[S_ROOM], "[room] name missing: add "
 		    "`name = ...`%s, the room's name (" NAME_RULE ")",
 		    p->opened[S_ROOM] ? "" : " under [room]");
-	if (!p->seen_uuid)
+	if (!ever(p, S_ROOM, "uuid"))
 		err_at(p, p->opened[S_ROOM], "[room] uuid missing: add "
 		    "`uuid = ...`%s (" UUID_HINT ")",
 		    p->opened[S_ROOM] ? "" : " under [room]");
