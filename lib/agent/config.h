@@ -28,6 +28,7 @@
 #define PP_CFG_MAX_FORWARDS	64
 #define PP_CFG_MAX_ERRORS	32
 #define PP_CFG_FILE_MAX		(1024 * 1024)
+#define PP_CFG_LINE_MAX		4096	/* bytes, without the line ending */
 
 enum pp_cfg_compression {	/* [tunnel] compression */
 	PP_CFG_COMP_NONE = PP_CODEC_NONE,
@@ -114,7 +115,8 @@ void pp_cfg_defaults(struct pp_cfg *cfg);
 
 /*
  * Parses text (len bytes, need not be NUL-terminated) named path in the
- * messages.  Returns 0, or PP_ECONFIG with errs filled (cfg then holds what
+ * messages.  cfg is first reset with pp_cfg_defaults(), so the caller need
+ * not.  Returns 0, or PP_ECONFIG with errs filled (cfg then holds what
  * could be read).  Pure.
  */
 int pp_cfg_parse(const char *path, const char *text, size_t len,

@@ -1,0 +1,1537 @@
+/*
+ * The agent's configuration file (docs/config.md).
+ *
+ * One pass over the lines: each line is first checked as bytes (length,
+ * NUL, control characters, UTF-8) and only then split into a [section]
+ * header or a "key = value" pair; each value goes through its key's setter,
+ * which validates it completely before storing it.  Checks that need a
+ * whole section (a service's target, duplicate ports) run when the section
+ * closes, and checks that need the whole file (required keys) at the end.
+ * Every problem is recorded and parsing goes on, so the user sees them all.
+ */
+#include "agent/config.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/random.h"
+#include "signal/msg.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+#define MAX_KEYS	8	/* keys of the largest section */
+
+/* The signaling server's rule for user and room names, for messages (it
+ * goes inside printf formats, hence the %%). */
+#define NAME_RULE	"4-48 characters: letters, digits, space and _+-=/$%%#@!?,;()[]"
+#define UUID_HINT	"generate one with `cat /proc/sys/kernel/random/uuid`"
+
+enum sect {
+	S_NONE,		/* before the first header */
+	S_AGENT,
+	S_SIGNALING,
+	S_ROOM,
+	S_ICE,
+	S_TUNNEL,
+	S_SERVICE,
+	S_CONSUME,
+	S_FORWARD,
+	S_SKIP,		/* a broken header: its keys are not checked */
+	S_COUNT_,
+};
+
+struct parser;
+typedef void (*setter)(struct parser *p, const char *v, size_t len);
+
+struct key {
+	const char *name;
+	setter set;
+	int repeat;		/* may appear more than once (stun, turn) */
+};
+
+struct section {
+	enum sect id;
+	const char *name;
+	int named;		/* [service NAME] */
+	const struct key *keys;
+	size_t nkeys;
+};
+
+struct parser {
+	const char *path;
+	struct pp_cfg *cfg;
+	struct pp_cfg_errors *errs;
+	int line;
+	const struct section *sd;	/* NULL outside known sections */
+	enum sect sect;
+	int sect_line;
+	int key_line[MAX_KEYS];		/* where each key of the open section was set */
+	int opened[S_COUNT_];		/* first line of each unnamed section */
+	/* The open [service] or [forward]: an entry of cfg, or the spare
+	 * one when it cannot be stored (over the limit, duplicate name) so
+	 * that its keys are still checked. */
+	struct pp_cfg_service *svc;
+	struct pp_cfg_forward *fwd;
+	struct pp_cfg_service spare_svc;
+	struct pp_cfg_forward spare_fwd;
+	size_t nsvc_seen, nfwd_seen;
+	unsigned ever[S_COUNT_];	/* keys set anywhere, bit = key index */
+	int port_min_line, port_max_line;
+	char prefix[96];	/* "[agent] " or "service \"db\": " */
+};
+
+/* --- messages ----------------------------------------------------------- */
+
+static void __attribute__((format(printf, 3, 4)))
+err_at(struct parser *p, int line, const char *fmt, ...)
+{
+	struct pp_cfg_errors *e = p->errs;
+	char *m;
+	size_t size = sizeof(e->msg[0]);
+	va_list ap;
+	int k;
+
+	if (e->n < PP_CFG_MAX_ERRORS) {
+		m = e->msg[e->n];
+		/* Line 0: the problem is the file's, not one line's. */
+		k = line > 0 ? snprintf(m, size, "%s:%d: ", p->path, line)
+		    : snprintf(m, size, "%s: ", p->path);
+		if (k >= 0 && (size_t)k < size) {
+			va_start(ap, fmt);
+			vsnprintf(m + k, size - (size_t)k, fmt, ap);
+			va_end(ap);
+		}
+	}
+	e->n++;
+}
+
+#define err(p, ...)	err_at((p), (p)->line, __VA_ARGS__)
+
+/*
+ * Echoes user text inside a message: quoted, with quotes, backslashes and
+ * control bytes escaped, and cut after about 48 bytes (at a character
+ * boundary) so that one long value cannot crowd out the rest of the message.
+ */
+static const char *
+q(char *buf, size_t size, const char *s, size_t len)
+{
+	size_t o = 0, i;
+
+	buf[o++] = '"';
+	for (i = 0; i < len && o + 8 < size; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (o > 48 && (c & 0xc0) != 0x80)
+			break;
+		if (c == '"' || c == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = (char)c;
+		} else if (c < 0x20 || c == 0x7f) {
+			o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
+		} else {
+			buf[o++] = (char)c;
+		}
+	}
+	buf[o++] = '"';
+	if (i < len) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+#define QBUF	80
+
+/* --- small value checks ------------------------------------------------ */
+
+static int
+is_space(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static int
+word_eq(const char *s, size_t len, const char *w)
+{
+	return strlen(w) == len && strncasecmp(s, w, len) == 0;
+}
+
+/* 1: true, 0: false, -1: not a boolean. */
+static int
+parse_bool(const char *s, size_t len)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < NELEM(yes); i++) {
+		if (word_eq(s, len, yes[i]))
+			return 1;
+		if (word_eq(s, len, no[i]))
+			return 0;
+	}
+	return -1;
+}
+
+/* Decimal digits only (no sign, no spaces); saturates instead of wrapping. */
+static int
+parse_num(const char *s, size_t len, unsigned long *out)
+{
+	unsigned long v = 0;
+
+	if (len == 0)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		if (v < 1000000000UL)
+			v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* A port 1..65535, or why not in why ("port 70000 out of range 1-65535");
+ * what names it ("port", "port_min"). */
+static int
+parse_port(const char *what, const char *s, size_t len, uint16_t *out,
+    char *why, size_t whylen)
+{
+	unsigned long v;
+	char qb[QBUF];
+
+	if (parse_num(s, len, &v) < 0) {
+		snprintf(why, whylen, "%s %s is not a number: use 1-65535",
+		    what, q(qb, sizeof(qb), s, len));
+		return -1;
+	}
+	if (v < 1 || v > 65535) {
+		snprintf(why, whylen, "%s %.*s out of range 1-65535",
+		    what, (int)(len > 20 ? 20 : len), s);
+		return -1;
+	}
+	*out = (uint16_t)v;
+	return 0;
+}
+
+static int
+ip_literal(const char *s, size_t len, int family)
+{
+	char tmp[INET6_ADDRSTRLEN + 1];
+	unsigned char bin[16];
+
+	if (len == 0 || len >= sizeof(tmp))
+		return 0;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	return inet_pton(family, tmp, bin) == 1;
+}
+
+/* A DNS name or an IPv4 literal; what looks like dotted digits must be one. */
+static int
+host_ok(const char *s, size_t len)
+{
+	int digits_only = 1;
+
+	if (len == 0 || len > 253 || s[0] == '-' || s[0] == '.')
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    c == '-' || c == '_')
+			digits_only = 0;
+		else if (!(c >= '0' && c <= '9') && c != '.')
+			return 0;
+	}
+	return !digits_only || ip_literal(s, len, AF_INET);
+}
+
+/*
+ * HOST:PORT, [IPV6]:PORT, or without the port when need_port is 0 (*port
+ * is then 0).  literal: HOST must be an IP address, not a name.  The host
+ * goes to host without brackets.
+ */
+static int
+parse_hostport(const char *s, size_t len, int need_port, int literal,
+    char *host, size_t hostsize, uint16_t *port, char *why, size_t whylen)
+{
+	const char *h = s, *colon = NULL, *rb;
+	size_t hlen;
+	char qb[QBUF];
+	int v6 = 0;
+
+	*port = 0;
+	if (len > 0 && s[0] == '[') {
+		rb = memchr(s, ']', len);
+		if (rb == NULL) {
+			snprintf(why, whylen, "missing `]` after the IPv6 address");
+			return -1;
+		}
+		h = s + 1;
+		hlen = (size_t)(rb - h);
+		if (!ip_literal(h, hlen, AF_INET6)) {
+			snprintf(why, whylen, "%s is not an IPv6 address",
+			    q(qb, sizeof(qb), h, hlen));
+			return -1;
+		}
+		v6 = 1;
+		if (rb + 1 < s + len) {
+			if (rb[1] != ':') {
+				snprintf(why, whylen, "expected `:PORT` after `]`");
+				return -1;
+			}
+			colon = rb + 1;
+		}
+	} else {
+		colon = memchr(s, ':', len);
+		if (colon != NULL && memchr(colon + 1, ':',
+		    len - (size_t)(colon + 1 - s)) != NULL) {
+			snprintf(why, whylen, "IPv6 addresses need brackets, "
+			    "like [2001:db8::1]:%s", need_port ? "5432" : "46466");
+			return -1;
+		}
+		hlen = colon ? (size_t)(colon - s) : len;
+		if (hlen == 0) {
+			snprintf(why, whylen, "missing host before `:PORT`");
+			return -1;
+		}
+		if (literal ? !ip_literal(h, hlen, AF_INET) : !host_ok(h, hlen)) {
+			snprintf(why, whylen, literal ?
+			    "%s is not an IP address (a name is not allowed here)" :
+			    "%s is not a host name or IP address",
+			    q(qb, sizeof(qb), h, hlen));
+			return -1;
+		}
+	}
+	if (colon == NULL) {
+		if (need_port) {
+			snprintf(why, whylen, "missing `:PORT` after the %s",
+			    v6 ? "address" : "host");
+			return -1;
+		}
+	} else if (parse_port("port", colon + 1, len - (size_t)(colon + 1 - s), port,
+	    why, whylen) < 0) {
+		return -1;
+	}
+	if (hlen >= hostsize) {
+		snprintf(why, whylen, "host is %zu bytes long, at most %zu",
+		    hlen, hostsize - 1);
+		return -1;
+	}
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	return 0;
+}
+
+/* --- setters: each checks one value completely before storing it ------- */
+
+static int
+set_str(struct parser *p, const char *key, char *dst, size_t size,
+    const char *v, size_t len)
+{
+	if (len >= size) {
+		err(p, "%s%s is %zu bytes long, at most %zu: shorten it",
+		    p->prefix, key, len, size - 1);
+		return -1;
+	}
+	memcpy(dst, v, len);
+	dst[len] = '\0';
+	return 0;
+}
+
+static void
+set_bool(struct parser *p, const char *key, int *dst, const char *v, size_t len)
+{
+	char qb[QBUF];
+	int b = parse_bool(v, len);
+
+	if (b < 0)
+		err(p, "%s%s %s is not a boolean: use yes or no", p->prefix,
+		    key, q(qb, sizeof(qb), v, len));
+	else
+		*dst = b;
+}
+
+static void
+set_name(struct parser *p, const char *key, char *dst, size_t size,
+    const char *v, size_t len)
+{
+	char qb[QBUF];
+
+	if (!pp_sig_name_valid(v, len)) {
+		err(p, "%s%s %s is not a valid name: use " NAME_RULE, p->prefix,
+		    key, q(qb, sizeof(qb), v, len));
+		return;
+	}
+	set_str(p, key, dst, size, v, len);
+}
+
+static void
+set_proto(struct parser *p, enum pp_tun_proto *dst, const char *v, size_t len)
+{
+	char qb[QBUF];
+
+	if (word_eq(v, len, "tcp"))
+		*dst = PP_TUN_TCP;
+	else if (word_eq(v, len, "udp"))
+		*dst = PP_TUN_UDP;
+	else
+		err(p, "%sproto %s unknown: use tcp or udp", p->prefix,
+		    q(qb, sizeof(qb), v, len));
+}
+
+static void
+set_port(struct parser *p, const char *key, uint16_t *dst, const char *v,
+    size_t len)
+{
+	char why[160];
+
+	if (parse_port(key, v, len, dst, why, sizeof(why)) < 0)
+		err(p, "%s%s", p->prefix, why);
+}
+
+static void
+agent_name(struct parser *p, const char *v, size_t len)
+{
+	set_name(p, "name", p->cfg->name, sizeof(p->cfg->name), v, len);
+}
+
+static void
+agent_control(struct parser *p, const char *v, size_t len)
+{
+	set_str(p, "control", p->cfg->control, sizeof(p->cfg->control), v, len);
+}
+
+static void
+agent_control_mode(struct parser *p, const char *v, size_t len)
+{
+	char qb[QBUF];
+
+	/* Nothing wider: the socket hands out control of the tunnels. */
+	if (word_eq(v, len, "0600") || word_eq(v, len, "600"))
+		p->cfg->control_mode = 0600;
+	else if (word_eq(v, len, "0660") || word_eq(v, len, "660"))
+		p->cfg->control_mode = 0660;
+	else
+		err(p, "%scontrol_mode %s not allowed: use 0600 (owner only) "
+		    "or 0660 (owner and group)", p->prefix,
+		    q(qb, sizeof(qb), v, len));
+}
+
+static void
+agent_state_dir(struct parser *p, const char *v, size_t len)
+{
+	set_str(p, "state_dir", p->cfg->state_dir, sizeof(p->cfg->state_dir),
+	    v, len);
+}
+
+/* Lowercase copy for the pp_log parsers, which take exact words. */
+static void
+lower(char *dst, size_t size, const char *v, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && i + 1 < size; i++)
+		dst[i] = (v[i] >= 'A' && v[i] <= 'Z') ? (char)(v[i] - 'A' + 'a') : v[i];
+	dst[i] = '\0';
+}
+
+static void
+agent_log_level(struct parser *p, const char *v, size_t len)
+{
+	enum pp_log_level lv;
+	char w[16], qb[QBUF];
+
+	lower(w, sizeof(w), v, len);
+	if (len >= sizeof(w) || pp_log_parse_level(w, &lv) < 0)
+		err(p, "%slog_level %s unknown: use error, warn, info or debug",
+		    p->prefix, q(qb, sizeof(qb), v, len));
+	else
+		p->cfg->log_level = (int)lv;
+}
+
+static void
+agent_log_format(struct parser *p, const char *v, size_t len)
+{
+	enum pp_log_format f;
+	char w[16], qb[QBUF];
+
+	lower(w, sizeof(w), v, len);
+	if (len >= sizeof(w) || pp_log_parse_format(w, &f) < 0)
+		err(p, "%slog_format %s unknown: use text or json", p->prefix,
+		    q(qb, sizeof(qb), v, len));
+	else
+		p->cfg->log_json = f == PP_LOG_JSON;
+}
+
+static void
+signaling_url(struct parser *p, const char *v, size_t len)
+{
+	const char *a;
+	size_t skip, alen;
+	char host[256], why[160], qb[QBUF];
+	uint16_t port;
+
+	if (len >= 6 && strncmp(v, "wss://", 6) == 0)
+		skip = 6;
+	else if (len >= 5 && strncmp(v, "ws://", 5) == 0)
+		skip = 5;
+	else {
+		err(p, "%surl %s must start with wss:// (or ws:// without TLS), "
+		    "like wss://signal.example.com:46466/ws", p->prefix,
+		    q(qb, sizeof(qb), v, len));
+		return;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (is_space(v[i])) {
+			err(p, "%surl %s contains a space: write it as %%20",
+			    p->prefix, q(qb, sizeof(qb), v, len));
+			return;
+		}
+	}
+	a = v + skip;
+	alen = strcspn(a, "/?#");
+	if (alen > len - skip)
+		alen = len - skip;
+	if (alen == 0) {
+		err(p, "%surl %s has no host: like wss://signal.example.com:46466/ws",
+		    p->prefix, q(qb, sizeof(qb), v, len));
+		return;
+	}
+	if (memchr(a, '@', alen) != NULL) {
+		err(p, "%surl %s: user names in the url are not supported",
+		    p->prefix, q(qb, sizeof(qb), v, len));
+		return;
+	}
+	if (parse_hostport(a, alen, 0, 0, host, sizeof(host), &port, why,
+	    sizeof(why)) < 0) {
+		err(p, "%surl %s: %s", p->prefix, q(qb, sizeof(qb), v, len), why);
+		return;
+	}
+	set_str(p, "url", p->cfg->url, sizeof(p->cfg->url), v, len);
+}
+
+static void
+signaling_ca(struct parser *p, const char *v, size_t len)
+{
+	set_str(p, "ca", p->cfg->ca, sizeof(p->cfg->ca), v, len);
+}
+
+static void
+signaling_insecure(struct parser *p, const char *v, size_t len)
+{
+	set_bool(p, "insecure", &p->cfg->insecure, v, len);
+}
+
+static void
+room_name(struct parser *p, const char *v, size_t len)
+{
+	set_name(p, "name", p->cfg->room_name, sizeof(p->cfg->room_name), v, len);
+}
+
+static void
+room_uuid(struct parser *p, const char *v, size_t len)
+{
+	char low[PP_TUN_UUID_LEN + 1], qb[QBUF];
+
+	if (pp_uuid4_valid(v, len)) {
+		set_str(p, "uuid", p->cfg->room_uuid, sizeof(p->cfg->room_uuid),
+		    v, len);
+		return;
+	}
+	/* The server compares UUIDs as strings: say so rather than fold. */
+	lower(low, sizeof(low), v, len);
+	if (len == PP_TUN_UUID_LEN && pp_uuid4_valid(low, len))
+		err(p, "%suuid %s must be lowercase: write %s", p->prefix,
+		    q(qb, sizeof(qb), v, len), low);
+	else
+		err(p, "%suuid %s is not a canonical UUID version 4 "
+		    "(like 123e4567-e89b-42d3-a456-426614174000): " UUID_HINT,
+		    p->prefix, q(qb, sizeof(qb), v, len));
+}
+
+static void
+ice_stun(struct parser *p, const char *v, size_t len)
+{
+	struct pp_cfg *c = p->cfg;
+	char host[256], why[160], qb[QBUF];
+	uint16_t port;
+
+	/* The URI form others use; we store HOST:PORT. */
+	if (len > 5 && strncmp(v, "stun:", 5) == 0)
+		v += 5, len -= 5;
+	if (parse_hostport(v, len, 1, 0, host, sizeof(host), &port, why,
+	    sizeof(why)) < 0) {
+		err(p, "%sstun %s: %s", p->prefix, q(qb, sizeof(qb), v, len), why);
+		return;
+	}
+	if (c->nstun == PP_CFG_MAX_ICE) {
+		err(p, "%sstun: at most %d servers: remove some", p->prefix,
+		    PP_CFG_MAX_ICE);
+		return;
+	}
+	if (set_str(p, "stun", c->stun[c->nstun], sizeof(c->stun[0]), v, len) == 0)
+		c->nstun++;
+}
+
+/* turn:HOST:PORT[?transport=udp|tcp] or turns:HOST:PORT[?transport=tcp] */
+static int
+turn_url_ok(const char *u, size_t len, char *why, size_t whylen)
+{
+	const char *hp, *qm;
+	size_t hlen;
+	char host[256];
+	uint16_t port;
+	int tls;
+
+	if (len > 6 && strncmp(u, "turns:", 6) == 0)
+		tls = 1, hp = u + 6;
+	else if (len > 5 && strncmp(u, "turn:", 5) == 0)
+		tls = 0, hp = u + 5;
+	else {
+		snprintf(why, whylen, "must start with turn: or turns:");
+		return -1;
+	}
+	hlen = len - (size_t)(hp - u);
+	qm = memchr(hp, '?', hlen);
+	if (qm != NULL) {
+		size_t qlen = len - (size_t)(qm - u);
+
+		hlen = (size_t)(qm - hp);
+		if (!word_eq(qm, qlen, "?transport=tcp") &&
+		    (tls || !word_eq(qm, qlen, "?transport=udp"))) {
+			snprintf(why, whylen, tls ? "turns: takes no parameter "
+			    "but ?transport=tcp" : "the only parameter is "
+			    "?transport=udp or ?transport=tcp");
+			return -1;
+		}
+	}
+	return parse_hostport(hp, hlen, 1, 0, host, sizeof(host), &port, why,
+	    whylen);
+}
+
+/*
+ * turn = URL USER PASSWORD: the URL and the user name are the first two
+ * words; the password is the rest of the value, so it may contain spaces.
+ * Messages never echo the password.
+ */
+static void
+ice_turn(struct parser *p, const char *v, size_t len)
+{
+	struct pp_cfg *c = p->cfg;
+	struct pp_cfg_turn *t;
+	const char *end = v + len, *u = v, *user, *pw;
+	size_t ulen, userlen, pwlen;
+	char why[160], qb[QBUF];
+
+	ulen = strcspn(u, " \t");
+	for (user = u + ulen; user < end && is_space(*user); user++)
+		;
+	userlen = strcspn(user, " \t");
+	for (pw = user + userlen; pw < end && is_space(*pw); pw++)
+		;
+	pwlen = (size_t)(end - pw);
+	if (turn_url_ok(u, ulen, why, sizeof(why)) < 0) {
+		err(p, "%sturn %s: %s", p->prefix, q(qb, sizeof(qb), u, ulen), why);
+		return;
+	}
+	if (userlen == 0 || pwlen == 0) {
+		err(p, "%sturn %s: missing user name and password: write "
+		    "`turn = URL USER PASSWORD`", p->prefix,
+		    q(qb, sizeof(qb), u, ulen));
+		return;
+	}
+	if (c->nturn == PP_CFG_MAX_ICE) {
+		err(p, "%sturn: at most %d servers: remove some", p->prefix,
+		    PP_CFG_MAX_ICE);
+		return;
+	}
+	t = &c->turn[c->nturn];
+	if (set_str(p, "turn url", t->url, sizeof(t->url), u, ulen) < 0 ||
+	    set_str(p, "turn user name", t->username, sizeof(t->username),
+	    user, userlen) < 0 ||
+	    set_str(p, "turn password", t->password, sizeof(t->password),
+	    pw, pwlen) < 0) {
+		memset(t, 0, sizeof(*t));
+		return;
+	}
+	c->nturn++;
+}
+
+static void
+ice_port_min(struct parser *p, const char *v, size_t len)
+{
+	p->port_min_line = p->line;
+	set_port(p, "port_min", &p->cfg->port_min, v, len);
+}
+
+static void
+ice_port_max(struct parser *p, const char *v, size_t len)
+{
+	p->port_max_line = p->line;
+	set_port(p, "port_max", &p->cfg->port_max, v, len);
+}
+
+static void
+tunnel_compression(struct parser *p, const char *v, size_t len)
+{
+	static const struct {
+		const char *name;
+		enum pp_cfg_compression c;
+	} names[] = {
+		{ "none", PP_CFG_COMP_NONE },
+		{ "lz4", PP_CFG_COMP_LZ4 },
+		{ "zstd", PP_CFG_COMP_ZSTD },
+		{ "zstd-hc", PP_CFG_COMP_ZSTD_HC },
+		{ "adaptive", PP_CFG_COMP_ADAPTIVE },
+	};
+	char qb[QBUF];
+
+	for (size_t i = 0; i < NELEM(names); i++) {
+		if (word_eq(v, len, names[i].name)) {
+			p->cfg->compression = names[i].c;
+			return;
+		}
+	}
+	err(p, "%scompression %s unknown: use none, lz4, zstd, zstd-hc or "
+	    "adaptive", p->prefix, q(qb, sizeof(qb), v, len));
+}
+
+static void
+tunnel_unreliable(struct parser *p, const char *v, size_t len)
+{
+	set_bool(p, "unreliable", &p->cfg->unreliable, v, len);
+}
+
+static void
+tunnel_extended(struct parser *p, const char *v, size_t len)
+{
+	set_bool(p, "extended", &p->cfg->extended, v, len);
+}
+
+static void
+service_target(struct parser *p, const char *v, size_t len)
+{
+	struct pp_cfg_service *s = p->svc;
+	char why[160], qb[QBUF];
+
+	if (parse_hostport(v, len, 1, 0, s->host, sizeof(s->host),
+	    &s->target_port, why, sizeof(why)) < 0)
+		err(p, "%starget %s: %s", p->prefix, q(qb, sizeof(qb), v, len),
+		    why);
+}
+
+static void
+service_proto(struct parser *p, const char *v, size_t len)
+{
+	set_proto(p, &p->svc->proto, v, len);
+}
+
+static void
+service_port(struct parser *p, const char *v, size_t len)
+{
+	set_port(p, "port", &p->svc->port, v, len);
+}
+
+static void
+consume_bind(struct parser *p, const char *v, size_t len)
+{
+	char qb[QBUF];
+
+	if (word_eq(v, len, "auto")) {
+		snprintf(p->cfg->bind, sizeof(p->cfg->bind), "auto");
+		return;
+	}
+	/* An IPv6 address may come in brackets as elsewhere; store it bare. */
+	if (len >= 2 && v[0] == '[' && v[len - 1] == ']' &&
+	    ip_literal(v + 1, len - 2, AF_INET6))
+		v++, len -= 2;
+	if (!ip_literal(v, len, AF_INET) && !ip_literal(v, len, AF_INET6)) {
+		err(p, "%sbind %s: use auto or an IP address like 127.0.0.1",
+		    p->prefix, q(qb, sizeof(qb), v, len));
+		return;
+	}
+	set_str(p, "bind", p->cfg->bind, sizeof(p->cfg->bind), v, len);
+}
+
+/*
+ * peers = NAME, NAME ...: names are trimmed, so a name with a comma or with
+ * spaces at either end cannot be listed (docs/config.md says so).
+ */
+static void
+consume_peers(struct parser *p, const char *v, size_t len)
+{
+	struct pp_cfg *c = p->cfg;
+	const char *end = v + len, *s = v;
+	char qb[QBUF];
+	int full = 0;
+
+	while (s <= end) {
+		const char *e = memchr(s, ',', (size_t)(end - s));
+		const char *a = s, *b;
+
+		if (e == NULL)
+			e = end;
+		b = e;
+		while (a < b && is_space(*a))
+			a++;
+		while (b > a && is_space(b[-1]))
+			b--;
+		if (a == b) {
+			err(p, "%speers: empty name between commas: remove the "
+			    "extra comma", p->prefix);
+		} else if (!pp_sig_name_valid(a, (size_t)(b - a))) {
+			err(p, "%speers: %s is not a valid user name: use "
+			    NAME_RULE, p->prefix,
+			    q(qb, sizeof(qb), a, (size_t)(b - a)));
+		} else {
+			size_t n = (size_t)(b - a), i;
+
+			for (i = 0; i < c->npeers; i++)
+				if (strlen(c->peers[i]) == n &&
+				    memcmp(c->peers[i], a, n) == 0)
+					break;
+			if (i < c->npeers) {
+				err(p, "%speers: %s is listed twice: remove one",
+				    p->prefix, q(qb, sizeof(qb), a, n));
+			} else if (c->npeers == PP_CFG_MAX_PEERS) {
+				if (!full)
+					err(p, "%speers: at most %d names",
+					    p->prefix, PP_CFG_MAX_PEERS);
+				full = 1;
+			} else {
+				memcpy(c->peers[c->npeers], a, n);
+				c->peers[c->npeers++][n] = '\0';
+			}
+		}
+		s = e + 1;
+	}
+}
+
+static void
+forward_peer(struct parser *p, const char *v, size_t len)
+{
+	set_name(p, "peer", p->fwd->peer, sizeof(p->fwd->peer), v, len);
+}
+
+static void
+forward_port(struct parser *p, const char *v, size_t len)
+{
+	set_port(p, "port", &p->fwd->port, v, len);
+}
+
+static void
+forward_proto(struct parser *p, const char *v, size_t len)
+{
+	set_proto(p, &p->fwd->proto, v, len);
+}
+
+static void
+forward_listen(struct parser *p, const char *v, size_t len)
+{
+	struct pp_cfg_forward *f = p->fwd;
+	char why[160], qb[QBUF];
+
+	if (parse_hostport(v, len, 1, 1, f->listen_host, sizeof(f->listen_host),
+	    &f->listen_port, why, sizeof(why)) < 0)
+		err(p, "%slisten %s: %s", p->prefix, q(qb, sizeof(qb), v, len),
+		    why);
+}
+
+/* --- the section tables -------------------------------------------------- */
+
+static const struct key agent_keys[] = {
+	{ "name", agent_name, 0 },
+	{ "control", agent_control, 0 },
+	{ "control_mode", agent_control_mode, 0 },
+	{ "state_dir", agent_state_dir, 0 },
+	{ "log_level", agent_log_level, 0 },
+	{ "log_format", agent_log_format, 0 },
+};
+static const struct key signaling_keys[] = {
+	{ "url", signaling_url, 0 },
+	{ "ca", signaling_ca, 0 },
+	{ "insecure", signaling_insecure, 0 },
+};
+static const struct key room_keys[] = {
+	{ "name", room_name, 0 },
+	{ "uuid", room_uuid, 0 },
+};
+static const struct key ice_keys[] = {
+	{ "stun", ice_stun, 1 },
+	{ "turn", ice_turn, 1 },
+	{ "port_min", ice_port_min, 0 },
+	{ "port_max", ice_port_max, 0 },
+};
+static const struct key tunnel_keys[] = {
+	{ "compression", tunnel_compression, 0 },
+	{ "unreliable", tunnel_unreliable, 0 },
+	{ "extended", tunnel_extended, 0 },
+};
+static const struct key service_keys[] = {
+	{ "target", service_target, 0 },
+	{ "proto", service_proto, 0 },
+	{ "port", service_port, 0 },
+};
+static const struct key consume_keys[] = {
+	{ "bind", consume_bind, 0 },
+	{ "peers", consume_peers, 0 },
+};
+static const struct key forward_keys[] = {
+	{ "peer", forward_peer, 0 },
+	{ "port", forward_port, 0 },
+	{ "proto", forward_proto, 0 },
+	{ "listen", forward_listen, 0 },
+};
+
+#define SECTION(id, name, named, keys) \
+	{ id, name, named, keys, NELEM(keys) }
+static const struct section sections[] = {
+	SECTION(S_AGENT, "agent", 0, agent_keys),
+	SECTION(S_SIGNALING, "signaling", 0, signaling_keys),
+	SECTION(S_ROOM, "room", 0, room_keys),
+	SECTION(S_ICE, "ice", 0, ice_keys),
+	SECTION(S_TUNNEL, "tunnel", 0, tunnel_keys),
+	SECTION(S_SERVICE, "service", 1, service_keys),
+	SECTION(S_CONSUME, "consume", 0, consume_keys),
+	SECTION(S_FORWARD, "forward", 1, forward_keys),
+};
+
+#define VALID_SECTIONS	"[agent], [signaling], [room], [ice], [tunnel], " \
+			"[service NAME], [consume], [forward NAME]"
+
+static int
+key_index(const struct section *sd, const char *key)
+{
+	for (size_t i = 0; i < sd->nkeys; i++)
+		if (strcmp(sd->keys[i].name, key) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int
+seen(const struct parser *p, const char *key)
+{
+	int i = key_index(p->sd, key);
+
+	return i < 0 ? 0 : p->key_line[i];
+}
+
+/* --- sections ------------------------------------------------------------ */
+
+static void
+close_service(struct parser *p)
+{
+	struct pp_cfg *c = p->cfg;
+	struct pp_cfg_service *s = p->svc;
+	int at = seen(p, "port") ? seen(p, "port") : seen(p, "target");
+
+	if (!seen(p, "target")) {
+		err_at(p, p->sect_line, "%starget missing: add `target = HOST:PORT`, "
+		    "the address the service listens on", p->prefix);
+		return;
+	}
+	if (s->target_port == 0 || (seen(p, "port") && s->port == 0))
+		return;	/* already reported */
+	if (!seen(p, "port"))
+		s->port = s->target_port;
+	if (s == &p->spare_svc)
+		return;
+	for (size_t i = 0; c->services + i < s; i++) {
+		const struct pp_cfg_service *o = &c->services[i];
+
+		if (o->port == s->port && o->proto == s->proto) {
+			err_at(p, at, "%sport %u/%s already offered by service "
+			    "\"%s\" (line %d): give one of them another `port =`",
+			    p->prefix, s->port, s->proto == PP_TUN_UDP ?
+			    "udp" : "tcp", o->name, o->line);
+			return;
+		}
+	}
+}
+
+static void
+close_forward(struct parser *p)
+{
+	struct pp_cfg *c = p->cfg;
+	struct pp_cfg_forward *f = p->fwd;
+	static const struct {
+		const char *key, *hint;
+	} req[] = {
+		{ "peer", "`peer = NAME`, the user name of the peer to reach" },
+		{ "port", "`port = N`, the port that peer offers" },
+		{ "listen", "`listen = ADDRESS:PORT`, where to accept connections" },
+	};
+	int missing = 0;
+
+	for (size_t i = 0; i < NELEM(req); i++) {
+		if (!seen(p, req[i].key)) {
+			err_at(p, p->sect_line, "%s%s missing: add %s", p->prefix,
+			    req[i].key, req[i].hint);
+			missing = 1;
+		}
+	}
+	if (missing || f == &p->spare_fwd || f->listen_port == 0)
+		return;
+	for (size_t i = 0; c->forwards + i < f; i++) {
+		const struct pp_cfg_forward *o = &c->forwards[i];
+
+		if (o->listen_port == f->listen_port && o->proto == f->proto &&
+		    strcmp(o->listen_host, f->listen_host) == 0) {
+			err_at(p, seen(p, "listen"), "%slisten address already "
+			    "used by forward \"%s\" (line %d): choose another "
+			    "port", p->prefix, o->name, o->line);
+			return;
+		}
+	}
+}
+
+static void
+close_section(struct parser *p)
+{
+	if (p->sect == S_SERVICE)
+		close_service(p);
+	else if (p->sect == S_FORWARD)
+		close_forward(p);
+	p->sect = S_NONE;
+	p->sd = NULL;
+}
+
+/* Names of services and forwards: they appear in logs and the control API. */
+static int
+item_name_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > 63)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+static void
+open_named(struct parser *p, const char *name, size_t nlen)
+{
+	struct pp_cfg *c = p->cfg;
+	char *dst;
+	int *line;
+
+	if (p->sect == S_SERVICE) {
+		for (size_t i = 0; i < c->nservices; i++) {
+			if (strlen(c->services[i].name) == nlen &&
+			    memcmp(c->services[i].name, name, nlen) == 0) {
+				err(p, "service \"%s\" already defined at line %d: "
+				    "give each service its own name",
+				    c->services[i].name, c->services[i].line);
+				p->svc = &p->spare_svc;
+				goto fill;
+			}
+		}
+		if (++p->nsvc_seen > PP_CFG_MAX_SERVICES) {
+			if (p->nsvc_seen == PP_CFG_MAX_SERVICES + 1)
+				err(p, "too many services: at most %d per agent",
+				    PP_CFG_MAX_SERVICES);
+			p->svc = &p->spare_svc;
+		} else {
+			p->svc = &c->services[c->nservices++];
+		}
+	} else {
+		for (size_t i = 0; i < c->nforwards; i++) {
+			if (strlen(c->forwards[i].name) == nlen &&
+			    memcmp(c->forwards[i].name, name, nlen) == 0) {
+				err(p, "forward \"%s\" already defined at line %d: "
+				    "give each forward its own name",
+				    c->forwards[i].name, c->forwards[i].line);
+				p->fwd = &p->spare_fwd;
+				goto fill;
+			}
+		}
+		if (++p->nfwd_seen > PP_CFG_MAX_FORWARDS) {
+			if (p->nfwd_seen == PP_CFG_MAX_FORWARDS + 1)
+				err(p, "too many forwards: at most %d per agent",
+				    PP_CFG_MAX_FORWARDS);
+			p->fwd = &p->spare_fwd;
+		} else {
+			p->fwd = &c->forwards[c->nforwards++];
+		}
+	}
+fill:
+	if (p->sect == S_SERVICE) {
+		memset(p->svc, 0, sizeof(*p->svc));
+		p->svc->proto = PP_TUN_TCP;
+		dst = p->svc->name, line = &p->svc->line;
+	} else {
+		memset(p->fwd, 0, sizeof(*p->fwd));
+		p->fwd->proto = PP_TUN_TCP;
+		dst = p->fwd->name, line = &p->fwd->line;
+	}
+	memcpy(dst, name, nlen);	/* item_name_ok() bounded it to 63 */
+	dst[nlen] = '\0';
+	*line = p->line;
+	snprintf(p->prefix, sizeof(p->prefix), "%s \"%s\": ", p->sd->name, dst);
+}
+
+/* s[0] == '[' and the line is trimmed. */
+static void
+parse_header(struct parser *p, const char *s, size_t len)
+{
+	const char *rb = memchr(s, ']', len), *t, *name, *end;
+	const struct section *sd = NULL;
+	size_t tlen, nlen;
+	char qb[QBUF];
+
+	close_section(p);
+	p->sect = S_SKIP;
+	p->sect_line = p->line;
+	memset(p->key_line, 0, sizeof(p->key_line));
+	if (rb == NULL) {
+		err(p, "section header without `]`: write [section] or "
+		    "[section NAME]");
+		return;
+	}
+	for (end = rb + 1; end < s + len && is_space(*end); end++)
+		;
+	if (end < s + len && *end != '#' && *end != ';') {
+		err(p, "unexpected text after `]`: start a comment with #");
+		return;
+	}
+	for (t = s + 1; t < rb && is_space(*t); t++)
+		;
+	for (tlen = 0; t + tlen < rb && !is_space(t[tlen]); tlen++)
+		;
+	for (name = t + tlen; name < rb && is_space(*name); name++)
+		;
+	for (end = rb; end > name && is_space(end[-1]); end--)
+		;
+	nlen = (size_t)(end - name);
+	for (size_t i = 0; i < NELEM(sections); i++)
+		if (strlen(sections[i].name) == tlen &&
+		    memcmp(t, sections[i].name, tlen) == 0)
+			sd = &sections[i];
+	if (sd == NULL) {
+		err(p, "unknown section %s: valid sections are " VALID_SECTIONS,
+		    q(qb, sizeof(qb), t, tlen));
+		return;
+	}
+	if (sd->named && nlen == 0) {
+		err(p, "[%s] needs a name: write [%s NAME]", sd->name, sd->name);
+		return;
+	}
+	if (sd->named && !item_name_ok(name, nlen)) {
+		err(p, "%s name %s invalid: use 1-63 letters, digits, `-`, `_` "
+		    "or `.`", sd->name, q(qb, sizeof(qb), name, nlen));
+		return;
+	}
+	if (!sd->named && nlen > 0)
+		err(p, "[%s] takes no name: write [%s]", sd->name, sd->name);
+	p->sd = sd;
+	p->sect = sd->id;
+	if (sd->named) {
+		open_named(p, name, nlen);
+		return;
+	}
+	if (p->opened[sd->id])
+		err(p, "[%s] already opened at line %d: merge the two sections",
+		    sd->name, p->opened[sd->id]);
+	else
+		p->opened[sd->id] = p->line;
+	snprintf(p->prefix, sizeof(p->prefix), "[%s] ", sd->name);
+}
+
+/* --- lines --------------------------------------------------------------- */
+
+/*
+ * The value after `=`: quoted ("..." with \" and \\) or bare up to a # or ;
+ * that follows a space.  Writes it NUL-terminated to out (as large as the
+ * line).  Returns its length or -1 (reported).
+ */
+static long
+parse_value(struct parser *p, const char *v, const char *end, char *out)
+{
+	size_t o = 0;
+
+	while (v < end && is_space(*v))
+		v++;
+	if (v < end && *v == '"') {
+		for (v++;; v++) {
+			if (v == end) {
+				err(p, "missing closing `\"` in the value");
+				return -1;
+			}
+			if (*v == '"')
+				break;
+			if (*v == '\\') {
+				if (v + 1 == end) {
+					err(p, "missing closing `\"` in the value");
+					return -1;
+				}
+				if (v[1] != '"' && v[1] != '\\') {
+					err(p, "unknown escape in quoted value: "
+					    "only \\\" and \\\\ are escapes");
+					return -1;
+				}
+				v++;
+			}
+			out[o++] = *v;
+		}
+		for (v++; v < end && is_space(*v); v++)
+			;
+		if (v < end && *v != '#' && *v != ';') {
+			err(p, "text after the closing `\"`: put it inside the "
+			    "quotes, or start a comment with #");
+			return -1;
+		}
+	} else {
+		const char *s = v;
+
+		/* v[-1] exists: at worst it is the '='. */
+		for (; v < end; v++)
+			if ((*v == '#' || *v == ';') && is_space(v[-1]))
+				break;
+		while (v > s && is_space(v[-1]))
+			v--;
+		o = (size_t)(v - s);
+		memcpy(out, s, o);
+	}
+	out[o] = '\0';
+	return (long)o;
+}
+
+static void
+unknown_key(struct parser *p, const char *key)
+{
+	char list[256], qb[QBUF], hint[96] = "";
+	size_t o = 0;
+
+	for (size_t i = 0; i < p->sd->nkeys; i++)
+		o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s",
+		    i ? ", " : "", p->sd->keys[i].name);
+	/* A key put under the wrong header is the usual mistake. */
+	for (size_t i = 0; i < NELEM(sections); i++) {
+		if (&sections[i] != p->sd && key_index(&sections[i], key) >= 0) {
+			snprintf(hint, sizeof(hint), " (`%s` belongs in [%s%s])",
+			    key, sections[i].name, sections[i].named ?
+			    " NAME" : "");
+			break;
+		}
+	}
+	err(p, "unknown key %s in [%s]%s: valid keys are %s",
+	    q(qb, sizeof(qb), key, strlen(key)), p->sd->name, hint, list);
+}
+
+static void
+parse_pair(struct parser *p, const char *s, size_t len, char *val)
+{
+	const char *eq = memchr(s, '=', len), *k, *kend;
+	char key[32], qb[QBUF];
+	size_t klen;
+	long vlen;
+	int i;
+
+	if (eq == NULL) {
+		err(p, "expected `key = value`, a [section] or a # comment");
+		return;
+	}
+	for (k = s, kend = eq; kend > k && is_space(kend[-1]); kend--)
+		;
+	klen = (size_t)(kend - k);
+	if (klen == 0) {
+		err(p, "missing key before `=`");
+		return;
+	}
+	for (size_t j = 0; j < klen; j++) {
+		char c = k[j];
+
+		if (klen >= sizeof(key) || !((c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '_')) {
+			err(p, "invalid key %s: keys are lowercase letters, "
+			    "digits and _", q(qb, sizeof(qb), k, klen));
+			return;
+		}
+	}
+	memcpy(key, k, klen);
+	key[klen] = '\0';
+	if (p->sect == S_SKIP)
+		return;	/* the header was reported; its keys would only add noise */
+	if (p->sect == S_NONE) {
+		err(p, "key `%s` outside a section: put it under its [section] "
+		    "header", key);
+		return;
+	}
+	if ((i = key_index(p->sd, key)) < 0) {
+		unknown_key(p, key);
+		return;
+	}
+	if (p->key_line[i] && !p->sd->keys[i].repeat) {
+		err(p, "%sduplicate key `%s` (first at line %d): remove one",
+		    p->prefix, key, p->key_line[i]);
+		return;
+	}
+	if (!p->key_line[i])
+		p->key_line[i] = p->line;
+	/* Present, even if its value is wrong: not reported as missing too. */
+	p->ever[p->sect] |= 1u << i;
+	if ((vlen = parse_value(p, eq + 1, s + len, val)) < 0)
+		return;
+	if (vlen == 0) {
+		err(p, "%s%s is empty: give a value, or remove the line for "
+		    "the default", p->prefix, key);
+		return;
+	}
+	p->sd->keys[i].set(p, val, (size_t)vlen);
+}
+
+/* Length of a valid UTF-8 sequence at s (RFC 3629), or 0. */
+static size_t
+utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len;
+	unsigned lo = 0x80, hi = 0xbf;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	/* Overlong forms, surrogates and beyond U+10FFFF. */
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/* Bytes before meaning: 0 if the line may be interpreted. */
+static int
+check_bytes(struct parser *p, const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	if (len > PP_CFG_LINE_MAX) {
+		err(p, "line is %zu bytes long, at most %d: shorten it",
+		    len, PP_CFG_LINE_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < len;) {
+		size_t n;
+
+		if (u[i] == 0) {
+			err(p, "NUL byte at column %zu: is this a text file?", i + 1);
+			return -1;
+		}
+		if ((u[i] < 0x20 && u[i] != '\t') || u[i] == 0x7f) {
+			err(p, "control character 0x%02x at column %zu: remove it",
+			    u[i], i + 1);
+			return -1;
+		}
+		if ((n = utf8_seq(u + i, len - i)) == 0) {
+			err(p, "invalid UTF-8 at column %zu: save the file as UTF-8",
+			    i + 1);
+			return -1;
+		}
+		i += n;
+	}
+	return 0;
+}
+
+static void
+parse_line(struct parser *p, const char *s, size_t len, char *val)
+{
+	while (len > 0 && is_space(*s))
+		s++, len--;
+	while (len > 0 && is_space(s[len - 1]))
+		len--;
+	if (len == 0 || s[0] == '#' || s[0] == ';')
+		return;
+	if (s[0] == '[')
+		parse_header(p, s, len);
+	else
+		parse_pair(p, s, len, val);
+}
+
+static int
+ever(const struct parser *p, enum sect id, const char *key)
+{
+	for (size_t i = 0; i < NELEM(sections); i++)
+		if (sections[i].id == id)
+			return (p->ever[id] >> key_index(&sections[i], key)) & 1;
+	return 0;
+}
+
+static void
+check_required(struct parser *p)
+{
+	struct pp_cfg *c = p->cfg;
+
+	if (!ever(p, S_AGENT, "name"))
+		err_at(p, p->opened[S_AGENT], "[agent] name missing: add "
+		    "`name = ...`%s, this peer's user name in the room ("
+		    NAME_RULE ")", p->opened[S_AGENT] ? "" : " under [agent]");
+	if (!ever(p, S_SIGNALING, "url"))
+		err_at(p, p->opened[S_SIGNALING], "[signaling] url missing: add "
+		    "`url = wss://HOST:46466/ws`%s",
+		    p->opened[S_SIGNALING] ? "" : " under [signaling]");
+	if (!ever(p, S_ROOM, "name"))
+		err_at(p, p->opened[S_ROOM], "[room] name missing: add "
+		    "`name = ...`%s, the room's name (" NAME_RULE ")",
+		    p->opened[S_ROOM] ? "" : " under [room]");
+	if (!ever(p, S_ROOM, "uuid"))
+		err_at(p, p->opened[S_ROOM], "[room] uuid missing: add "
+		    "`uuid = ...`%s (" UUID_HINT ")",
+		    p->opened[S_ROOM] ? "" : " under [room]");
+	if (p->port_min_line && !p->port_max_line)
+		err_at(p, p->port_min_line, "[ice] port_min without port_max: "
+		    "add `port_max = ...` too");
+	else if (p->port_max_line && !p->port_min_line)
+		err_at(p, p->port_max_line, "[ice] port_max without port_min: "
+		    "add `port_min = ...` too");
+	else if (c->port_min && c->port_max && c->port_min > c->port_max)
+		err_at(p, p->port_max_line, "[ice] port_max %u is below "
+		    "port_min %u: swap them", c->port_max, c->port_min);
+}
+
+/* --- API ----------------------------------------------------------------- */
+
+void
+pp_cfg_defaults(struct pp_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->control_mode = 0600;
+	cfg->log_level = PP_LOG_INFO;
+	cfg->log_json = 0;
+	cfg->compression = PP_CFG_COMP_NONE;
+}
+
+int
+pp_cfg_parse(const char *path, const char *text, size_t len,
+    struct pp_cfg *cfg, struct pp_cfg_errors *errs)
+{
+	struct parser p;
+	char *buf;
+	size_t off = 0;
+
+	memset(&p, 0, sizeof(p));
+	memset(errs, 0, sizeof(*errs));
+	pp_cfg_defaults(cfg);
+	p.path = path != NULL ? path : "(config)";
+	p.cfg = cfg;
+	p.errs = errs;
+	snprintf(cfg->path, sizeof(cfg->path), "%s", p.path);
+	if (text == NULL)
+		len = 0;
+	if (len > PP_CFG_FILE_MAX) {
+		err_at(&p, 0, "file is %zu bytes, at most %d: is this the "
+		    "right file?", len, PP_CFG_FILE_MAX);
+		return PP_ECONFIG;
+	}
+	/* Each line is copied NUL-terminated (the text need not be), and a
+	 * value can be as long as its line: two buffers serve all lines. */
+	if ((buf = malloc(2 * (PP_CFG_LINE_MAX + 1))) == NULL) {
+		err_at(&p, 0, "out of memory");
+		return PP_ECONFIG;
+	}
+	/* Editors on some systems start UTF-8 files with a byte order mark. */
+	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+		off = 3;
+	while (off < len) {
+		const char *s = text + off, *nl = memchr(s, '\n', len - off);
+		size_t llen = nl ? (size_t)(nl - s) : len - off;
+
+		off += llen + (nl != NULL);
+		p.line++;
+		if (llen > 0 && s[llen - 1] == '\r')
+			llen--;
+		if (check_bytes(&p, s, llen) < 0)
+			continue;
+		memcpy(buf, s, llen);
+		buf[llen] = '\0';
+		parse_line(&p, buf, llen, buf + PP_CFG_LINE_MAX + 1);
+	}
+	close_section(&p);
+	check_required(&p);
+	free(buf);
+	return errs->n ? PP_ECONFIG : 0;
+}
+
+int
+pp_cfg_load(const char *path, struct pp_cfg *cfg, struct pp_cfg_errors *errs)
+{
+	struct pp_cfg_errors *e = errs;
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	ssize_t n;
+	int fd, rc, saved;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		goto fail;
+	if (fstat(fd, &st) < 0)
+		goto fail_fd;
+	if (S_ISDIR(st.st_mode)) {
+		errno = EISDIR;
+		goto fail_fd;
+	}
+	/* One byte more than allowed tells "too large" from "exactly the cap". */
+	if ((buf = malloc(PP_CFG_FILE_MAX + 1)) == NULL)
+		goto fail_fd;
+	while (len < PP_CFG_FILE_MAX + 1) {
+		n = read(fd, buf + len, PP_CFG_FILE_MAX + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto fail_buf;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	rc = pp_cfg_parse(path, buf, len, cfg, errs);
+	free(buf);
+	return rc;
+
+fail_buf:
+	saved = errno;
+	free(buf);
+	errno = saved;
+fail_fd:
+	saved = errno;
+	close(fd);
+	errno = saved;
+fail:
+	saved = errno;
+	pp_cfg_defaults(cfg);
+	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+	memset(e, 0, sizeof(*e));
+	snprintf(e->msg[0], sizeof(e->msg[0]), "%s: cannot read: %s", path,
+	    strerror(saved));
+	e->n = 1;
+	return PP_ECONFIG;
+}
