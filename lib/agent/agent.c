@@ -17,7 +17,9 @@
 #include "signal/client.h"
 #include "tunnel/tunnel.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +73,9 @@ struct pp_agent {
 	struct pp_ctl *ctl;
 	struct pp_dtls_cert *cert;
 	struct pp_tun_service services[PP_CFG_MAX_SERVICES];
+	char svc_host[PP_CFG_MAX_SERVICES][64];	/* pinned IP literals */
+	/* pp_pc keeps these pointers: they live as long as the agent */
+	const char *addrs[PP_CFG_MAX_ICE];
 	struct pp_tun_forward forwards[PP_CFG_MAX_FORWARDS];
 	struct pp_ice_turn turn[PP_CFG_MAX_ICE];
 	char turn_host[PP_CFG_MAX_ICE][256];
@@ -352,7 +357,6 @@ peer_make_pc(struct peer *p)
 	struct pp_agent *a = p->a;
 	struct pp_pc_config pcfg;
 	struct pp_tun_config tcfg;
-	const char *addrs[PP_CFG_MAX_ICE];
 	struct pp_tun_forward fw[PP_CFG_MAX_FORWARDS];
 	size_t nfw = 0;
 	int rc;
@@ -368,8 +372,8 @@ peer_make_pc(struct peer *p)
 	pcfg.ice.turn = a->turn;
 	pcfg.ice.nturn = a->cfg.nturn;
 	for (size_t i = 0; i < a->cfg.naddrs; i++)
-		addrs[i] = a->cfg.addrs[i];
-	pcfg.ice.local_addrs = a->cfg.naddrs ? addrs : NULL;
+		a->addrs[i] = a->cfg.addrs[i];
+	pcfg.ice.local_addrs = a->cfg.naddrs ? a->addrs : NULL;
 	pcfg.ice.nlocal_addrs = a->cfg.naddrs;
 	pcfg.ice.port_min = a->cfg.port_min;
 	pcfg.ice.port_max = a->cfg.port_max;
@@ -774,6 +778,45 @@ split_hostport(const char *s, char *host, size_t hlen, uint16_t *port)
 	return 0;
 }
 
+/*
+ * A service's target as an IP literal.  A host name is resolved once, here,
+ * and the address pinned: the gateway connects to that address and nowhere
+ * else for the life of the process (no per-connection lookups that a
+ * changed DNS record could point elsewhere).
+ */
+static int
+pin_address(const struct pp_cfg_service *s, char *out, size_t len)
+{
+	struct addrinfo hints, *res = NULL;
+	struct in6_addr a6;
+	struct in_addr a4;
+	int rc;
+
+	if (inet_pton(AF_INET, s->host, &a4) == 1 ||
+	    inet_pton(AF_INET6, s->host, &a6) == 1) {
+		snprintf(out, len, "%s", s->host);
+		return 0;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = s->proto == PP_TUN_TCP ? SOCK_STREAM : SOCK_DGRAM;
+	if ((rc = getaddrinfo(s->host, NULL, &hints, &res)) != 0 || res == NULL) {
+		pp_err(SUB, "service %s: cannot resolve %s: %s; fix [service %s] "
+		    "target", s->name, s->host, gai_strerror(rc), s->name);
+		return PP_ECONFIG;
+	}
+	if (res->ai_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr,
+		    out, (socklen_t)len);
+	else
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)res->ai_addr)->sin6_addr,
+		    out, (socklen_t)len);
+	freeaddrinfo(res);
+	pp_info(SUB, "service %s: %s is %s (pinned for this run)", s->name,
+	    s->host, out);
+	return 0;
+}
+
 /* turn:HOST:PORT[?transport=udp|tcp] or turns:HOST:PORT (TLS). */
 static int
 turn_parse(const struct pp_cfg_turn *c, struct pp_ice_turn *t, char *host,
@@ -835,10 +878,12 @@ pp_agent_new(uv_loop_t *loop, const struct pp_agent_config *ac,
 	for (size_t i = 0; i < a->cfg.nservices; i++) {
 		const struct pp_cfg_service *s = &a->cfg.services[i];
 
+		if ((rc = pin_address(s, a->svc_host[i], sizeof(a->svc_host[i]))) < 0)
+			goto fail;
 		a->services[i].name = s->name;
 		a->services[i].port = s->port;
 		a->services[i].proto = s->proto;
-		a->services[i].host = s->host;
+		a->services[i].host = a->svc_host[i];
 		a->services[i].target_port = s->target_port;
 	}
 	for (size_t i = 0; i < a->cfg.nforwards; i++) {

@@ -666,6 +666,28 @@ ice_turn(struct parser *p, const char *v, size_t len)
 	c->nturn++;
 }
 
+/* address = IP: gather host candidates on this address only (repeatable). */
+static void
+ice_address(struct parser *p, const char *v, size_t len)
+{
+	struct pp_cfg *c = p->cfg;
+	char qb[QBUF];
+
+	if (!ip_literal(v, len, AF_INET) && !ip_literal(v, len, AF_INET6)) {
+		err(p, "%saddress %s: use an IP address of this host, like "
+		    "192.0.2.10", p->prefix, q(qb, sizeof(qb), v, len));
+		return;
+	}
+	if (c->naddrs == PP_CFG_MAX_ICE) {
+		err(p, "%saddress: at most %d addresses: remove some", p->prefix,
+		    PP_CFG_MAX_ICE);
+		return;
+	}
+	if (set_str(p, "address", c->addrs[c->naddrs], sizeof(c->addrs[0]), v,
+	    len) == 0)
+		c->naddrs++;
+}
+
 static void
 ice_port_min(struct parser *p, const char *v, size_t len)
 {
@@ -868,6 +890,7 @@ static const struct key room_keys[] = {
 static const struct key ice_keys[] = {
 	{ "stun", ice_stun, 1 },
 	{ "turn", ice_turn, 1 },
+	{ "address", ice_address, 1 },
 	{ "port_min", ice_port_min, 0 },
 	{ "port_max", ice_port_max, 0 },
 };

@@ -22,6 +22,7 @@
  */
 #include "tunnel/tun_int.h"
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "base/random.h"
@@ -255,6 +256,43 @@ arm_retry(struct pp_tun *t)
 		uv_timer_start(&t->retry, on_retry, RETRY_MS, RETRY_MS);
 }
 
+/*
+ * Adaptive compression weighs compression time against the time the link
+ * needs: the rate at which the channel's bytes leave (sent minus what is
+ * still buffered), sampled every RATE_MS while sending, smoothed.  When
+ * the sender is the slow part the rate is its own, which is low, and then
+ * spending CPU on zstd costs nothing that matters either.
+ */
+#define RATE_MS		50
+
+static void
+rate_sample(struct proxy *px)
+{
+	uint64_t now = pp_now_ms();
+	size_t buffered;
+	double drained, bps;
+
+	if (!px->t->settings.adaptive || px->dc == NULL)
+		return;
+	buffered = pp_dc_buffered_amount(px->dc);
+	if (px->rate_ms == 0) {
+		px->rate_ms = now;
+		px->rate_wire = px->wire_out;
+		px->rate_buffered = buffered;
+		return;
+	}
+	if (now - px->rate_ms < RATE_MS)
+		return;
+	drained = (double)(px->wire_out - px->rate_wire) +
+	    (double)px->rate_buffered - (double)buffered;
+	bps = drained > 0 ? drained * 1000.0 / (double)(now - px->rate_ms) : 0;
+	px->rate_bps = px->rate_bps > 0 ? 0.7 * px->rate_bps + 0.3 * bps : bps;
+	pp_codec_set_link_rate(px->codec, px->rate_bps);
+	px->rate_ms = now;
+	px->rate_wire = px->wire_out;
+	px->rate_buffered = buffered;
+}
+
 static void
 stop_reading(struct proxy *px)
 {
@@ -294,6 +332,8 @@ px_send(struct proxy *px, unsigned flags, const void *data, size_t len)
 			return rc;
 		}
 		t->st.wire_out += (uint64_t)n;
+		px->wire_out += (uint64_t)n;
+		rate_sample(px);
 		if (px->proto == PP_TUN_TCP &&
 		    pp_dc_buffered_amount(px->dc) > PP_TUN_HIGH_WATER)
 			stop_reading(px);
@@ -361,6 +401,7 @@ px_try_pending(struct proxy *px)
 		return rc;
 	}
 	t->st.wire_out += px->pending_len;
+	px->wire_out += px->pending_len;
 	free(px->pending);
 	px->pending = NULL;
 	px->blocked = 0;
@@ -988,7 +1029,8 @@ px_dc_open(struct pp_dc *dc, void *ctx)
 	int rc;
 
 	(void)dc;
-	if (t == NULL || px->closing)
+	/* A channel the peer opened reports open too: the consumer's case. */
+	if (t == NULL || px->closing || px->role != PX_PROVIDER)
 		return;
 	px->opened = 1;
 	memset(&ss, 0, sizeof(ss));

@@ -85,7 +85,12 @@ struct proxy {
 	unsigned blocked : 1;		/* waits for send queue room */
 
 	uint64_t bytes_in, bytes_out;
+	uint64_t wire_out;
 	uint64_t udp_dropped;
+	/* adaptive: the channel's drain rate, sampled as messages go out */
+	uint64_t rate_ms, rate_wire;
+	size_t rate_buffered;
+	double rate_bps;
 };
 
 struct pp_tun {
