@@ -658,6 +658,8 @@ peer_json(struct peer *p)
 		json_object_set_new(o, "wire_in", json_integer((json_int_t)ts.wire_in));
 		json_object_set_new(o, "wire_out", json_integer((json_int_t)ts.wire_out));
 		json_object_set_new(o, "refused", json_integer((json_int_t)ts.refused));
+		json_object_set_new(o, "udp_dropped",
+		    json_integer((json_int_t)ts.udp_dropped));
 	}
 	for (size_t i = 0; i < p->nlisteners; i++)
 		json_array_append_new(ls, json_pack("{s:i, s:s, s:s}", "port",

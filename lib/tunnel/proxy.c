@@ -484,6 +484,14 @@ px_resume(struct proxy *px)
 /* ---- UDP ---- */
 
 static void
+px_udp_drop(struct proxy *px)
+{
+	px->udp_dropped++;
+	if (px->t)
+		px->t->st.udp_dropped++;
+}
+
+static void
 on_udp_idle(uv_timer_t *h)
 {
 	struct proxy *px = h->data;
@@ -529,7 +537,7 @@ px_udp_queue(struct proxy *px, const uint8_t *data, size_t len)
 	px->t->st.bytes_out += len;
 	if (px->started && (px->pending || px->peer_paused || px->dc == NULL ||
 	    pp_dc_buffered_amount(px->dc) > PP_TUN_HIGH_WATER)) {
-		px->udp_dropped++;
+		px_udp_drop(px);
 		return;
 	}
 	if ((rc = pp_udpb_add(px->batch, data, len)) == -ENOSPC && px->started) {
@@ -537,7 +545,7 @@ px_udp_queue(struct proxy *px, const uint8_t *data, size_t len)
 		rc = px->batch->count ? -ENOSPC : pp_udpb_add(px->batch, data, len);
 	}
 	if (rc < 0) {
-		px->udp_dropped++;	/* before START only one batch waits */
+		px_udp_drop(px);	/* before START only one batch waits */
 		return;
 	}
 	if (!px->started)
@@ -657,7 +665,7 @@ px_udp_deliver(struct proxy *px, const uint8_t *batch, size_t len)
 		else
 			rc = UV_ENOTCONN;
 		if (rc < 0)
-			px->udp_dropped++;
+			px_udp_drop(px);
 	}
 	if (rc < 0)
 		pp_debug(SUB, "proxy-%s: malformed UDP batch", px->uuid);
@@ -1057,6 +1065,7 @@ px_dc_open(struct pp_dc *dc, void *ctx)
 		rc = uv_tcp_connect(&px->connect_req, &px->u.tcp,
 		    (struct sockaddr *)&ss, on_connect);
 	} else if ((rc = uv_udp_connect(&px->u.udp, (struct sockaddr *)&ss)) == 0 &&
+	    (pp__udp_sockbuf(&px->u.udp), 1) &&
 	    (rc = uv_udp_recv_start(&px->u.udp, px_alloc, px_udp_recv)) == 0) {
 		service_ready(px);
 	}

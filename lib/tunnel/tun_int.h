@@ -141,6 +141,7 @@ void pp__px_detach_all(struct pp_tun *t);
 struct proxy *pp__px_find(struct pp_tun *t, const char *uuid);
 
 /* tunnel.c */
+void pp__udp_sockbuf(uv_udp_t *u);
 int pp__tun_ctl_send(struct pp_tun *t, char *json);	/* takes json */
 const struct pp_tun_service *pp__tun_service(const struct pp_tun *t,
     uint16_t port, enum pp_tun_proto proto);

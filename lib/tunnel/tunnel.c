@@ -74,6 +74,18 @@ fatal(struct pp_tun *t, const char *fmt, ...)
 
 /* ---- listeners ---- */
 
+/* Bursts of datagrams wait in the kernel, not on the floor, while the loop
+ * is busy elsewhere (what the kernel allows; best effort). */
+void
+pp__udp_sockbuf(uv_udp_t *u)
+{
+	int n = PP_TUN_UDP_SOCKBUF;
+
+	(void)uv_recv_buffer_size((uv_handle_t *)u, &n);
+	n = PP_TUN_UDP_SOCKBUF;
+	(void)uv_send_buffer_size((uv_handle_t *)u, &n);
+}
+
 static void
 listener_closed(uv_handle_t *h)
 {
@@ -201,7 +213,8 @@ listener_add(struct pp_tun *t, const char *host, uint16_t port,
 		if ((rc = uv_tcp_open(&l->u.tcp, fd)) == 0)
 			rc = uv_listen(&l->u.s, 128, on_tcp_connection);
 	} else {
-		if ((rc = uv_udp_open(&l->u.udp, fd)) == 0)
+		if ((rc = uv_udp_open(&l->u.udp, fd)) == 0 &&
+		    (pp__udp_sockbuf(&l->u.udp), 1))
 			rc = uv_udp_recv_start(&l->u.udp, udp_alloc, on_udp_recv);
 	}
 	if (rc < 0) {

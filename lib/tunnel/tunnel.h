@@ -38,6 +38,7 @@
 #define PP_TUN_START_TIMEOUT_MS	10000		/* channel open -> START */
 #define PP_TUN_UDP_IDLE_MS	60000		/* UDP session expiry */
 #define PP_TUN_MAX_PROXIES	4096		/* per peer connection */
+#define PP_TUN_UDP_SOCKBUF	(4 * 1024 * 1024)	/* UDP socket buffers */
 
 struct pp_tun;
 
@@ -112,6 +113,7 @@ struct pp_tun_stats {
 	uint64_t bytes_in, bytes_out;	/* payload from / to the peer */
 	uint64_t wire_in, wire_out;	/* as framed on the channels */
 	uint64_t refused;		/* BEGIN_PROXY we refused */
+	uint64_t udp_dropped;		/* datagrams dropped while backed up */
 };
 void pp_tun_get_stats(const struct pp_tun *t, struct pp_tun_stats *st);
 
