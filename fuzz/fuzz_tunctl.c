@@ -89,6 +89,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    strcmp(m2.u.result.uuid, m.u.result.uuid) != 0)
 			abort();
 		break;
+	case PP_TUN_MSG_PING:
+	case PP_TUN_MSG_PONG:
+		if (pp_tun_ping_build(m.type == PP_TUN_MSG_PONG, m.u.seq,
+		    &text) < 0 || pp_tun_msg_parse(text, strlen(text), &m2,
+		    NULL, 0) != 0 || m2.type != m.type || m2.u.seq != m.u.seq)
+			abort();
+		break;
 	case PP_TUN_MSG_UNKNOWN:
 		break;
 	}

@@ -30,6 +30,7 @@
 #define RETRY_MIN_MS	1000
 #define RETRY_MAX_MS	30000
 #define REJOIN_MS	2000
+#define PROBE_MS	3000
 
 enum peer_state {
 	PEER_IDLE,		/* no peer connection */
@@ -52,6 +53,7 @@ struct peer {
 	int doomed;			/* reap the pc + tunnel */
 	int awaiting_answer;
 	uv_timer_t retry;
+	uv_timer_t probe;		/* did a rejoining peer keep its connection? */
 	unsigned retry_ms;
 	unsigned attempts;
 	uint64_t state_since_ms;
@@ -181,6 +183,8 @@ peer_get(struct pp_agent *a, const char *name)
 		    a->cfg.bind : "0.0.0.0");
 	uv_timer_init(a->loop, &p->retry);
 	p->retry.data = p;
+	uv_timer_init(a->loop, &p->probe);
+	p->probe.data = p;
 	p->next = a->peers;
 	a->peers = p;
 	return p;
@@ -495,6 +499,23 @@ on_sdp_state(struct pp_agent *a, json_t *data)
 }
 
 static void
+probe_cb(uv_timer_t *h)
+{
+	struct peer *p = h->data;
+
+	if (p->tun && !p->doomed && !pp_tun_ping_answered(p->tun))
+		peer_doom(p, "rejoined the room and its old connection does not "
+		    "answer: starting over");
+}
+
+/*
+ * A member (re)joined.  If we still have a connection with it, either its
+ * signaling dropped (server restart: the connection is fine) or it is a
+ * new process (the connection is dead but may not have failed yet).  A v2
+ * peer is asked over the tunnel; a connection that is not up is replaced;
+ * a v1 connection that is up is kept until it fails by itself.
+ */
+static void
 member_seen(struct pp_agent *a, const char *name, int fresh)
 {
 	struct peer *p;
@@ -502,11 +523,13 @@ member_seen(struct pp_agent *a, const char *name, int fresh)
 	if (strcmp(name, a->cfg.name) == 0 || (p = peer_get(a, name)) == NULL)
 		return;
 	p->in_room = 1;
-	if (fresh && p->pc != NULL && p->offerer) {
-		/* It (re)joined, so it has no connection with us any more. */
-		peer_release(p);
+	if (fresh && p->pc != NULL && !p->doomed) {
+		if (p->state == PEER_CONNECTED && pp_tun_ping(p->tun) == 0)
+			uv_timer_start(&p->probe, probe_cb, PROBE_MS, 0);
+		else if (p->state != PEER_CONNECTED && p->offerer)
+			peer_release(p);
 	}
-	if (p->offerer && p->pc == NULL) {
+	if (p->offerer && p->pc == NULL && !p->doomed) {
 		p->retry_ms = RETRY_MIN_MS;
 		uv_timer_stop(&p->retry);
 		peer_offer(p);
@@ -962,6 +985,7 @@ pp_agent_stop(struct pp_agent *a)
 			p->pc = NULL;
 		}
 		uv_close((uv_handle_t *)&p->retry, NULL);
+		uv_close((uv_handle_t *)&p->probe, NULL);
 	}
 	pp_sigc_stop(a->sig);
 	pp_ctl_free(a->ctl);

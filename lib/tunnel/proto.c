@@ -354,6 +354,13 @@ pp_tun_msg_parse(const void *buf, size_t len, struct pp_tun_msg *m,
 	} else if (strcmp(t, "SUCCESS") == 0 || strcmp(t, "FAILED") == 0) {
 		m->type = t[0] == 'S' ? PP_TUN_MSG_SUCCESS : PP_TUN_MSG_FAILED;
 		parse_result(root, &m->u.result);
+	} else if (strcmp(t, "PING") == 0 || strcmp(t, "PONG") == 0) {
+		const json_t *seq = json_object_get(root, "seq");
+
+		m->type = t[1] == 'I' ? PP_TUN_MSG_PING : PP_TUN_MSG_PONG;
+		if (json_is_integer(seq) && json_integer_value(seq) >= 0 &&
+		    json_integer_value(seq) <= UINT32_MAX)
+			m->u.seq = (uint32_t)json_integer_value(seq);
 	} else {
 		m->type = PP_TUN_MSG_UNKNOWN;
 	}
@@ -498,4 +505,12 @@ pp_tun_failed_build(const char *uuid, const char *reason, char **out)
 	if (reason == NULL || reason[0] == '\0')
 		return *out = NULL, PP_EINVAL;
 	return result_build("FAILED", uuid, reason, out);
+}
+
+int
+pp_tun_ping_build(int pong, uint32_t seq, char **out)
+{
+	*out = NULL;
+	return dump_to(json_pack("{s:s, s:I}", "type", pong ? "PONG" : "PING",
+	    "seq", (json_int_t)seq), out);
 }

@@ -80,6 +80,8 @@ enum pp_tun_msg_type {
 	PP_TUN_MSG_BEGIN_PROXY,
 	PP_TUN_MSG_SUCCESS,
 	PP_TUN_MSG_FAILED,
+	PP_TUN_MSG_PING,	/* v2: {"type": "PING", "seq": N}; answer PONG */
+	PP_TUN_MSG_PONG,	/* v2: {"type": "PONG", "seq": N} */
 };
 
 /* BEGIN_PROXY as received: the provider decides what is valid (spec order:
@@ -106,6 +108,7 @@ struct pp_tun_msg {
 		struct pp_tun_init init;
 		struct pp_tun_begin begin;
 		struct pp_tun_result result;
+		uint32_t seq;		/* PING / PONG (0 when absent or invalid) */
 	} u;
 };
 
@@ -134,6 +137,8 @@ int pp_tun_begin_build(uint16_t port, enum pp_tun_proto proto,
     const char *uuid, char **out);
 int pp_tun_success_build(const char *uuid, char **out);
 int pp_tun_failed_build(const char *uuid, const char *reason, char **out);
+/* v2 liveness probe, only towards peers whose INIT said pp_version >= 2. */
+int pp_tun_ping_build(int pong, uint32_t seq, char **out);
 
 /* Symmetric: both sides reach the same settings from the same two INITs. */
 void pp_tun_negotiate(const struct pp_tun_init *ours,

@@ -111,6 +111,7 @@ struct pp_tun {
 
 	struct pp_dc *ctl;
 	int sent_init, got_init, ready, dead;
+	uint32_t ping_seq, pong_seq;
 	struct pp_tun_init ours, theirs;
 	struct pp_tun_settings settings;
 

@@ -332,7 +332,7 @@ ctl_message(struct pp_dc *dc, int binary, const uint8_t *data, size_t len,
 {
 	struct pp_tun *t = ctx;
 	struct pp_tun_msg *m;
-	char err[160];
+	char err[160], *json = NULL;
 	int rc;
 
 	(void)dc, (void)binary;
@@ -368,6 +368,13 @@ ctl_message(struct pp_dc *dc, int binary, const uint8_t *data, size_t len,
 	case PP_TUN_MSG_SUCCESS:
 	case PP_TUN_MSG_FAILED:
 		pp__px_result(t, m->type == PP_TUN_MSG_FAILED, &m->u.result);
+		break;
+	case PP_TUN_MSG_PING:
+		if (pp_tun_ping_build(1, m->u.seq, &json) == 0)
+			(void)pp__tun_ctl_send(t, json);
+		break;
+	case PP_TUN_MSG_PONG:
+		t->pong_seq = m->u.seq;
 		break;
 	case PP_TUN_MSG_UNKNOWN:
 		pp_debug(SUB, "peer %s: control message of unknown type ignored",
@@ -561,6 +568,25 @@ pp_tun_free(struct pp_tun *t)
 	free(t->forwards);
 	free(t->listen_host);
 	uv_close((uv_handle_t *)&t->retry, tun_closed);
+}
+
+int
+pp_tun_ping(struct pp_tun *t)
+{
+	char *json = NULL;
+	int rc;
+
+	if (!t->ready || t->dead || t->theirs.version < 2)
+		return PP_ECONFLICT;
+	if ((rc = pp_tun_ping_build(0, ++t->ping_seq, &json)) < 0)
+		return rc;
+	return pp__tun_ctl_send(t, json);
+}
+
+int
+pp_tun_ping_answered(const struct pp_tun *t)
+{
+	return t->ping_seq != 0 && t->pong_seq == t->ping_seq;
 }
 
 void

@@ -103,6 +103,14 @@ void pp_tun_free(struct pp_tun *t);
 void pp_tun_on_channel(struct pp_tun *t, struct pp_dc *dc);
 void pp_tun_on_pc_state(struct pp_tun *t, enum pp_pc_state state);
 
+/*
+ * v2 liveness probe: sends PING on the control channel.  PP_ECONFLICT when
+ * the tunnel is not ready or the peer speaks only v1 (it would ignore it).
+ * pp_tun_ping_answered() is 1 once the PONG for the latest PING came.
+ */
+int pp_tun_ping(struct pp_tun *t);
+int pp_tun_ping_answered(const struct pp_tun *t);
+
 struct pp_tun_stats {
 	int ready;
 	struct pp_tun_settings settings;

@@ -280,6 +280,20 @@ def test_gateway_restart(pair):
         assert recv_exact(s, 5) == b"after"
 
 
+def test_client_restart(pair):
+    """The answering side restarts: the offerer must not wait for its stale
+    connection to time out (v2 probe on rejoin)."""
+    addr = pair.addr("echo")
+    pair.cl.stop(signal.SIGKILL)
+    pair.cl = AgentProcess("connect", pair.cl_conf, pair.tmp, pair.cl_name + "-2")
+    addr = pair.cl.wait_listener(pair.gw_name, pair.ports["echo"], timeout=30)
+    with connect(addr) as s:
+        s.sendall(b"again")
+        assert recv_exact(s, 5) == b"again"
+    pair.gw.wait_log(r"peer %s: rejoined the room and its old connection "
+                     r"does not answer" % pair.cl_name)
+
+
 def test_signaling_restart_keeps_tunnel(tmp_path, shared_state_dir):
     port = free_port()
     srv = start_server(listen="127.0.0.1:%d" % port, state_dir=shared_state_dir,

@@ -174,6 +174,8 @@ static const struct env_case {
 	{ "{\"type\":\"SUCCESS\"}", 0, PP_TUN_MSG_SUCCESS },
 	{ "{\"type\":\"FAILED\"}", 0, PP_TUN_MSG_FAILED },
 	{ "{\"type\":\"BEGIN_PROXY\"}", 0, PP_TUN_MSG_BEGIN_PROXY },
+	{ "{\"type\":\"PING\",\"seq\":3}", 0, PP_TUN_MSG_PING },
+	{ "{\"type\":\"PONG\",\"seq\":-1}", 0, PP_TUN_MSG_PONG },
 	{ "{}", PP_EPROTO, 0 },
 	{ "{\"type\":1}", PP_EPROTO, 0 },
 	{ "{\"type\":null}", PP_EPROTO, 0 },
@@ -188,6 +190,30 @@ static const struct env_case {
 	{ "{\"type\":\"IN\\u0000IT\"}", PP_EPROTO, 0 },
 	{ "{\"type\":\"HELLO\"} trailing", PP_EPROTO, 0 },
 };
+
+static void
+test_ping_pong(void **state)
+{
+	struct pp_tun_msg m;
+	char *text = NULL;
+
+	(void)state;
+	assert_int_equal(pp_tun_ping_build(0, 4000000000u, &text), 0);
+	assert_int_equal(parse(text, &m), 0);
+	assert_int_equal(m.type, PP_TUN_MSG_PING);
+	assert_int_equal(m.u.seq, 4000000000u);
+	free(text);
+	assert_int_equal(pp_tun_ping_build(1, 9, &text), 0);
+	assert_int_equal(parse(text, &m), 0);
+	assert_int_equal(m.type, PP_TUN_MSG_PONG);
+	assert_int_equal(m.u.seq, 9);
+	free(text);
+	/* a negative or absent seq reads as 0, never as a huge number */
+	assert_int_equal(parse("{\"type\":\"PONG\",\"seq\":-1}", &m), 0);
+	assert_int_equal(m.u.seq, 0);
+	assert_int_equal(parse("{\"type\":\"PING\",\"seq\":4294967296}", &m), 0);
+	assert_int_equal(m.u.seq, 0);
+}
 
 static void
 test_envelope_table(void **state)
@@ -657,6 +683,7 @@ main(void)
 		cmocka_unit_test(test_init_ports),
 		cmocka_unit_test(test_init_port_limit),
 		cmocka_unit_test(test_envelope_table),
+		cmocka_unit_test(test_ping_pong),
 		cmocka_unit_test(test_size_cap),
 		cmocka_unit_test(test_begin_table),
 		cmocka_unit_test(test_result_table),
