@@ -403,18 +403,15 @@ peer_make_pc(struct peer *p)
 	tcfg.extended = a->cfg.extended;
 	tcfg.services = a->services;
 	tcfg.nservices = a->cfg.nservices;
-	if (consumes(a, p->name)) {
-		/* [forward] entries for this peer replace the automatic
-		 * listeners; with [forward]s but no [consume] peers, only the
-		 * peers named in them are consumed. */
-		for (size_t i = 0; i < a->cfg.nforwards; i++)
-			if (strcmp(a->cfg.forwards[i].peer, p->name) == 0)
-				fw[nfw++] = a->forwards[i];
-		tcfg.forwards = nfw ? fw : NULL;
-		tcfg.nforwards = nfw;
-		if (nfw == 0 && !(a->cfg.nforwards > 0 && a->cfg.npeers == 0))
-			tcfg.listen_host = p->listen_host;
-	}
+	/* [forward] entries for this peer add fixed listeners to the
+	 * automatic ones ([consume] peers limits the automatic ones only). */
+	for (size_t i = 0; i < a->cfg.nforwards; i++)
+		if (strcmp(a->cfg.forwards[i].peer, p->name) == 0)
+			fw[nfw++] = a->forwards[i];
+	tcfg.forwards = nfw ? fw : NULL;
+	tcfg.nforwards = nfw;
+	if (consumes(a, p->name))
+		tcfg.listen_host = p->listen_host;
 	if ((rc = pp_tun_new(p->pc, &tcfg, &tun_ops, p, &p->tun)) < 0) {
 		pp_pc_free(p->pc);
 		p->pc = NULL;

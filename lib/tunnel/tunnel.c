@@ -238,26 +238,23 @@ listener_add(struct pp_tun *t, const char *host, uint16_t port,
 static void
 listeners_open(struct pp_tun *t)
 {
-	if (t->nforwards > 0) {
-		for (size_t i = 0; i < t->nforwards; i++) {
-			const struct pp_tun_forward *f = &t->forwards[i];
-			int offered = 0;
+	for (size_t i = 0; i < t->nforwards; i++) {
+		const struct pp_tun_forward *f = &t->forwards[i];
+		int offered = 0;
 
-			for (size_t j = 0; j < t->theirs.nports; j++)
-				if (t->theirs.ports[j].port == f->port &&
-				    t->theirs.ports[j].proto == f->proto)
-					offered = 1;
-			if (!offered) {
-				pp_warn(SUB, "peer %s does not offer port %u/%s; "
-				    "forward to %s:%u not opened", t->peer_name,
-				    f->port, pp_tun_proto_name(f->proto),
-				    f->listen_host, f->listen_port);
-				continue;
-			}
-			(void)listener_add(t, f->listen_host, f->port, f->proto,
+		for (size_t j = 0; j < t->theirs.nports; j++)
+			if (t->theirs.ports[j].port == f->port &&
+			    t->theirs.ports[j].proto == f->proto)
+				offered = 1;
+		if (!offered) {
+			pp_warn(SUB, "peer %s does not offer port %u/%s; forward "
+			    "to %s:%u not opened", t->peer_name, f->port,
+			    pp_tun_proto_name(f->proto), f->listen_host,
 			    f->listen_port);
+			continue;
 		}
-		return;
+		(void)listener_add(t, f->listen_host, f->port, f->proto,
+		    f->listen_port);
 	}
 	if (t->listen_host == NULL)
 		return;

@@ -73,7 +73,7 @@ struct pp_tun_config {
 	size_t nservices;
 	/* Consumer side: listen for the peer's ports here; NULL: do not. */
 	const char *listen_host;
-	/* Only these fixed listeners instead (when nforwards > 0). */
+	/* Fixed listeners for some of the peer's ports, in addition. */
 	const struct pp_tun_forward *forwards;
 	size_t nforwards;
 	/* Send START to a v1 consumer this long after the service connected,

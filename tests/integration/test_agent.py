@@ -6,6 +6,7 @@ gateway sharing services that run in this process, and a client agent.
 """
 
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -27,7 +28,7 @@ class Pair:
     """A gateway and a client in one room, with the services behind them."""
 
     def __init__(self, tmp, url, compression="none", gw_name="gw-office",
-                 cl_name="laptop-1"):
+                 cl_name="laptop-1", cl_extra=""):
         self.tmp = str(tmp)
         self.url = url
         self.room = new_room()
@@ -49,7 +50,8 @@ class Pair:
                                     url, self.room, services=services,
                                     compression=compression)
         self.cl_conf = write_config(os.path.join(self.tmp, "cl.conf"), cl_name,
-                                    url, self.room, compression=compression)
+                                    url, self.room, compression=compression,
+                                    extra=cl_extra)
         self.gw = AgentProcess("gateway", self.gw_conf, self.tmp, gw_name)
         self.cl = AgentProcess("connect", self.cl_conf, self.tmp, cl_name)
 
@@ -264,6 +266,105 @@ def test_refused_port_counts(pair):
     assert all(k[1] != 5999 for k in listeners)
 
 
+def test_fixed_forward_and_consume_filter(tmp_path, server):
+    """[forward] pins a local port next to the automatic listeners;
+    [consume] peers limits whom we listen for."""
+    fixed = free_port()
+    extra = ("[forward web]\npeer = gw-office\nport = 18080\n"
+             "listen = 127.0.0.1:%d\n\n[consume]\npeers = gw-office\n" % fixed)
+    p = Pair(tmp_path, "wss://127.0.0.1:%d/ws" % server.port, cl_extra=extra)
+    try:
+        auto = p.addr("http")
+        fixed_addr = p.cl.wait_listener(p.gw_name, 18080)
+        deadline = time.monotonic() + 30
+        while len([k for k in p.cl.listeners() if k[1] == 18080]) < 1 or \
+                ("127.0.0.1", fixed) not in [v for v in _all_listeners(p.cl)]:
+            assert time.monotonic() < deadline, p.cl.out()
+            time.sleep(0.05)
+        for addr in (auto, ("127.0.0.1", fixed)):
+            assert http_get(addr, "/f").endswith(b"tunnel: /f\n"), addr
+        assert fixed_addr  # announced
+    finally:
+        p.close()
+
+
+def _all_listeners(agent):
+    import re as _re
+    out = []
+    for line in agent.out().splitlines():
+        m = _re.match(r"^peer \S+ port \d+/\S+ -> (\S+):(\d+)$", line.strip())
+        if m:
+            out.append((m.group(1), int(m.group(2))))
+    return out
+
+
+def test_backpressure_slow_service(tmp_path, server):
+    """A service that stops reading: the tunnel must stop taking data (bounded
+    buffers end to end) and lose nothing once the service reads again."""
+    go = threading.Event()
+    got = {}
+
+    def slow(conn):
+        go.wait(120)
+        got["rx"] = bulk_recv(conn)
+
+    p = Pair(tmp_path, "wss://127.0.0.1:%d/ws" % server.port)
+    svc = TcpService(slow)
+    try:
+        p.gw.stop()
+        p.gw = AgentProcess("gateway", write_config(
+            os.path.join(p.tmp, "gw2.conf"), p.gw_name, p.url, p.room,
+            services=[("slow", 16000, "tcp", "127.0.0.1", svc.port)]),
+            p.tmp, p.gw_name + "-slow")
+        addr = p.cl.wait_listener(p.gw_name, 16000, timeout=60)
+        total = 256 << 20
+        sent = [0]
+        digest = {}
+
+        def push():
+            with connect(addr, timeout=300) as s:
+                block = os.urandom(1 << 16)
+                h = hashlib.sha256()
+                while sent[0] < total:
+                    s.sendall(block)
+                    h.update(block)
+                    sent[0] += len(block)
+                s.shutdown(socket.SHUT_WR)
+                digest["tx"] = h.hexdigest()
+                s.recv(1)
+
+        t = threading.Thread(target=push, daemon=True)
+        t.start()
+        last, still = -1, 0
+        while still < 20:           # no progress for 2 s: it is blocked
+            time.sleep(0.1)
+            still = still + 1 if sent[0] == last else 0
+            last = sent[0]
+            assert sent[0] < total, "256 MiB went in with nobody reading"
+        # kernel socket buffers on both ends plus the tunnel's bounded queues
+        assert sent[0] < 48 << 20, "%d bytes taken in" % sent[0]
+        rss = [_rss_kib(a.proc.pid) for a in (p.cl, p.gw)]
+        assert all(r < 200 * 1024 for r in rss), rss
+        go.set()
+        t.join(600)
+        deadline = time.monotonic() + 120
+        while "rx" not in got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert got["rx"] == (total, digest["tx"])
+    finally:
+        go.set()
+        svc.close()
+        p.close()
+
+
+def _rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def test_gateway_restart(pair):
     addr = pair.addr("echo")
     with connect(addr) as s:
@@ -346,6 +447,22 @@ def test_compression_modes(tmp_path, server, compression):
         assert peer["wire_out"] < peer["bytes_out"], peer
     finally:
         p.close()
+
+
+def test_json_logs(tmp_path, server):
+    conf = write_config(str(tmp_path / "j.conf"), "json-agent",
+                        "wss://127.0.0.1:%d/ws" % server.port, new_room())
+    a = AgentProcess("gateway", conf, str(tmp_path), "json-agent",
+                     args=["--log-format", "json"])
+    try:
+        a.wait_log(r"in room")
+    finally:
+        assert a.stop() == 0
+    lines = [l for l in a.log().splitlines() if l.strip()]
+    assert lines
+    for l in lines:
+        obj = json.loads(l)
+        assert {"ts", "level", "subsys", "msg"} <= set(obj), obj
 
 
 def test_check_config_errors(tmp_path):
