@@ -377,6 +377,19 @@ main(int argc, char **argv)
 	uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&srv.sigint, on_signal, SIGINT);
 
+	/* lws on a foreign loop reports a failed bind only by making no vhost */
+	if (pp_wss_port(srv.wss) <= 0) {
+		pp_err(SUB, "cannot listen on %s:%d: the address is in use or not "
+		    "ours; pick another with --listen ADDR:PORT", o.listen_addr,
+		    o.port);
+		srv.stopping = 1;
+		pp_wss_stop(srv.wss, stopped, &srv);
+		uv_run(&srv.loop, UV_RUN_DEFAULT);
+		pp_wss_free(srv.wss);
+		uv_run(&srv.loop, UV_RUN_DEFAULT);
+		(void)uv_loop_close(&srv.loop);
+		return 1;
+	}
 	pp_info(SUB, "listening on wss://%s:%d/ws (limits: %u clients, %u rooms, "
 	    "%u members a room, %zu-byte messages, %u requests/s)", o.listen_addr,
 	    pp_wss_port(srv.wss), o.wss.max_clients, o.wss.limits.max_rooms,

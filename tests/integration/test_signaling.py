@@ -27,6 +27,7 @@ import uuid
 import pytest
 import websockets
 
+from conftest import start_server
 from sigclient import (
     SUCCESS, UUID4_RE, RawWS, candidate, close_all, connect,
     connect_many, failed, fast_room, join_room, leave_room, new_room,
@@ -1616,3 +1617,18 @@ def test_bad_key_file_is_refused(server_factory, tmp_path, problem):
     assert rc is not None and rc != 0, "exit %r:\n%s" % (rc, srv.log_tail())
     assert str(key.name) in srv.log(), srv.log_tail()
     assert "listening on" not in srv.log(), srv.log_tail()
+
+
+def test_port_in_use_is_an_error(tmp_path, shared_state_dir):
+    """A taken port must not look like a running server (lws on a foreign
+    loop only signals it by making no vhost)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        srv = start_server(listen="127.0.0.1:%d" % port, wait=False,
+                           state_dir=shared_state_dir, tmpdir=str(tmp_path))
+        rc = srv.wait(30)
+        assert rc == 1, srv.log_tail()
+        assert "cannot listen on 127.0.0.1:%d" % port in srv.log()
+        assert "listening on" not in srv.log()
