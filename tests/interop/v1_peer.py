@@ -15,6 +15,7 @@ Run it with /usr/bin/python3 (where aiortc lives):
       [--host-address ADDR ...] [--insecure|--no-insecure] \\
       [--quirk-late-attach [--late-attach-iterations N]] \\
       [--proxy-timeout S] [--start-timeout S] [--udp-idle S] \\
+      [--init-il-user NAME] \\
       [--log-level debug|info|warning|error]
 
 It joins the room with FAST_ROOM_EXACT and makes one peer connection with
@@ -48,7 +49,8 @@ stdout: one JSON object per line, prefixed by its kind, flushed each time
       open), "start" (consumer saw START / provider sent it), "failed"
       (with "reason": a FAILED reason received or sent -- TIMEOUT,
       ACCESS_DENIED, ... -- or NO_START, EARLY_SUCCESS, CONNECT_FAILED),
-      "closed" (with "reason", "sent" and "received" payload byte counts)
+      "closed" (with "reason", "sent"/"received": payload bytes, and
+      "wire_sent"/"wire_received": message bytes as framed and compressed)
 
 stdin (optional, one command per line; EOF is fine):
 
@@ -334,8 +336,10 @@ class Proxy:
         self.opened = asyncio.Event()
         self.started = asyncio.Event()
         self.closed = False
-        self.sent = 0
+        self.sent = 0			# payload bytes
         self.received = 0
+        self.wire_sent = 0		# message bytes (flag byte, compressed)
+        self.wire_received = 0
         self._drained = asyncio.Event()
         self.what = "%s %s %s:%d %s" % (link.name, role, proto_name(self),
                                         port, self.label)
@@ -364,6 +368,7 @@ class Proxy:
             log.warning("%s: text message on a proxy channel, read as "
                         "UTF-8 bytes", self.what)
             message = message.encode("utf-8")
+        self.wire_received += len(message)
         try:
             flags, payload = self.link.codec.decode(message)
         except ValueError as e:
@@ -395,8 +400,10 @@ class Proxy:
         if ch is None or ch.readyState != "open":
             raise ConnectionError("channel %s is %s" % (
                 self.label, ch.readyState if ch else "missing"))
-        ch.send(self.link.codec.encode(payload, flags))
+        message = self.link.codec.encode(payload, flags)
+        ch.send(message)
         self.sent += len(payload)
+        self.wire_sent += len(message)
 
     async def backpressure(self):
         ch = self.channel
@@ -422,7 +429,8 @@ class Proxy:
         log.info("%s: closed (%s), %d bytes sent, %d received", self.what,
                  reason, self.sent, self.received)
         self.event("closed", reason=reason, sent=self.sent,
-                   received=self.received)
+                   received=self.received, wire_sent=self.wire_sent,
+                   wire_received=self.wire_received)
         if channel_too and self.channel is not None:
             self.link.node.spawn(close_channel_drained(self.channel))
 
@@ -469,8 +477,9 @@ class Proxy:
         try:
             await asyncio.wait_for(self.opened.wait(), a.proxy_timeout)
         except asyncio.TimeoutError:
-            log.warning("%s: no channel within %g s: FAILED TIMEOUT",
-                        self.what, a.proxy_timeout)
+            log.warning("%s: no channel within %g s: FAILED TIMEOUT "
+                        "(SCTP: %s)", self.what, a.proxy_timeout,
+                        sctp_state(self.link.pc))
             self.fail("TIMEOUT", send_failed=True)
             return
         if self.closed:
@@ -556,6 +565,7 @@ class Proxy:
             self.close(str(e))
             return
         self.event("start")
+        self.started.set()		# forwarding from here on
         await self.forward()
 
     # per protocol
@@ -574,6 +584,22 @@ class Proxy:
 
     async def forward(self):
         raise NotImplementedError
+
+
+def sctp_state(pc):
+    """aiortc's SCTP sender state, for diagnosing stalls."""
+    try:
+        t = pc.sctp.transport
+        return ("association %s, data channel queue %d, outbound %d, sent "
+                "%d (unacked), flight size %d, cwnd %d, T3 %s, reconfig "
+                "pending %s queue %s" % (
+                    t._association_state.name, len(t._data_channel_queue),
+                    len(t._outbound_queue), len(t._sent_queue),
+                    t._flight_size, t._cwnd,
+                    "running" if t._t3_handle else "off",
+                    t._reconfig_request is not None, t._reconfig_queue))
+    except Exception as e:
+        return "unavailable (%s: %s)" % (type(e).__name__, e)
 
 
 def proto_name(proxy):
@@ -955,7 +981,7 @@ class Link:
         if self.init_sent or self.closed:
             return
         a = self.node.args
-        msg = {"type": "INIT", "IL_user": self.name,
+        msg = {"type": "INIT", "IL_user": a.init_il_user or self.name,
                "config": {"unreliable_channels": a.unreliable,
                           "compression_type": a.compression,
                           "extended_compression": a.extended},
@@ -1403,6 +1429,9 @@ def parse_args(argv):
     p.add_argument("--udp-idle", type=float, default=60.0, metavar="S",
                    help="consumer: UDP sessions idle for S s expire "
                    "(default 60)")
+    p.add_argument("--init-il-user", metavar="NAME",
+                   help="testing: send NAME as IL_user in our INITs instead "
+                   "of the receiver's name (the receiver must tear down)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S",
                    help="signaling connect timeout (default 30)")
     p.add_argument("--log-level", default="info",
