@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """An independent version-1 PeerPipe peer on aiortc (Debian's python3-aiortc
-1.4), written from docs/spec tunnel-v1.md and signaling-v1.md only.  It is
-the interop reference the C agent is tested against: it plays both roles of
-the spec at once, like the deployed peers -- it provides the ports given with
---offer and consumes whatever the other peers offer.
+1.4), written only from the version-1 specs (tunnel-v1.md and
+signaling-v1.md in the shared spec directory).  It is the interop reference
+the C agent is tested against: it plays both roles of the spec at once, like
+the deployed peers -- it provides the ports given with --offer and consumes
+whatever the other peers offer.
 
 Run it with /usr/bin/python3 (where aiortc lives):
 
