@@ -192,6 +192,79 @@ def size_allowed(size, limit):
     return limit == 0 or size <= limit
 
 
+# ---------------------------------------------------------------- candidates
+
+def remote_candidate(data, remote_sdp):
+    """(candidate, text) for a trickled SDP_STATE candidate's sdp_data,
+    or None (logged) for one aiortc cannot or must not use."""
+    if not isinstance(data, dict):
+        log.warning("candidate: sdp_data is not an object: %r", data)
+        return None
+    text = data.get("candidate")
+    mid = data.get("sdpMid")
+    index = data.get("sdpMLineIndex")
+    if not text:
+        log.info("candidate: end-of-candidates (empty) from peer, "
+                 "ignored (aiortc 1.4 has no API for it)")
+        return None
+    if not isinstance(text, str):
+        log.warning("candidate: not a string: %r", text)
+        return None
+    if text.startswith("a="):
+        text = text[2:]
+    if text.startswith("candidate:"):
+        text = text[len("candidate:"):]
+    try:
+        cand = candidate_from_sdp(text)
+    except Exception as e:
+        log.warning("candidate: cannot parse %r: %s", text, e)
+        return None
+    if mid is None and isinstance(index, int) and remote_sdp:
+        mids = sdp_mids(remote_sdp)
+        if 0 <= index < len(mids):
+            mid = mids[index]
+    cand.sdpMid = mid
+    cand.sdpMLineIndex = index
+    if cand.ip.endswith(".local"):
+        log.warning("candidate: mDNS candidate %s ignored (not "
+                    "resolved: that would send multicast)", cand.ip)
+        return None
+    return cand, text
+
+
+def bundle_owner_mid(pc):
+    """The mid whose transport carries the BUNDLE group (aiortc 1.4
+    takes trickled candidates only for it), or None."""
+    try:
+        for t in pc.getTransceivers():
+            if t.mid is not None and not t._bundled:
+                return t.mid
+        if pc.sctp is not None and not pc.sctp._bundled:
+            return pc.sctp.mid
+    except Exception:
+        pass
+    return None
+
+
+async def add_remote_candidate(pc, data, remote_sdp):
+    """Hands a trickled candidate (SDP_STATE sdp_data) to aiortc."""
+    got = remote_candidate(data, remote_sdp)
+    if got is None:
+        return
+    cand, text = got
+    owner = bundle_owner_mid(pc)
+    if owner is not None and cand.sdpMid != owner:
+        log.warning("candidate: mid %r is bundled on mid %r: aiortc 1.4 "
+                    "drops it: %s", cand.sdpMid, owner, text)
+    else:
+        log.info("candidate: adding remote (mid %r) %s", cand.sdpMid, text)
+    try:
+        await pc.addIceCandidate(cand)
+    except Exception as e:
+        log.warning("candidate: addIceCandidate failed: %s: %s",
+                    type(e).__name__, e)
+
+
 # ---------------------------------------------------------------- signaling
 
 class Signaling:
@@ -209,10 +282,16 @@ class Signaling:
         self._pending = []		# FIFO of (description, future)
         self._reader = None
 
-    async def connect(self):
+    def ssl_context(self):
+        """The TLS client context: the test servers' certificates are
+        self-signed, so no verification."""
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    async def connect(self):
+        ctx = self.ssl_context()
         log.info("signaling: connecting to %s", self.args.url)
         try:
             self.ws = await websockets.connect(
@@ -262,6 +341,10 @@ class Signaling:
             if not fut.done():
                 fut.set_result(msg)
             return
+        self.event(mtype, data, msg)
+
+    def event(self, mtype, data, msg):
+        """A pushed event (not a reply); subclasses may override."""
         if mtype == "ROOM_NEW_MEMBER":
             name = data.get("name")
             log.info("signaling: %s joined the room", name)
@@ -316,16 +399,17 @@ class Signaling:
             raise PeerError("signaling: FAST_ROOM_EXACT failed: %s"
                             % json.dumps(reply))
 
-    async def send_sdp(self, sdp_type, sdp_data):
+    async def send_sdp(self, sdp_type, sdp_data, target=None):
         a = self.args
+        target = a.peer if target is None else target
         reply = await self.request("SDP_NEW_STATE(%s)" % sdp_type, {
             "type": "SDP_NEW_STATE", "room_uuid": a.room_uuid,
             "room_name": a.room_name, "user_name": a.name,
-            "target_user": a.peer, "sdp_type": sdp_type,
+            "target_user": target, "sdp_type": sdp_type,
             "sdp_data": sdp_data})
         if reply.get("type") != "SUCCESS":
             raise PeerError("signaling: SDP_NEW_STATE(%s) to %s failed: %s"
-                            % (sdp_type, a.peer, json.dumps(reply)))
+                            % (sdp_type, target, json.dumps(reply)))
 
     async def close(self):
         if self.ws is not None:
@@ -474,57 +558,7 @@ class Peer:
                             % (sdp_type, type(e).__name__, e))
 
     async def _add_candidate(self, data):
-        if not isinstance(data, dict):
-            log.warning("candidate: sdp_data is not an object: %r", data)
-            return
-        text = data.get("candidate")
-        mid = data.get("sdpMid")
-        index = data.get("sdpMLineIndex")
-        if not text:
-            log.info("candidate: end-of-candidates (empty) from peer, "
-                     "ignored (aiortc 1.4 has no API for it)")
-            return
-        if text.startswith("a="):
-            text = text[2:]
-        if text.startswith("candidate:"):
-            text = text[len("candidate:"):]
-        try:
-            cand = candidate_from_sdp(text)
-        except Exception as e:
-            log.warning("candidate: cannot parse %r: %s", text, e)
-            return
-        if mid is None and isinstance(index, int) and self.remote_sdp:
-            mids = sdp_mids(self.remote_sdp)
-            if 0 <= index < len(mids):
-                mid = mids[index]
-        cand.sdpMid = mid
-        cand.sdpMLineIndex = index
-        if cand.ip.endswith(".local"):
-            log.warning("candidate: mDNS candidate %s ignored (not "
-                        "resolved: that would send multicast)", cand.ip)
-            return
-        owner = self._bundle_owner_mid()
-        if owner is not None and mid != owner:
-            log.warning("candidate: mid %r is bundled on mid %r: aiortc 1.4 "
-                        "drops it: %s", mid, owner, text)
-        else:
-            log.info("candidate: adding remote (mid %r) %s", mid, text)
-        try:
-            await self.pc.addIceCandidate(cand)
-        except Exception as e:
-            log.warning("candidate: addIceCandidate failed: %s: %s",
-                        type(e).__name__, e)
-
-    def _bundle_owner_mid(self):
-        try:
-            for t in self.pc.getTransceivers():
-                if t.mid is not None and not t._bundled:
-                    return t.mid
-            if self.pc.sctp is not None and not self.pc.sctp._bundled:
-                return self.pc.sctp.mid
-        except Exception:
-            pass
-        return None
+        await add_remote_candidate(self.pc, data, self.remote_sdp)
 
     async def _next_sdp(self, what):
         """The next SDP_STATE from the peer; fails if the peer left."""
