@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 #include <time.h>
 #include <openssl/x509.h>
 #include <unistd.h>
@@ -318,6 +320,32 @@ struct server {
 	int stopping;
 };
 
+/* Whether addr:port can be bound now (lws cannot tell us cleanly). */
+static int
+can_bind(const char *addr, int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1, rc = 0;
+
+	if (port == 0)
+		return 0;
+	memset(&ss, 0, sizeof(ss));
+	if (uv_ip4_addr(addr, port, (struct sockaddr_in *)&ss) == 0)
+		len = sizeof(struct sockaddr_in);
+	else if (uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&ss) == 0)
+		len = sizeof(struct sockaddr_in6);
+	else
+		return 0;	/* a name: lws resolves it, and reports itself */
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return -errno;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 static void
 stopped(void *arg)
 {
@@ -368,6 +396,11 @@ main(int argc, char **argv)
 	o.wss.cert_file = cert;
 	o.wss.key_file = key;
 
+	if ((rc = can_bind(o.listen_addr, o.port)) < 0) {
+		pp_err(SUB, "cannot listen on %s:%d: %s; pick another with "
+		    "--listen ADDR:PORT", o.listen_addr, o.port, pp_strerror(rc));
+		return 1;
+	}
 	uv_loop_init(&srv.loop);
 	if ((rc = pp_wss_start(&srv.loop, &o.wss, &srv.wss)) < 0)
 		return 1;
@@ -377,18 +410,14 @@ main(int argc, char **argv)
 	uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&srv.sigint, on_signal, SIGINT);
 
-	/* lws on a foreign loop reports a failed bind only by making no vhost */
+	/* lws on a foreign loop reports a failed bind only by making no vhost
+	 * (and cannot be stopped cleanly then): checked before, this is the
+	 * race where the port was taken in between. */
 	if (pp_wss_port(srv.wss) <= 0) {
 		pp_err(SUB, "cannot listen on %s:%d: the address is in use or not "
 		    "ours; pick another with --listen ADDR:PORT", o.listen_addr,
 		    o.port);
-		srv.stopping = 1;
-		pp_wss_stop(srv.wss, stopped, &srv);
-		uv_run(&srv.loop, UV_RUN_DEFAULT);
-		pp_wss_free(srv.wss);
-		uv_run(&srv.loop, UV_RUN_DEFAULT);
-		(void)uv_loop_close(&srv.loop);
-		return 1;
+		_exit(1);
 	}
 	pp_info(SUB, "listening on wss://%s:%d/ws (limits: %u clients, %u rooms, "
 	    "%u members a room, %zu-byte messages, %u requests/s)", o.listen_addr,
