@@ -37,7 +37,7 @@ def free_port(kind=socket.SOCK_STREAM, host="127.0.0.1"):
 
 def write_config(path, name, url, room_uuid, room_name="agent-tests",
                  services=(), compression="none", extra="", control=None,
-                 log_level="info", bind=None):
+                 log_level="info", bind=None, extended=False):
     """services: (name, port, proto, target_host, target_port) tuples."""
     lines = [
         "[agent]", "name = %s" % name,
@@ -47,7 +47,8 @@ def write_config(path, name, url, room_uuid, room_name="agent-tests",
         "[signaling]", "url = %s" % url, "insecure = yes", "",
         "[room]", "name = %s" % room_name, "uuid = %s" % room_uuid, "",
         "[ice]", "address = 127.0.0.1", "",
-        "[tunnel]", "compression = %s" % compression, "",
+        "[tunnel]", "compression = %s" % compression,
+        "extended = %s" % ("yes" if extended else "no"), "",
     ]
     if bind:
         lines += ["[consume]", "bind = %s" % bind, ""]

@@ -28,7 +28,7 @@ class Pair:
     """A gateway and a client in one room, with the services behind them."""
 
     def __init__(self, tmp, url, compression="none", gw_name="gw-office",
-                 cl_name="laptop-1", cl_extra=""):
+                 cl_name="laptop-1", cl_extra="", extended=False):
         self.tmp = str(tmp)
         self.url = url
         self.room = new_room()
@@ -48,10 +48,11 @@ class Pair:
                     ("dns", self.ports["dns"], "udp", "127.0.0.1", self.udp.port)]
         self.gw_conf = write_config(os.path.join(self.tmp, "gw.conf"), gw_name,
                                     url, self.room, services=services,
-                                    compression=compression)
+                                    compression=compression,
+                                    extended=extended)
         self.cl_conf = write_config(os.path.join(self.tmp, "cl.conf"), cl_name,
                                     url, self.room, compression=compression,
-                                    extra=cl_extra)
+                                    extra=cl_extra, extended=extended)
         self.gw = AgentProcess("gateway", self.gw_conf, self.tmp, gw_name)
         self.cl = AgentProcess("connect", self.cl_conf, self.tmp, cl_name)
 
@@ -365,6 +366,37 @@ def _rss_kib(pid):
     return 0
 
 
+def test_site_to_site(tmp_path, server):
+    """Two gateways share a service each and consume each other's."""
+    url = "wss://127.0.0.1:%d/ws" % server.port
+    room = new_room()
+    a_svc, b_svc = TcpService(echo_handler), TcpService(http_handler)
+    a = b = None
+    try:
+        a = AgentProcess("gateway", write_config(
+            str(tmp_path / "a.conf"), "site-a", url, room, bind="127.0.0.1",
+            services=[("echo", 23001, "tcp", "127.0.0.1", a_svc.port)]),
+            str(tmp_path), "site-a")
+        b = AgentProcess("gateway", write_config(
+            str(tmp_path / "b.conf"), "site-b", url, room, bind="127.0.0.1",
+            services=[("web", 23002, "tcp", "127.0.0.1", b_svc.port)]),
+            str(tmp_path), "site-b")
+        from_a = a.wait_listener("site-b", 23002)
+        from_b = b.wait_listener("site-a", 23001)
+        assert from_a[0] == "127.0.0.1" and from_b[0] == "127.0.0.1"
+        assert http_get(from_a, "/s2s").endswith(b"tunnel: /s2s\n")
+        with connect(from_b) as s:
+            s.sendall(b"site b -> site a")
+            assert recv_exact(s, 16) == b"site b -> site a"
+    finally:
+        for ag in (a, b):
+            if ag:
+                assert ag.stop() == 0, ag.log_tail()
+                assert ag.sanitizer_report() is None
+        a_svc.close()
+        b_svc.close()
+
+
 def test_gateway_restart(pair):
     addr = pair.addr("echo")
     with connect(addr) as s:
@@ -429,10 +461,13 @@ def test_signaling_restart_keeps_tunnel(tmp_path, shared_state_dir):
         srv.stop()
 
 
-@pytest.mark.parametrize("compression", ["lz4", "zstd", "zstd-hc", "adaptive"])
+@pytest.mark.parametrize("compression", ["lz4", "zstd", "zstd-hc", "adaptive",
+                                         "zstd+extended"])
 def test_compression_modes(tmp_path, server, compression):
+    extended = compression.endswith("+extended")
+    compression = compression.split("+")[0]
     p = Pair(tmp_path, "wss://127.0.0.1:%d/ws" % server.port,
-             compression=compression)
+             compression=compression, extended=extended)
     try:
         text = (b"SELECT * FROM accounts WHERE id = 42; -- compressible\n" * 4000)
         rnd = os.urandom(200000)
@@ -443,6 +478,8 @@ def test_compression_modes(tmp_path, server, compression):
         st = p.cl.ctl("status")
         peer = [x for x in st["peers"] if x["name"] == p.gw_name][0]
         assert peer["tunnel"]["compression"] == compression
+        # v2 "stream": one zstd context per channel when both ask for extended
+        assert peer["tunnel"]["stream"] == extended
         # compressible text made the framed bytes smaller than the payload
         assert peer["wire_out"] < peer["bytes_out"], peer
     finally:
