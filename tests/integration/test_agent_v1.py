@@ -11,14 +11,13 @@ agent is "c-..." (offers) in some tests and "zz-..." (answers) in others.
 import hashlib
 import os
 import socket
-import threading
 import uuid
 
 import pytest
 
 from agents import (AgentProcess, TcpService, UdpEcho, echo_handler,
                     upper_after_eof_handler, write_config)
-from test_v1peer_selfcheck import ROOM_NAME, V1Peer
+from test_v1peer_selfcheck import ROOM_NAME, V1Peer, tcp_exchange
 
 IO_TIMEOUT = 60
 MODES = ["none", "lz4", "zstd", "zstd-hc"]
@@ -75,26 +74,7 @@ def world(tmp_path, server):
 
 def exchange(addr, data):
     """Sends data, shuts down writing, returns all that comes back."""
-    s = socket.create_connection(addr, timeout=IO_TIMEOUT)
-    got = []
-
-    def rx():
-        while True:
-            d = s.recv(65536)
-            if not d:
-                return
-            got.append(d)
-
-    t = threading.Thread(target=rx, daemon=True)
-    t.start()
-    try:
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
-        t.join(IO_TIMEOUT)
-        assert not t.is_alive(), "no EOF (%d bytes back)" % sum(map(len, got))
-    finally:
-        s.close()
-    return b"".join(got)
+    return tcp_exchange(addr, data, "%s:%d" % addr)
 
 
 def payload(n, seed):
