@@ -96,6 +96,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    NULL, 0) != 0 || m2.type != m.type || m2.u.seq != m.u.seq)
 			abort();
 		break;
+	case PP_TUN_MSG_AUTH:
+		if (!m.u.auth.valid)
+			break;
+		if (pp_tun_auth_build(m.u.auth.sig, &text) < 0 ||
+		    pp_tun_msg_parse(text, strlen(text), &m2, NULL, 0) != 0 ||
+		    m2.type != PP_TUN_MSG_AUTH || !m2.u.auth.valid ||
+		    memcmp(m2.u.auth.sig, m.u.auth.sig, sizeof(m.u.auth.sig)) != 0)
+			abort();
+		break;
+	case PP_TUN_MSG_PORTS:
+		if (m.u.ports.nports > PP_TUN_MAX_PORTS)
+			abort();
+		if (pp_tun_ports_build(m.u.ports.ports, m.u.ports.nports,
+		    &text) < 0 || pp_tun_msg_parse(text, strlen(text), &m2,
+		    NULL, 0) != 0 || m2.type != PP_TUN_MSG_PORTS ||
+		    m2.u.ports.nports != m.u.ports.nports)
+			abort();
+		break;
 	case PP_TUN_MSG_UNKNOWN:
 		break;
 	}

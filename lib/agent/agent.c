@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "ice/gloop.h"
+#include "identity/identity.h"
 #include "rtc/pc.h"
 #include "signal/client.h"
 #include "tunnel/tunnel.h"
@@ -60,6 +61,7 @@ struct peer {
 	uint64_t connect_started_ms;
 	int64_t setup_ms;		/* last offer/answer -> tunnel ready */
 	char last_error[256];
+	char identity[PP_ID_PUB_STRLEN + 1];	/* verified, or "" */
 	/* what the tunnel reported of the peer's offer */
 	struct pp_tun_listener_info listeners[PP_TUN_MAX_PORTS];
 	size_t nlisteners;
@@ -74,6 +76,9 @@ struct pp_agent {
 	struct pp_sigc *sig;
 	struct pp_ctl *ctl;
 	struct pp_dtls_cert *cert;
+	struct pp_identity *id;
+	char id_text[PP_ID_PUB_STRLEN + 1];
+	char state_dir[1024];
 	struct pp_tun_service services[PP_CFG_MAX_SERVICES];
 	char svc_host[PP_CFG_MAX_SERVICES][64];	/* pinned IP literals */
 	/* pp_pc keeps these pointers: they live as long as the agent */
@@ -276,7 +281,6 @@ tun_ready(void *ctx, const struct pp_tun_settings *s)
 	p->setup_ms = (int64_t)(pp_now_ms() - p->connect_started_ms);
 	p->retry_ms = RETRY_MIN_MS;
 	p->last_error[0] = '\0';
-	p->nlisteners = pp_tun_listeners(p->tun, p->listeners, PP_TUN_MAX_PORTS);
 	set_state(p, PEER_CONNECTED);
 	pp_info(SUB, "peer %s: connected in %lld ms", p->name,
 	    (long long)p->setup_ms);
@@ -299,7 +303,24 @@ tun_listen(void *ctx, uint16_t port, enum pp_tun_proto proto, const char *addr)
 	fflush(stdout);
 }
 
-static const struct pp_tun_ops tun_ops = { tun_ready, tun_fatal, tun_listen };
+static int
+tun_identity(void *ctx, const uint8_t *pub, char *why, size_t whylen)
+{
+	struct peer *p = ctx;
+
+	(void)why, (void)whylen;
+	if (pub == NULL) {
+		p->identity[0] = '\0';
+		pp_info(SUB, "peer %s: no verified identity (v1 peer, or no key on "
+		    "one side)", p->name);
+		return 0;
+	}
+	pp_id_pub_format(pub, p->identity, sizeof(p->identity));
+	return 0;
+}
+
+static const struct pp_tun_ops tun_ops = { tun_ready, tun_fatal, tun_listen,
+    tun_identity, NULL };
 
 /* ---- peer connection callbacks ---- */
 
@@ -399,6 +420,9 @@ peer_make_pc(struct peer *p)
 	} else {
 		tcfg.codec = (enum pp_tun_codec)a->cfg.compression;
 	}
+	tcfg.identity = a->id;
+	tcfg.room_uuid = a->cfg.room_uuid;
+	tcfg.local_fp = pp_dtls_cert_fingerprint_text(a->cert);
 	tcfg.unreliable = a->cfg.unreliable;
 	tcfg.extended = a->cfg.extended;
 	tcfg.services = a->services;
@@ -615,6 +639,14 @@ sig_message(void *ctx, const char *type, json_t *data)
 
 /* ---- control API ---- */
 
+/* The listeners as they are now (they follow the peer's PORTS). */
+static void
+peer_listeners(struct peer *p)
+{
+	p->nlisteners = p->tun ? pp_tun_listeners(p->tun, p->listeners,
+	    PP_TUN_MAX_PORTS) : 0;
+}
+
 static json_t *
 peer_json(struct peer *p)
 {
@@ -631,6 +663,8 @@ peer_json(struct peer *p)
 	json_object_set_new(o, "setup_ms", json_integer(p->setup_ms));
 	json_object_set_new(o, "attempts", json_integer(p->attempts));
 	json_object_set_new(o, "last_error", json_string(p->last_error));
+	json_object_set_new(o, "identity", p->identity[0] ?
+	    json_string(p->identity) : json_null());
 	if (p->pc) {
 		struct pp_pc_status st;
 
@@ -681,6 +715,7 @@ peer_json(struct peer *p)
 		json_object_set_new(o, "udp_dropped",
 		    json_integer((json_int_t)ts.udp_dropped));
 	}
+	peer_listeners(p);
 	for (size_t i = 0; i < p->nlisteners; i++)
 		json_array_append_new(ls, json_pack("{s:i, s:s, s:s}", "port",
 		    p->listeners[i].port, "proto",
@@ -716,7 +751,7 @@ services_json(struct pp_agent *a)
 		    pp_tun_proto_name(s->proto), "target", target));
 	}
 	for (struct peer *p = a->peers; p; p = p->next)
-		for (size_t i = 0; i < p->nlisteners; i++)
+		for (size_t i = 0; peer_listeners(p), i < p->nlisteners; i++)
 			json_array_append_new(theirs, json_pack(
 			    "{s:s, s:i, s:s, s:s}", "peer", p->name, "port",
 			    p->listeners[i].port, "proto",
@@ -728,9 +763,9 @@ services_json(struct pp_agent *a)
 json_t *
 pp_agent_status(struct pp_agent *a)
 {
-	return json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:b, s:b, s:I}, "
+	return json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:b, s:b, s:I}, "
 	    "s:I, s:o, s:o}",
-	    "name", a->cfg.name,
+	    "name", a->cfg.name, "identity", a->id_text,
 	    "mode", a->mode == PP_AGENT_GATEWAY ? "gateway" : "connect",
 	    "room", "name", a->cfg.room_name, "uuid", a->cfg.room_uuid,
 	    "signaling", "url", a->cfg.url, "connected",
@@ -772,6 +807,21 @@ pp_agent_default_control(const char *name, char *out, size_t len)
 	else
 		snprintf(out, len, "/tmp/peerpipe-%u/%s.sock", (unsigned)geteuid(),
 		    name);
+}
+
+void
+pp_agent_default_state_dir(const char *name, char *out, size_t len)
+{
+	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+
+	if (geteuid() == 0)
+		snprintf(out, len, "/var/lib/peerpipe/%s", name);
+	else if (xdg && xdg[0] == '/')
+		snprintf(out, len, "%s/peerpipe/%s", xdg, name);
+	else if (home && home[0] == '/')
+		snprintf(out, len, "%s/.local/state/peerpipe/%s", home, name);
+	else
+		snprintf(out, len, "/tmp/peerpipe-%u/%s", (unsigned)geteuid(), name);
 }
 
 const char *
@@ -930,8 +980,24 @@ pp_agent_new(uv_loop_t *loop, const struct pp_agent_config *ac,
 			    a->cfg.turn[i].url);
 			goto fail;
 		}
+	if (a->cfg.state_dir[0])
+		snprintf(a->state_dir, sizeof(a->state_dir), "%s", a->cfg.state_dir);
+	else
+		pp_agent_default_state_dir(a->cfg.name, a->state_dir,
+		    sizeof(a->state_dir));
+	{
+		char path[1200], err[512];
+
+		snprintf(path, sizeof(path), "%s/identity.pem", a->state_dir);
+		if ((rc = pp_id_load_or_create(path, &a->id, err, sizeof(err))) < 0) {
+			pp_err(SUB, "identity: %s", err);
+			goto fail;
+		}
+		pp_id_public_text(a->id, a->id_text, sizeof(a->id_text));
+		pp_info(SUB, "identity %s (%s)", a->id_text, path);
+	}
 	if ((rc = pp_dtls_cert_new("peerpipe", &a->cert)) < 0)
-		goto fail;
+		goto fail_id;
 	if ((rc = pp_ctl_new(loop, a->control, a->cfg.control_mode, ctl_handle, a,
 	    &a->ctl)) < 0) {
 		pp_err(SUB, "control socket %s: %s", a->control, pp_strerror(rc));
@@ -961,6 +1027,8 @@ fail_ctl:
 	pp_ctl_free(a->ctl);
 fail_cert:
 	pp_dtls_cert_free(a->cert);
+fail_id:
+	pp_id_free(a->id);
 fail:
 	free(a);
 	return rc;
@@ -1006,5 +1074,6 @@ pp_agent_free(struct pp_agent *a)
 		free(p);
 	}
 	pp_dtls_cert_free(a->cert);
+	pp_id_free(a->id);
 	free(a);
 }

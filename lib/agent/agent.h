@@ -55,5 +55,8 @@ json_t *pp_agent_status(struct pp_agent *a);
 
 /* The default control socket for an agent named name. */
 void pp_agent_default_control(const char *name, char *out, size_t len);
+/* The default state directory (identity key, bans): /var/lib/peerpipe/NAME
+ * for root, else $XDG_STATE_HOME/peerpipe/NAME or ~/.local/state/... */
+void pp_agent_default_state_dir(const char *name, char *out, size_t len);
 
 #endif

@@ -3,6 +3,7 @@
  */
 #include "identity/identity.h"
 
+#include "base/b64.h"
 #include "base/error.h"
 #include "base/fsutil.h"
 
@@ -25,63 +26,25 @@ struct pp_identity {
 	uint8_t pub[PP_ID_PUB_LEN];
 };
 
-static const char b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 void
 pp_id_pub_format(const uint8_t pub[PP_ID_PUB_LEN], char *out, size_t len)
 {
 	char buf[PP_ID_PUB_STRLEN + 1];
-	size_t o = sizeof(PP_ID_PUB_PREFIX) - 1;
-	uint32_t acc = 0;
-	int bits = 0;
+	size_t plen = sizeof(PP_ID_PUB_PREFIX) - 1;
 
-	memcpy(buf, PP_ID_PUB_PREFIX, o);
-	for (size_t i = 0; i < PP_ID_PUB_LEN; i++) {
-		acc = (acc << 8) | pub[i];
-		bits += 8;
-		while (bits >= 6) {
-			bits -= 6;
-			buf[o++] = b64url[(acc >> bits) & 0x3f];
-		}
-	}
-	if (bits > 0)
-		buf[o++] = b64url[(acc << (6 - bits)) & 0x3f];
-	buf[o] = '\0';
+	memcpy(buf, PP_ID_PUB_PREFIX, plen);
+	pp_b64url_encode(pub, PP_ID_PUB_LEN, buf + plen);
 	snprintf(out, len, "%s", buf);
-}
-
-static int
-b64url_value(char c)
-{
-	const char *p = c ? strchr(b64url, c) : NULL;
-
-	return p ? (int)(p - b64url) : -1;
 }
 
 int
 pp_id_pub_parse(const char *text, size_t len, uint8_t pub[PP_ID_PUB_LEN])
 {
-	size_t plen = sizeof(PP_ID_PUB_PREFIX) - 1, n = 0;
-	uint32_t acc = 0;
-	int bits = 0, v;
+	size_t plen = sizeof(PP_ID_PUB_PREFIX) - 1;
 
-	if (len != PP_ID_PUB_STRLEN || memcmp(text, PP_ID_PUB_PREFIX, plen) != 0)
+	if (len < plen || memcmp(text, PP_ID_PUB_PREFIX, plen) != 0)
 		return PP_EINVAL;
-	for (size_t i = plen; i < len; i++) {
-		if ((v = b64url_value(text[i])) < 0)
-			return PP_EINVAL;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			pub[n++] = (uint8_t)(acc >> bits);
-		}
-	}
-	/* 43 characters carry 258 bits: the last 2 must be zero (canonical). */
-	if (n != PP_ID_PUB_LEN || (acc & ((1u << bits) - 1)) != 0)
-		return PP_EINVAL;
-	return 0;
+	return pp_b64url_decode(text + plen, len - plen, pub, PP_ID_PUB_LEN);
 }
 
 static int

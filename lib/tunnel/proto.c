@@ -10,6 +10,9 @@
  * back to its default when the check fails.
  */
 #include "proto.h"
+
+#include "base/b64.h"
+#include "identity/identity.h"
 #include "base/error.h"
 #include "base/json.h"
 #include "base/random.h"
@@ -125,6 +128,12 @@ static const struct pp_jfield f_features =
 	{ "pp_features", PP_JARR, 0, 0, 0, NULL };
 static const struct pp_jfield f_adaptive =
 	{ "pp_adaptive", PP_JBOOL, 0, 0, 0, NULL };
+static const struct pp_jfield f_id =
+	{ "pp_id", PP_JSTR, 0, PP_ID_PUB_STRLEN, PP_ID_PUB_STRLEN, NULL };
+static const struct pp_jfield f_nonce = { "pp_nonce", PP_JSTR, 0,
+	PP_B64URL_LEN(PP_TUN_NONCE_LEN), PP_B64URL_LEN(PP_TUN_NONCE_LEN), NULL };
+static const struct pp_jfield f_sig = { "sig", PP_JSTR, 0,
+	PP_B64URL_LEN(PP_TUN_SIG_LEN), PP_B64URL_LEN(PP_TUN_SIG_LEN), NULL };
 
 static const struct pp_jfield f_port = { "port", PP_JINT, 0, 1, 65535, NULL };
 static const struct pp_jfield f_protocol =
@@ -266,6 +275,20 @@ parse_init(const json_t *root, struct pp_tun_init *in, char *err,
 	if ((v = field(root, &f_features)) != NULL)
 		in->features = parse_features(v);
 	in->adaptive = flag_field(root, &f_adaptive);
+	/* v2 identity: a malformed key or nonce reads as "no identity", and
+	 * such a peer is then treated as unauthenticated, never as someone. */
+	{
+		const json_t *id = field(root, &f_id), *nonce = field(root, &f_nonce);
+
+		if (id && nonce && in->version >= 2 &&
+		    pp_id_pub_parse(json_string_value(id), json_string_length(id),
+		    in->id) == 0 &&
+		    pp_b64url_decode(json_string_value(nonce),
+		    json_string_length(nonce), in->nonce, PP_TUN_NONCE_LEN) == 0)
+			in->has_id = 1;
+		else
+			memset(in->id, 0, sizeof(in->id));
+	}
 	return 0;
 }
 
@@ -354,6 +377,22 @@ pp_tun_msg_parse(const void *buf, size_t len, struct pp_tun_msg *m,
 	} else if (strcmp(t, "SUCCESS") == 0 || strcmp(t, "FAILED") == 0) {
 		m->type = t[0] == 'S' ? PP_TUN_MSG_SUCCESS : PP_TUN_MSG_FAILED;
 		parse_result(root, &m->u.result);
+	} else if (strcmp(t, "AUTH") == 0) {
+		const json_t *sig = field(root, &f_sig);
+
+		m->type = PP_TUN_MSG_AUTH;
+		m->u.auth.valid = sig && pp_b64url_decode(json_string_value(sig),
+		    json_string_length(sig), m->u.auth.sig, PP_TUN_SIG_LEN) == 0;
+	} else if (strcmp(t, "PORTS") == 0) {
+		struct pp_tun_init tmp;
+		const json_t *v = field(root, &f_ports);
+
+		m->type = PP_TUN_MSG_PORTS;
+		memset(&tmp, 0, sizeof(tmp));
+		if (v && (rc = parse_ports(v, &tmp, err, errlen)) < 0)
+			rc = PP_EPROTO;
+		memcpy(m->u.ports.ports, tmp.ports, sizeof(tmp.ports));
+		m->u.ports.nports = tmp.nports;
 	} else if (strcmp(t, "PING") == 0 || strcmp(t, "PONG") == 0) {
 		const json_t *seq = json_object_get(root, "seq");
 
@@ -440,6 +479,16 @@ pp_tun_init_build(const struct pp_tun_init *in, char **out)
 	    "pp_adaptive", in->adaptive != 0);
 	if (o == NULL)
 		return -ENOMEM;
+	if (in->has_id) {
+		char id[PP_ID_PUB_STRLEN + 1];
+		char nonce[PP_B64URL_LEN(PP_TUN_NONCE_LEN) + 1];
+
+		pp_id_pub_format(in->id, id, sizeof(id));
+		pp_b64url_encode(in->nonce, PP_TUN_NONCE_LEN, nonce);
+		if (json_object_set_new(o, "pp_id", json_string(id)) < 0 ||
+		    json_object_set_new(o, "pp_nonce", json_string(nonce)) < 0)
+			goto nomem;
+	}
 	ports = json_object_get(o, "ports");
 	feats = json_object_get(o, "pp_features");
 	for (size_t i = 0; i < in->nports; i++) {
@@ -513,4 +562,60 @@ pp_tun_ping_build(int pong, uint32_t seq, char **out)
 	*out = NULL;
 	return dump_to(json_pack("{s:s, s:I}", "type", pong ? "PONG" : "PING",
 	    "seq", (json_int_t)seq), out);
+}
+
+int
+pp_tun_auth_build(const uint8_t sig[PP_TUN_SIG_LEN], char **out)
+{
+	char text[PP_B64URL_LEN(PP_TUN_SIG_LEN) + 1];
+
+	*out = NULL;
+	pp_b64url_encode(sig, PP_TUN_SIG_LEN, text);
+	return dump_to(json_pack("{s:s, s:s}", "type", "AUTH", "sig", text), out);
+}
+
+int
+pp_tun_ports_build(const struct pp_tun_port *ports, size_t n, char **out)
+{
+	json_t *o, *arr;
+
+	*out = NULL;
+	if (n > PP_TUN_MAX_PORTS)
+		return PP_EINVAL;
+	if ((o = json_pack("{s:s, s:[]}", "type", "PORTS", "ports")) == NULL)
+		return -ENOMEM;
+	arr = json_object_get(o, "ports");
+	for (size_t i = 0; i < n; i++) {
+		char s[16];
+
+		snprintf(s, sizeof(s), "%u:%s", ports[i].port,
+		    pp_tun_proto_name(ports[i].proto));
+		if (ports[i].port == 0 ||
+		    json_array_append_new(arr, json_string(s)) < 0) {
+			json_decref(o);
+			return PP_EINVAL;
+		}
+	}
+	return dump_to(o, out);
+}
+
+int
+pp_tun_auth_transcript(const struct pp_tun_auth_view *v, char *out, size_t cap)
+{
+	char sn[PP_B64URL_LEN(PP_TUN_NONCE_LEN) + 1];
+	char on[PP_B64URL_LEN(PP_TUN_NONCE_LEN) + 1];
+	int n;
+
+	pp_b64url_encode(v->signer_nonce, PP_TUN_NONCE_LEN, sn);
+	pp_b64url_encode(v->other_nonce, PP_TUN_NONCE_LEN, on);
+	/* One field a line; names and fingerprints hold no newline (names are
+	 * checked by the signaling rules, fingerprints come from our SDP code). */
+	n = snprintf(out, cap, "peerpipe-auth-v2\nrole=%s\nsigner=%s\nother=%s\n"
+	    "room=%s\nsigner-fp=%s\nother-fp=%s\nsigner-nonce=%s\n"
+	    "other-nonce=%s\n", v->offerer ? "offerer" : "answerer",
+	    v->signer_name, v->other_name, v->room_uuid, v->signer_fp,
+	    v->other_fp, sn, on);
+	if (n < 0 || (size_t)n >= cap)
+		return PP_ETOOBIG;
+	return n;
 }

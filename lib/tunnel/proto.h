@@ -20,6 +20,9 @@
 #define PP_TUN_NAME_MAX		48		/* signaling user names */
 #define PP_TUN_UUID_LEN		36
 #define PP_TUN_VERSION		2		/* what we speak */
+#define PP_TUN_KEY_LEN		32		/* Ed25519 public key */
+#define PP_TUN_NONCE_LEN	32
+#define PP_TUN_SIG_LEN		64		/* Ed25519 signature */
 
 /* In negotiation order: both sides take the lower index. */
 enum pp_tun_codec {
@@ -58,6 +61,11 @@ struct pp_tun_init {
 	/* v2: the sender wants per-message adaptive compression (codec is
 	 * then the strongest codec it allows itself to pick). */
 	int adaptive;
+	/* v2 authentication (docs/identity.md): the sender's identity key and
+	 * a fresh nonce; both or neither (has_id). */
+	int has_id;
+	uint8_t id[PP_TUN_KEY_LEN];
+	uint8_t nonce[PP_TUN_NONCE_LEN];
 };
 
 /* What both INITs settle on, fixed for the life of the peer connection. */
@@ -82,6 +90,8 @@ enum pp_tun_msg_type {
 	PP_TUN_MSG_FAILED,
 	PP_TUN_MSG_PING,	/* v2: {"type": "PING", "seq": N}; answer PONG */
 	PP_TUN_MSG_PONG,	/* v2: {"type": "PONG", "seq": N} */
+	PP_TUN_MSG_AUTH,	/* v2: {"type": "AUTH", "sig": B64URL} */
+	PP_TUN_MSG_PORTS,	/* v2: {"type": "PORTS", "ports": [...]} after AUTH */
 };
 
 /* BEGIN_PROXY as received: the provider decides what is valid (spec order:
@@ -109,6 +119,14 @@ struct pp_tun_msg {
 		struct pp_tun_begin begin;
 		struct pp_tun_result result;
 		uint32_t seq;		/* PING / PONG (0 when absent or invalid) */
+		struct {
+			int valid;
+			uint8_t sig[PP_TUN_SIG_LEN];
+		} auth;
+		struct {		/* PORTS: what the sender offers us */
+			struct pp_tun_port ports[PP_TUN_MAX_PORTS];
+			size_t nports;
+		} ports;
 	} u;
 };
 
@@ -139,6 +157,27 @@ int pp_tun_success_build(const char *uuid, char **out);
 int pp_tun_failed_build(const char *uuid, const char *reason, char **out);
 /* v2 liveness probe, only towards peers whose INIT said pp_version >= 2. */
 int pp_tun_ping_build(int pong, uint32_t seq, char **out);
+int pp_tun_auth_build(const uint8_t sig[PP_TUN_SIG_LEN], char **out);
+int pp_tun_ports_build(const struct pp_tun_port *ports, size_t n, char **out);
+
+/*
+ * What a v2 peer signs (docs/identity.md): both identities' views of the
+ * session, so that a signature made for one DTLS session (one pair of
+ * certificates) proves nothing in another.  Written by the signer from its
+ * own side: its role, its name, the peer's name, the room, its own DTLS
+ * certificate fingerprint, the one it saw from the peer, its nonce, the
+ * peer's nonce.  The verifier builds the same text from the signer's side
+ * (its own values in the "peer" places).  Returns the length, or
+ * PP_ETOOBIG when cap is too small.
+ */
+struct pp_tun_auth_view {
+	int offerer;			/* the signer made the SDP offer */
+	const char *signer_name, *other_name, *room_uuid;
+	const char *signer_fp, *other_fp;	/* "sha-256 AB:CD:..." */
+	const uint8_t *signer_nonce, *other_nonce;	/* PP_TUN_NONCE_LEN */
+};
+int pp_tun_auth_transcript(const struct pp_tun_auth_view *v, char *out,
+    size_t cap);
 
 /* Symmetric: both sides reach the same settings from the same two INITs. */
 void pp_tun_negotiate(const struct pp_tun_init *ours,

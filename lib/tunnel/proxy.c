@@ -241,6 +241,28 @@ pp__px_detach_all(struct pp_tun *t)
 	t->nproxies = 0;
 }
 
+/* Closes the forwarded connections to our services the peer may no longer
+ * use (policy reload); returns how many. */
+unsigned
+pp__px_enforce(struct pp_tun *t)
+{
+	struct proxy *px, *next;
+	unsigned n = 0;
+
+	for (px = t->proxies; px; px = next) {
+		next = px->next;
+		if (px->role != PX_PROVIDER || px->closing ||
+		    pp__tun_allowed(t, px->port, px->proto))
+			continue;
+		pp_info(SUB, "peer %s: port %u/%s no longer allowed: proxy-%s "
+		    "closed", t->peer_name, px->port, pp_tun_proto_name(px->proto),
+		    px->uuid);
+		px_close(px, 0);
+		n++;
+	}
+	return n;
+}
+
 /* ---- sending: socket -> channel ---- */
 
 static void
@@ -943,7 +965,8 @@ pp__px_begin(struct pp_tun *t, const struct pp_tun_begin *b)
 		refuse(t, b, PP_TUN_INVALID_PROTOCOL);
 		return;
 	}
-	if (!t->ready || (svc = pp__tun_service(t, b->port, b->proto)) == NULL) {
+	if (!t->ready || (svc = pp__tun_service(t, b->port, b->proto)) == NULL ||
+	    !pp__tun_allowed(t, b->port, b->proto)) {
 		refuse(t, b, PP_TUN_ACCESS_DENIED);
 		return;
 	}

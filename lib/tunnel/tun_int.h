@@ -111,6 +111,11 @@ struct pp_tun {
 
 	struct pp_dc *ctl;
 	int sent_init, got_init, ready, dead;
+	/* v2 authentication */
+	const struct pp_identity *identity;
+	char *room_uuid, *local_fp;
+	int auth_sent, authenticated;
+	unsigned auth_timeout_ms;
 	uint32_t ping_seq, pong_seq;
 	struct pp_tun_init ours, theirs;
 	struct pp_tun_settings settings;
@@ -125,6 +130,7 @@ struct pp_tun {
 	uint8_t *rbuf;			/* one socket read */
 
 	uv_timer_t retry;		/* retries proxies the send queue refused */
+	uv_timer_t auth_timer;		/* INIT -> AUTH bound */
 	int freeing;
 
 	struct pp_tun_stats st;
@@ -139,6 +145,7 @@ void pp__px_result(struct pp_tun *t, int failed, const struct pp_tun_result *r);
 int pp__px_channel(struct pp_tun *t, struct pp_dc *dc, const char *uuid);
 void pp__px_retry_blocked(struct pp_tun *t);
 void pp__px_detach_all(struct pp_tun *t);
+unsigned pp__px_enforce(struct pp_tun *t);
 struct proxy *pp__px_find(struct pp_tun *t, const char *uuid);
 
 /* tunnel.c */
@@ -146,5 +153,7 @@ void pp__udp_sockbuf(uv_udp_t *u);
 int pp__tun_ctl_send(struct pp_tun *t, char *json);	/* takes json */
 const struct pp_tun_service *pp__tun_service(const struct pp_tun *t,
     uint16_t port, enum pp_tun_proto proto);
+int pp__tun_allowed(const struct pp_tun *t, uint16_t port,
+    enum pp_tun_proto proto);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/random.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -35,6 +36,27 @@ pp__tun_service(const struct pp_tun *t, uint16_t port, enum pp_tun_proto proto)
 		if (t->services[i].port == port && t->services[i].proto == proto)
 			return &t->services[i];
 	return NULL;
+}
+
+int
+pp__tun_allowed(const struct pp_tun *t, uint16_t port, enum pp_tun_proto proto)
+{
+	return t->ops.allow == NULL || t->ops.allow(t->ctx, port, proto);
+}
+
+/* Our services this peer may use, as ports for INIT or PORTS. */
+static size_t
+offer_list(const struct pp_tun *t, struct pp_tun_port *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->nservices; i++)
+		if (pp__tun_allowed(t, t->services[i].port, t->services[i].proto)) {
+			out[n].port = t->services[i].port;
+			out[n].proto = t->services[i].proto;
+			n++;
+		}
+	return n;
 }
 
 int
@@ -235,32 +257,28 @@ listener_add(struct pp_tun *t, const char *host, uint16_t port,
 	return 0;
 }
 
-static void
-listeners_open(struct pp_tun *t)
+static int
+has_listener(const struct pp_tun *t, uint16_t port, enum pp_tun_proto proto,
+    const char *host)
 {
-	for (size_t i = 0; i < t->nforwards; i++) {
-		const struct pp_tun_forward *f = &t->forwards[i];
-		int offered = 0;
+	size_t hl = strlen(host);
 
-		for (size_t j = 0; j < t->theirs.nports; j++)
-			if (t->theirs.ports[j].port == f->port &&
-			    t->theirs.ports[j].proto == f->proto)
-				offered = 1;
-		if (!offered) {
-			pp_warn(SUB, "peer %s does not offer port %u/%s; forward "
-			    "to %s:%u not opened", t->peer_name, f->port,
-			    pp_tun_proto_name(f->proto), f->listen_host,
-			    f->listen_port);
-			continue;
-		}
-		(void)listener_add(t, f->listen_host, f->port, f->proto,
-		    f->listen_port);
-	}
-	if (t->listen_host == NULL)
-		return;
-	for (size_t i = 0; i < t->theirs.nports; i++)
-		(void)listener_add(t, t->listen_host, t->theirs.ports[i].port,
-		    t->theirs.ports[i].proto, 0);
+	for (const struct listener *l = t->listeners; l; l = l->next)
+		if (l->port == port && l->proto == proto &&
+		    (strncmp(l->addr, host, hl) == 0 ||
+		    (l->addr[0] == '[' && strncmp(l->addr + 1, host, hl) == 0)))
+			return 1;
+	return 0;
+}
+
+static int
+offers(const struct pp_tun *t, uint16_t port, enum pp_tun_proto proto)
+{
+	for (size_t j = 0; j < t->theirs.nports; j++)
+		if (t->theirs.ports[j].port == port &&
+		    t->theirs.ports[j].proto == proto)
+			return 1;
+	return 0;
 }
 
 size_t
@@ -287,6 +305,9 @@ send_init(struct pp_tun *t)
 
 	if (t->sent_init)
 		return;
+	/* Before we know who the peer is, only what its name alone may use
+	 * (a legacy v1 peer); an authenticated peer gets PORTS later. */
+	t->ours.nports = offer_list(t, t->ours.ports);
 	if (pp_tun_init_build(&t->ours, &json) < 0 || pp__tun_ctl_send(t, json) < 0) {
 		fatal(t, "cannot send INIT");
 		return;
@@ -294,26 +315,191 @@ send_init(struct pp_tun *t)
 	t->sent_init = 1;
 }
 
+/* Listeners for what the peer offers us now; drops those it no longer does. */
+static void
+listeners_sync(struct pp_tun *t)
+{
+	struct listener **lp = &t->listeners, *l;
+
+	while ((l = *lp) != NULL) {
+		int keep = 0;
+
+		for (size_t j = 0; j < t->theirs.nports; j++)
+			if (t->theirs.ports[j].port == l->port &&
+			    t->theirs.ports[j].proto == l->proto)
+				keep = 1;
+		if (keep) {
+			lp = &l->next;
+			continue;
+		}
+		pp_info(SUB, "peer %s no longer offers port %u/%s: %s closed",
+		    t->peer_name, l->port, pp_tun_proto_name(l->proto), l->addr);
+		*lp = l->next;
+		uv_close(&l->u.h, listener_closed);
+	}
+	for (size_t i = 0; i < t->nforwards; i++) {
+		const struct pp_tun_forward *f = &t->forwards[i];
+
+		if (!has_listener(t, f->port, f->proto, f->listen_host) &&
+		    offers(t, f->port, f->proto))
+			(void)listener_add(t, f->listen_host, f->port, f->proto,
+			    f->listen_port);
+	}
+	if (t->listen_host == NULL)
+		return;
+	for (size_t i = 0; i < t->theirs.nports; i++)
+		if (!has_listener(t, t->theirs.ports[i].port,
+		    t->theirs.ports[i].proto, t->listen_host))
+			(void)listener_add(t, t->listen_host,
+			    t->theirs.ports[i].port, t->theirs.ports[i].proto, 0);
+}
+
+static void
+peer_ports_changed(struct pp_tun *t)
+{
+	t->st.npeer_ports = t->theirs.nports;
+	memcpy(t->st.peer_ports, t->theirs.ports,
+	    t->theirs.nports * sizeof(t->theirs.ports[0]));
+	listeners_sync(t);
+}
+
 static void
 become_ready(struct pp_tun *t)
 {
 	const struct pp_tun_settings *s = &t->settings;
 
-	pp_tun_negotiate(&t->ours, &t->theirs, &t->settings);
 	t->ready = 1;
 	t->st.ready = 1;
 	t->st.settings = t->settings;
-	t->st.npeer_ports = t->theirs.nports;
-	memcpy(t->st.peer_ports, t->theirs.ports,
-	    t->theirs.nports * sizeof(t->theirs.ports[0]));
-	pp_info(SUB, "peer %s: tunnel v%d ready: compression %s%s%s%s, "
-	    "%zu port(s) offered to us, %zu offered by us", t->peer_name,
-	    s->version, s->adaptive ? "adaptive" : pp_tun_codec_name(s->codec),
+	pp_info(SUB, "peer %s: tunnel v%d ready%s: compression %s%s%s%s", t->peer_name,
+	    s->version, t->authenticated ? ", identity verified" : "",
+	    s->adaptive ? "adaptive" : pp_tun_codec_name(s->codec),
 	    s->stream ? " (stream)" : "", s->unreliable ? ", unreliable" : "",
-	    s->flow ? ", flow control" : "", t->theirs.nports, t->ours.nports);
-	listeners_open(t);
+	    s->flow ? ", flow control" : "");
+	if (t->authenticated) {
+		/* What this identity may use, now that we know it is who it says. */
+		struct pp_tun_port ports[PP_TUN_MAX_PORTS];
+		size_t n = offer_list(t, ports);
+		char *json = NULL;
+
+		if (pp_tun_ports_build(ports, n, &json) == 0)
+			(void)pp__tun_ctl_send(t, json);
+	}
+	peer_ports_changed(t);
 	if (t->ops.on_ready)
 		t->ops.on_ready(t->ctx, &t->settings);
+}
+
+static void
+identity_known(struct pp_tun *t, const uint8_t *pub)
+{
+	char why[256] = "refused by policy";
+
+	uv_timer_stop(&t->auth_timer);
+	if (t->ops.on_identity &&
+	    t->ops.on_identity(t->ctx, pub, why, sizeof(why)) < 0) {
+		fatal(t, "%s", why);
+		return;
+	}
+	become_ready(t);
+}
+
+static void
+auth_view(const struct pp_tun *t, int ours, struct pp_tun_auth_view *v,
+    const char *peer_fp)
+{
+	v->offerer = ours ? t->offerer : !t->offerer;
+	v->signer_name = ours ? t->local_name : t->peer_name;
+	v->other_name = ours ? t->peer_name : t->local_name;
+	v->room_uuid = t->room_uuid ? t->room_uuid : "";
+	v->signer_fp = ours ? t->local_fp : peer_fp;
+	v->other_fp = ours ? peer_fp : t->local_fp;
+	v->signer_nonce = ours ? t->ours.nonce : t->theirs.nonce;
+	v->other_nonce = ours ? t->theirs.nonce : t->ours.nonce;
+}
+
+static void
+send_auth(struct pp_tun *t)
+{
+	struct pp_tun_auth_view v;
+	struct pp_pc_status st;
+	uint8_t sig[PP_TUN_SIG_LEN];
+	char text[1024], *json = NULL;
+	int n;
+
+	pp_pc_get_status(t->pc, &st);
+	auth_view(t, 1, &v, st.remote_fingerprint);
+	if ((n = pp_tun_auth_transcript(&v, text, sizeof(text))) < 0 ||
+	    pp_id_sign(t->identity, text, (size_t)n, sig) < 0 ||
+	    pp_tun_auth_build(sig, &json) < 0 || pp__tun_ctl_send(t, json) < 0) {
+		fatal(t, "cannot send AUTH");
+		return;
+	}
+	t->auth_sent = 1;
+}
+
+static void
+on_auth(struct pp_tun *t, const struct pp_tun_msg *m)
+{
+	struct pp_tun_auth_view v;
+	struct pp_pc_status st;
+	char text[1024], key[PP_ID_PUB_STRLEN + 1];
+	int n;
+
+	if (!t->got_init || !t->auth_sent || t->authenticated) {
+		fatal(t, "AUTH out of order");
+		return;
+	}
+	pp_pc_get_status(t->pc, &st);
+	auth_view(t, 0, &v, st.remote_fingerprint);
+	pp_id_pub_format(t->theirs.id, key, sizeof(key));
+	if (!m->u.auth.valid ||
+	    (n = pp_tun_auth_transcript(&v, text, sizeof(text))) < 0 ||
+	    pp_id_verify(t->theirs.id, text, (size_t)n, m->u.auth.sig) < 0) {
+		fatal(t, "identity check failed: %s did not sign this session "
+		    "(a man in the middle between us, e.g. a signaling server "
+		    "that swapped the DTLS fingerprints?)", key);
+		return;
+	}
+	t->authenticated = 1;
+	pp_info(SUB, "peer %s: identity %s verified end to end", t->peer_name, key);
+	identity_known(t, t->theirs.id);
+}
+
+static void
+on_auth_timeout(uv_timer_t *h)
+{
+	fatal(h->data, "no AUTH within %u ms of INIT",
+	    ((struct pp_tun *)h->data)->auth_timeout_ms);
+}
+
+static void
+on_init(struct pp_tun *t, const struct pp_tun_init *in)
+{
+	if (t->got_init) {
+		fatal(t, "second INIT");
+		return;
+	}
+	if (strcmp(in->il_user, t->local_name) != 0) {
+		fatal(t, "INIT is meant for \"%s\", not us (\"%s\")",
+		    in->il_user, t->local_name);
+		return;
+	}
+	t->got_init = 1;
+	t->theirs = *in;
+	send_init(t);
+	if (t->dead)
+		return;
+	pp_tun_negotiate(&t->ours, &t->theirs, &t->settings);
+	if (t->ours.has_id && t->theirs.has_id) {
+		/* Ports come in PORTS once the peer knows who we are. */
+		t->theirs.nports = 0;
+		send_auth(t);
+		uv_timer_start(&t->auth_timer, on_auth_timeout,
+		    t->auth_timeout_ms, 0);
+		return;
+	}
+	identity_known(t, NULL);
 }
 
 static void
@@ -344,20 +530,20 @@ ctl_message(struct pp_dc *dc, int binary, const uint8_t *data, size_t len,
 	}
 	switch (m->type) {
 	case PP_TUN_MSG_INIT:
-		if (t->got_init) {
-			fatal(t, "second INIT");
+		on_init(t, &m->u.init);
+		break;
+	case PP_TUN_MSG_AUTH:
+		on_auth(t, m);
+		break;
+	case PP_TUN_MSG_PORTS:
+		if (!t->authenticated) {
+			fatal(t, "PORTS before AUTH");
 			break;
 		}
-		if (strcmp(m->u.init.il_user, t->local_name) != 0) {
-			fatal(t, "INIT is meant for \"%s\", not us (\"%s\")",
-			    m->u.init.il_user, t->local_name);
-			break;
-		}
-		t->got_init = 1;
-		t->theirs = m->u.init;
-		send_init(t);
-		if (!t->dead)
-			become_ready(t);
+		memcpy(t->theirs.ports, m->u.ports.ports, sizeof(t->theirs.ports));
+		t->theirs.nports = m->u.ports.nports;
+		if (t->ready)
+			peer_ports_changed(t);
 		break;
 	case PP_TUN_MSG_BEGIN_PROXY:
 		pp__px_begin(t, &m->u.begin);
@@ -525,14 +711,29 @@ pp_tun_new(struct pp_pc *pc, const struct pp_tun_config *cfg,
 	t->ours.version = PP_TUN_VERSION;
 	t->ours.features = PP_TUN_F_ALL;
 	t->ours.adaptive = cfg->adaptive;
+	t->auth_timeout_ms = cfg->auth_timeout_ms ? cfg->auth_timeout_ms : 10000;
+	if (cfg->identity && cfg->local_fp) {
+		t->identity = cfg->identity;
+		t->room_uuid = dup_or_null(cfg->room_uuid ? cfg->room_uuid : "");
+		t->local_fp = strdup(cfg->local_fp);
+		if (!t->room_uuid || !t->local_fp ||
+		    pp_random_bytes(t->ours.nonce, sizeof(t->ours.nonce)) < 0)
+			goto nomem;
+		pp_id_public(cfg->identity, t->ours.id);
+		t->ours.has_id = 1;
+	}
 	uv_timer_init(t->loop, &t->retry);
 	t->retry.data = t;
+	uv_timer_init(t->loop, &t->auth_timer);
+	t->auth_timer.data = t;
 	*out = t;
 	return 0;
 nomem:
 	t->freeing = 1;
 	uv_timer_init(t->loop, &t->retry);
 	t->retry.data = t;
+	uv_timer_init(t->loop, &t->auth_timer);
+	t->auth_timer.data = t;
 	pp_tun_free(t);
 	return -ENOMEM;
 }
@@ -564,7 +765,32 @@ pp_tun_free(struct pp_tun *t)
 	free(t->services);
 	free(t->forwards);
 	free(t->listen_host);
+	free(t->room_uuid);
+	free(t->local_fp);
+	uv_close((uv_handle_t *)&t->auth_timer, NULL);
 	uv_close((uv_handle_t *)&t->retry, tun_closed);
+}
+
+const uint8_t *
+pp_tun_peer_identity(const struct pp_tun *t)
+{
+	return t->authenticated ? t->theirs.id : NULL;
+}
+
+unsigned
+pp_tun_policy_changed(struct pp_tun *t)
+{
+	unsigned closed = pp__px_enforce(t);
+
+	if (t->ready && t->authenticated) {
+		struct pp_tun_port ports[PP_TUN_MAX_PORTS];
+		size_t n = offer_list(t, ports);
+		char *json = NULL;
+
+		if (pp_tun_ports_build(ports, n, &json) == 0)
+			(void)pp__tun_ctl_send(t, json);
+	}
+	return closed;
 }
 
 int

@@ -23,6 +23,7 @@
 #ifndef PP_TUNNEL_TUNNEL_H
 #define PP_TUNNEL_TUNNEL_H
 
+#include "identity/identity.h"
 #include "rtc/pc.h"
 #include "tunnel/proto.h"
 
@@ -79,6 +80,12 @@ struct pp_tun_config {
 	/* Send START to a v1 consumer this long after the service connected,
 	 * so deployed consumers that attach late see it; 0: 50 ms. */
 	unsigned v1_start_delay_ms;
+	/* v2 end-to-end authentication (docs/identity.md); NULL identity: we
+	 * neither prove who we are nor check the peer. */
+	const struct pp_identity *identity;	/* borrowed; outlives the tunnel */
+	const char *room_uuid;
+	const char *local_fp;		/* our DTLS certificate, "AB:CD:..." */
+	unsigned auth_timeout_ms;	/* INIT -> AUTH; 0: 10000 */
 };
 
 struct pp_tun_ops {
@@ -91,6 +98,19 @@ struct pp_tun_ops {
 	/* One line per listener, e.g. "peer gw port 5432/TCP -> 127.0.1.2:5432". */
 	void (*on_listen)(void *ctx, uint16_t port, enum pp_tun_proto proto,
 	    const char *addr);
+	/*
+	 * Who the peer is, before any service traffic: pub is its identity key,
+	 * verified end to end (it signed this very DTLS session), or NULL for a
+	 * peer without one (v1, or no identity on either side).  Return 0 to
+	 * admit it, or a negative code with a sentence in why to refuse it (the
+	 * connection is then torn down).  NULL: everyone is admitted.
+	 */
+	int (*on_identity)(void *ctx, const uint8_t *pub, char *why, size_t whylen);
+	/*
+	 * May the peer use our port/proto?  Asked for what we offer (INIT and,
+	 * once authenticated, PORTS) and for every BEGIN_PROXY.  NULL: yes.
+	 */
+	int (*allow)(void *ctx, uint16_t port, enum pp_tun_proto proto);
 };
 
 int pp_tun_new(struct pp_pc *pc, const struct pp_tun_config *cfg,
@@ -98,6 +118,15 @@ int pp_tun_new(struct pp_pc *pc, const struct pp_tun_config *cfg,
 /* Closes listeners, sockets and channels.  NULL-safe.  Memory of handles
  * still closing is returned once the loop has run their callbacks. */
 void pp_tun_free(struct pp_tun *t);
+
+/*
+ * The answers of ops->allow may have changed (policy reload): offers the
+ * peer the new list (v2, authenticated) and closes forwarded connections
+ * it may no longer use.  Returns how many were closed.
+ */
+unsigned pp_tun_policy_changed(struct pp_tun *t);
+/* The peer's identity key once verified (NULL before, or without one). */
+const uint8_t *pp_tun_peer_identity(const struct pp_tun *t);
 
 /* From the pc's callbacks. */
 void pp_tun_on_channel(struct pp_tun *t, struct pp_dc *dc);

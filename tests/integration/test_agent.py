@@ -247,6 +247,9 @@ def test_status_api(pair):
     assert peer["path"]["type"] == "direct"
     assert peer["path"]["local_type"] == "host"
     assert peer["tunnel"]["version"] == 2
+    # v2 end to end: the client verified the gateway's identity key
+    gw_id = pair.gw.ctl("status")["identity"]
+    assert gw_id.startswith("ed25519:") and peer["identity"] == gw_id
     assert peer["bytes_in"] > 0 and peer["bytes_out"] > 0
     ports = {(l["port"], l["proto"]) for l in peer["listeners"]}
     assert (pair.ports["http"], "TCP") in ports
