@@ -8,6 +8,7 @@
 #include "agent/ctl.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "identity/identity.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -29,6 +30,9 @@ usage(FILE *f)
 "  connect        consume the services other peers share\n"
 "Check a config:\n"
 "  check-config   validate the config file; errors as FILE:LINE: what and fix\n"
+"Identity:\n"
+"  id             print this agent's public identity (created on first use),\n"
+"                 the line to paste into a gateway's policy\n"
 "Ask a running agent (over its control socket):\n"
 "  status         signaling, peers with their path, traffic and channels\n"
 "  peers          the peers and their state\n"
@@ -87,6 +91,40 @@ check_config(const struct opts *o)
 		    cfg->nservices, cfg->nforwards);
 	free(cfg);
 	return rc == 0 ? 0 : 1;
+}
+
+static int
+print_id(const struct opts *o)
+{
+	struct pp_cfg *cfg = calloc(1, sizeof(*cfg));
+	struct pp_identity *id = NULL;
+	char dir[1024], path[1200], err[512], text[PP_ID_PUB_STRLEN + 1];
+	int rc;
+
+	if (cfg == NULL || load_config(o->config, cfg) < 0) {
+		free(cfg);
+		return 1;
+	}
+	if (cfg->state_dir[0])
+		snprintf(dir, sizeof(dir), "%s", cfg->state_dir);
+	else
+		pp_agent_default_state_dir(cfg->name, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/identity.pem", dir);
+	if ((rc = pp_id_load_or_create(path, &id, err, sizeof(err))) < 0) {
+		fprintf(stderr, "peerpipe id: %s\n", err);
+		free(cfg);
+		return 1;
+	}
+	pp_id_public_text(id, text, sizeof(text));
+	if (o->json)
+		printf("{\"name\": \"%s\", \"identity\": \"%s\", \"key_file\": "
+		    "\"%s\"}\n", cfg->name, text, path);
+	else
+		printf("# %s (key file %s)\n[peer %s]\nkey = %s\n", cfg->name, path,
+		    cfg->name, text);
+	pp_id_free(id);
+	free(cfg);
+	return 0;
 }
 
 /* ---- running an agent ---- */
@@ -356,6 +394,8 @@ main(int argc, char **argv)
 		return run_agent(&o, PP_AGENT_CONNECT);
 	if (strcmp(cmd, "check-config") == 0)
 		return check_config(&o);
+	if (strcmp(cmd, "id") == 0)
+		return print_id(&o);
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "peers") == 0 ||
 	    strcmp(cmd, "services") == 0)
 		return ask(&o, cmd);

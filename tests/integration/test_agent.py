@@ -263,6 +263,19 @@ def test_status_api(pair):
     assert pair.gw_name.encode() in r.stdout and b"direct" in r.stdout
 
 
+def test_id_command(pair):
+    """`peerpipe id` prints the key the running agent uses, as a policy entry."""
+    st = pair.gw.ctl("status")
+    r = subprocess.run([agent_bin(), "id", "-c", pair.gw_conf], capture_output=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert "[peer %s]" % pair.gw_name in out
+    assert "key = %s" % st["identity"] in out
+    key_file = os.path.join(pair.tmp, pair.gw_name + "-state", "identity.pem")
+    assert os.stat(key_file).st_mode & 0o777 == 0o600
+
+
 def test_refused_port_counts(pair):
     """A port the gateway does not offer gets no listener and no access."""
     pair.addr("http")
