@@ -178,15 +178,19 @@ run_agent(const struct opts *o, enum pp_agent_mode mode)
 	ac.cfg = cfg;
 	ac.mode = mode;
 	ac.control = o->control;
-	if ((rc = pp_agent_new(&loop, &ac, &agent)) < 0) {
-		uv_run(&loop, UV_RUN_DEFAULT);
-		free(cfg);
-		return 1;
-	}
+	/* Before anything else: a SIGTERM during start-up still stops cleanly
+	 * (libuv holds it until the loop runs, and the agent exists by then). */
 	uv_signal_init(&loop, &sigterm);
 	uv_signal_start(&sigterm, on_signal, SIGTERM);
 	uv_signal_init(&loop, &sigint);
 	uv_signal_start(&sigint, on_signal, SIGINT);
+	if ((rc = pp_agent_new(&loop, &ac, &agent)) < 0) {
+		uv_close((uv_handle_t *)&sigterm, NULL);
+		uv_close((uv_handle_t *)&sigint, NULL);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		free(cfg);
+		return 1;
+	}
 	uv_run(&loop, UV_RUN_DEFAULT);
 	/* pp_agent_stop ran; one more turn lets closing handles finish. */
 	uv_run(&loop, UV_RUN_DEFAULT);

@@ -265,6 +265,7 @@ def test_status_api(pair):
 
 def test_id_command(pair):
     """`peerpipe id` prints the key the running agent uses, as a policy entry."""
+    pair.addr("echo")
     st = pair.gw.ctl("status")
     r = subprocess.run([agent_bin(), "id", "-c", pair.gw_conf], capture_output=True,
                        timeout=30)
