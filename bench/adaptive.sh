@@ -11,6 +11,8 @@
 #   --rate RATE      tc tbf rate of each direction of the link (default 50mbit)
 #   --text-mb N      megabytes (10^6) of compressible data per transfer (200)
 #   --random-mb N    megabytes of random data per transfer (100)
+#   --mixed-mb N     megabytes of 2 MiB text and random pieces in turn (100):
+#                    how fast adaptive notices that the data changed
 #   --modes LIST     compression settings to run (none,adaptive,lz4,zstd)
 #   --repeat N       transfers per cell; the median is shown (default 1)
 #
@@ -29,6 +31,7 @@ build=${BUILD:-$repo/build}
 rate=50mbit
 text_mb=200
 random_mb=100
+mixed_mb=100
 modes=none,adaptive,lz4,zstd
 repeat=1
 while [ $# -gt 0 ]; do
@@ -37,9 +40,10 @@ while [ $# -gt 0 ]; do
 	--rate) rate=$2; shift 2 ;;
 	--text-mb) text_mb=$2; shift 2 ;;
 	--random-mb) random_mb=$2; shift 2 ;;
+	--mixed-mb) mixed_mb=$2; shift 2 ;;
 	--modes) modes=$2; shift 2 ;;
 	--repeat) repeat=$2; shift 2 ;;
-	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,24p' "$0"; exit 0 ;;
 	*) die "unknown option $1 (--help)" ;;
 	esac
 done
@@ -83,7 +87,7 @@ in_cl() { ip netns exec "$ns_cl" "$@"; }
 echo "== PeerPipe adaptive compression benchmark =="
 machine_info
 echo "link       veth $gw_ip <-> $cl_ip, tc tbf $rate each direction"
-echo "data       $text_mb MB compressible (text-like), $random_mb MB random, client -> gateway"
+echo "data       $text_mb MB compressible (text-like), $random_mb MB random, $mixed_mb MB mixed, client -> gateway"
 
 # ---- the link ----
 ip netns add "$ns_gw"
@@ -152,6 +156,10 @@ while size < 32 * 1024 * 1024:
 open(sys.argv[1], "w").write("".join(out))
 EOF
 head -c $((32 * 1024 * 1024)) /dev/urandom >"$state/random.dat"
+for i in $(seq 0 7); do
+	dd if="$state/text.dat" bs=2M skip="$i" count=1 status=none
+	dd if="$state/random.dat" bs=2M skip="$i" count=1 status=none
+done >"$state/mixed.dat"
 # What a codec makes of one 16 KiB message (the first 4 MiB, cut in 16 KiB
 # pieces, each compressed alone as the tunnel does).
 chunk_ratio() {	# chunk_ratio FILE CMD...
@@ -214,7 +222,8 @@ echo
 echo "-- raw TCP over the shaped link (no tunnel) --"
 R[raw,text]=$(cell text "$text_mb" "$gw_ip:$raw_port")
 R[raw,random]=$(cell random "$random_mb" "$gw_ip:$raw_port")
-echo "  text ${R[raw,text]} MB/s, random ${R[raw,random]} MB/s"
+R[raw,mixed]=$(cell mixed "$mixed_mb" "$gw_ip:$raw_port")
+echo "  text ${R[raw,text]} MB/s, random ${R[raw,random]} MB/s, mixed ${R[raw,mixed]} MB/s"
 
 run=0
 wire_bytes() {	# the client's payload and wire bytes sent so far, and the codec
@@ -244,8 +253,12 @@ for mode in "${mode_list[@]}"; do
 	wait_for "$state/cl-$run.out" "^peer gw-$run port $sink_port/TCP -> " 60 \
 		"the client agent" "$cl_pid"
 	addr=$(listener "$state/cl-$run.out" "gw-$run" "$sink_port")
-	for kind in text random; do
-		[ $kind = text ] && mb=$text_mb || mb=$random_mb
+	for kind in text random mixed; do
+		case $kind in
+		text) mb=$text_mb ;;
+		random) mb=$random_mb ;;
+		mixed) mb=$mixed_mb ;;
+		esac
 		read -r b0 w0 _ <<<"$(wire_bytes)"
 		R[$mode,$kind]=$(cell $kind "$mb" "$addr")
 		read -r b1 w1 negotiated <<<"$(wire_bytes)"
@@ -254,7 +267,7 @@ for mode in "${mode_list[@]}"; do
 		echo "  $kind: ${R[$mode,$kind]} MB/s, payload/wire ${R[$mode,$kind.wire]}" \
 			"(negotiated: $negotiated)"
 	done
-	echo "  agents' CPU for both transfers: $(awk -v t="$(cpu_ticks "$gw_pid" "$cl_pid")" \
+	echo "  agents' CPU for the three transfers: $(awk -v t="$(cpu_ticks "$gw_pid" "$cl_pid")" \
 		-v c="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", t / c }') s"
 	kill -TERM "$cl_pid" "$gw_pid"
 	wait "$cl_pid" "$gw_pid" 2>/dev/null || true
@@ -268,14 +281,18 @@ x() {	# x MODE KIND
 	awk -v a="${R[$1,$2]:-}" -v b="${R[none,$2]:-}" \
 		'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "-" }'
 }
-printf '%-10s %10s %7s %7s %10s %7s %7s\n' "" "text MB/s" "x" "ratio" \
-	"random" "x" "ratio"
-printf '%-10s %10s %7s %7s %10s %7s %7s\n' "raw TCP" "${R[raw,text]}" "" "" \
-	"${R[raw,random]}" "" ""
+fmt='%-10s %9s %6s %6s | %9s %6s %6s | %9s %6s %6s\n'
+# shellcheck disable=SC2059
+printf "$fmt" "" "text MB/s" "x" "ratio" "random" "x" "ratio" "mixed" "x" "ratio"
+# shellcheck disable=SC2059
+printf "$fmt" "raw TCP" "${R[raw,text]}" "" "" "${R[raw,random]}" "" "" \
+	"${R[raw,mixed]}" "" ""
 for mode in "${mode_list[@]}"; do
-	printf '%-10s %10s %7s %7s %10s %7s %7s\n' "$mode" "${R[$mode,text]}" \
-		"$(x "$mode" text)" "${R[$mode,text.wire]}" "${R[$mode,random]}" \
-		"$(x "$mode" random)" "${R[$mode,random.wire]}"
+	# shellcheck disable=SC2059
+	printf "$fmt" "$mode" \
+		"${R[$mode,text]}" "$(x "$mode" text)" "${R[$mode,text.wire]}" \
+		"${R[$mode,random]}" "$(x "$mode" random)" "${R[$mode,random.wire]}" \
+		"${R[$mode,mixed]}" "$(x "$mode" mixed)" "${R[$mode,mixed.wire]}"
 done
 echo "(ratio: payload bytes / bytes on the data channels, from the client's status)"
 exit 0
