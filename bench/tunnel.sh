@@ -9,7 +9,8 @@
 #                   [--conns N] [--compression C] [--paths LIST]
 #
 #   --seconds S      iperf3 -t per cell (default 10)
-#   --rr-seconds S   round trips and connections/s per path (default 5)
+#   --rr-seconds S   rounds of 1 s of round trips and of connections/s per
+#                    path, paths in turn (default 5)
 #   --conns N        idle connections for the memory figure (default 500)
 #   --compression C  [tunnel] compression of both agents (default none)
 #   --paths LIST     any of direct,ssh,peerpipe (default all three)
@@ -39,7 +40,7 @@ while [ $# -gt 0 ]; do
 	--compression) comp=$2; shift 2 ;;
 	--paths) paths=$2; shift 2 ;;
 	--perf) perf=yes; shift ;;
-	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,21p' "$0"; exit 0 ;;
 	*) die "unknown option $1 (--help)" ;;
 	esac
 done
@@ -86,7 +87,7 @@ has_path() { [[ ",$paths," == *",$1,"* ]]; }
 echo "== PeerPipe tunnel benchmark =="
 machine_info
 echo "tools      $(iperf3 --version | head -n1 | cut -d' ' -f1-2), $(ssh -V 2>&1 | cut -d, -f1)"
-echo "settings   iperf3 -t $secs, round trips ${rr_secs} s, $conns idle connections, compression $comp"
+echo "settings   iperf3 -t $secs, round trips $rr_secs x 1 s, $conns idle connections, compression $comp"
 
 # ---- services ----
 iperf_port=$(free_port)
@@ -236,9 +237,9 @@ print("%.3f %.2f %.2f %.2f %.2f" % (e["bits_per_second"] / 1e9,
       max(0.0, busy - cpu / secs - iperf)))' \
 		"$js" "$clk" "$((t1 - t0))" "$((b1 - b0))")
 	read -r gbps spgb cores icores others <<<"$out"
+	if [ -z "${fwd_pids[$p]}" ]; then spgb=-; cores=-; fi
 	R[$p,$name]=$gbps
 	R[$p,$name.cpu]=$spgb
-	if [ -z "${fwd_pids[$p]}" ]; then spgb=-; cores=-; fi
 	printf '  %-8s iperf3 %-3s %7s Gbit/s | forwarders %5s CPU s/GB, %4s cores | iperf3 %s cores | others %s cores\n' \
 		"$p" "$name" "$gbps" "$spgb" "$cores" "$icores" "$others"
 }
@@ -247,26 +248,49 @@ print("%.3f %.2f %.2f %.2f %.2f" % (e["bits_per_second"] / 1e9,
 kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
 run_path() {
-	local p=$1 line
+	local p=$1
 	echo "-- $p --"
 	iperf_cell "$p" 1
 	iperf_cell "$p" 4 -P 4
 	iperf_cell "$p" 1R -R
 	iperf_cell "$p" 4R -R -P 4
-	if line=$("$tb" rr "${echo_addr[$p]}" 64 "$rr_secs" 2>&1); then
-		R[$p,p50]=$(kv "$line" p50_us)
-		R[$p,p99]=$(kv "$line" p99_us)
-		echo "  $p 64-byte round trips: $line"
-	else
-		echo "  $p 64-byte round trips failed: $line"
-	fi
-	if line=$("$tb" cps "${echo_addr[$p]}" "$rr_secs" 2>&1); then
-		R[$p,cps]=$(kv "$line" per_s)
-		R[$p,cps50]=$(kv "$line" p50_us)
-		echo "  $p connections: $line"
-	else
-		echo "  $p connections failed: $line"
-	fi
+}
+
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "-" }'; }
+
+# Round trips and connection rates, in rounds of one second with the paths
+# taking turns, so that other work on the machine hits all paths alike;
+# each figure is the median over the rounds.
+latency() {
+	local r p line rounds=$rr_secs
+	declare -A l50 l99 c50 cr
+	echo "-- 64-byte round trips and connections/s: $rounds rounds of 1 s each, paths in turn --"
+	for ((r = 0; r < rounds; r++)); do
+		for p in direct ssh peerpipe; do
+			has_path "$p" || continue
+			if line=$("$tb" rr "${echo_addr[$p]}" 64 1 2>&1); then
+				l50[$p]+="$(kv "$line" p50_us) "
+				l99[$p]+="$(kv "$line" p99_us) "
+			else
+				echo "  $p round trips failed: $line"
+			fi
+			if line=$("$tb" cps "${echo_addr[$p]}" 1 2>&1); then
+				cr[$p]+="$(kv "$line" per_s) "
+				c50[$p]+="$(kv "$line" p50_us) "
+			else
+				echo "  $p connections failed: $line"
+			fi
+		done
+	done
+	for p in direct ssh peerpipe; do
+		has_path "$p" || continue
+		R[$p,p50]=$(tr ' ' '\n' <<<"${l50[$p]:-}" | grep . | median)
+		R[$p,p99]=$(tr ' ' '\n' <<<"${l99[$p]:-}" | grep . | median)
+		R[$p,cps]=$(tr ' ' '\n' <<<"${cr[$p]:-}" | grep . | median)
+		R[$p,cps50]=$(tr ' ' '\n' <<<"${c50[$p]:-}" | grep . | median)
+		printf '  %-8s round trip p50 %s us (rounds: %s), p99 %s us; %s connections/s (rounds: %s)\n' \
+			"$p" "${R[$p,p50]}" "${l50[$p]% }" "${R[$p,p99]}" "${R[$p,cps]}" "${cr[$p]% }"
+	done
 }
 
 # Memory per idle forwarded connection, measured first, while the processes
@@ -300,6 +324,7 @@ done
 for p in direct ssh peerpipe; do
 	has_path "$p" && run_path "$p"
 done
+latency
 # shellcheck disable=SC2086
 [ -n "${fwd_pids[ssh]:-}" ] && echo "  ssh VmHWM of the forwarders after the run: $(sum_status VmHWM ${fwd_pids[ssh]}) kB"
 # shellcheck disable=SC2086
