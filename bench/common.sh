@@ -2,7 +2,7 @@
 # The caller sets `state` (a temp directory) and a `cleanup` that calls
 # stop_started; every process started through `start` is stopped there,
 # newest first, by its own pid (never by name).
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2154  # repo and state are the caller's
 
 py=/usr/bin/python3
 started=()	# pids we started, oldest first
@@ -51,6 +51,7 @@ die() {
 }
 
 # free_port [NETNS]: a TCP port nobody listens on (the kernel picks it).
+# shellcheck disable=SC2120  # the argument is optional
 free_port() {
 	local ns=()
 	[ -n "${1:-}" ] && ns=(ip netns exec "$1")

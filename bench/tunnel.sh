@@ -221,6 +221,7 @@ iperf_cell() {
 		return
 	fi
 	[ -n "$perf_pid" ] && wait "$perf_pid"
+	# shellcheck disable=SC2086  # a pid list
 	t1=$(cpu_ticks ${fwd_pids[$p]})
 	b1=$(busy_ticks)
 	# others: cores busy machine-wide minus the forwarders and both iperf3s
