@@ -27,6 +27,7 @@ for g in "${@:-build}"; do
 	build) want+=("${build_pkgs[@]}") ;;
 	test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
 	demo) want+=(python3 curl) ;;
+	bench) want+=(iperf3 openssh-server openssh-client iproute2 procps python3 zstd lz4) ;;
 	*) echo "install-deps: unknown group '$g' (build, test, demo)" >&2; exit 2 ;;
 	esac
 done
