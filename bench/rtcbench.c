@@ -83,6 +83,7 @@ struct opts {
 	int repeat;			/* throughput cells: median of */
 	size_t high_water;		/* per association, split among channels */
 	int udp_buf;			/* experiment: 0 = leave libnice's sockets */
+	int no_jumbo;			/* keep 1200-byte packets on loopback */
 	int do_tput, do_tcp, setup_inproc, setup_fork;
 	enum pp_log_level log_level;
 };
@@ -735,6 +736,8 @@ rtc_child(int sender, int nch, size_t msg, uint64_t bytes, int sigfd,
 		rp_fail(p, "pp_pc_new: %s", pp_strerror(rc));
 		_exit(1);
 	}
+	if (!o.no_jumbo)
+		pp_pc_allow_jumbo(p->pc);	/* both ends are ours */
 	if (sender) {
 		uv_check_start(&p->chk, chk_cb);
 		p->t_offer = now_s();
@@ -1619,6 +1622,8 @@ usage(FILE *f)
 	    "                   once connected (lib/ice does not; default off)\n"
 	    "  --no-throughput  setup only\n"
 	    "  --no-tcp         skip the TCP reference\n"
+	    "  --no-jumbo       keep 1200-byte SCTP packets on loopback (as towards\n"
+	    "                   other stacks; default: 16 KiB, as between our agents)\n"
 	    "  --log-level L    library log level in the peers (default error; "
 	    "info also prints per-cell details)\n", MAX_CH);
 }
@@ -1638,6 +1643,7 @@ main(int argc, char **argv)
 		{ "udp-buf", required_argument, NULL, 'B' },
 		{ "no-throughput", no_argument, NULL, 'T' },
 		{ "no-tcp", no_argument, NULL, 'C' },
+		{ "no-jumbo", no_argument, NULL, 'J' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -1678,6 +1684,7 @@ main(int argc, char **argv)
 		case 'B': o.udp_buf = (int)parse_size(optarg); break;
 		case 'T': o.do_tput = 0; break;
 		case 'C': o.do_tcp = 0; break;
+		case 'J': o.no_jumbo = 1; break;
 		case 'l':
 			if (pp_log_parse_level(optarg, &o.log_level) < 0) {
 				usage(stderr);

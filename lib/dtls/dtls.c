@@ -825,6 +825,19 @@ pp_dtls_send(struct pp_dtls *d, const void *buf, size_t len)
 	return leave(d, d->bio_err ? d->bio_err : PP_EPROTO);
 }
 
+int
+pp_dtls_set_mtu(struct pp_dtls *d, size_t mtu)
+{
+	if (mtu < PP_DTLS_MIN_MTU || mtu > PP_DTLS_MAX_MTU)
+		return PP_EINVAL;
+	if (!DTLS_set_link_mtu(d->ssl, (long)mtu) || !SSL_set_mtu(d->ssl, (long)mtu)) {
+		ERR_clear_error();
+		return PP_EINVAL;
+	}
+	d->mtu = mtu;
+	return 0;
+}
+
 size_t
 pp_dtls_max_payload(const struct pp_dtls *d)
 {

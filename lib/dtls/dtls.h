@@ -146,6 +146,10 @@ int pp_dtls_input(struct pp_dtls *d, const uint8_t *buf, size_t len);
  */
 int pp_dtls_send(struct pp_dtls *d, const void *buf, size_t len);
 
+/* Changes the datagram size records are cut to (PP_DTLS_MIN_MTU..MAX_MTU),
+ * e.g. once the path is known to carry more.  0 or PP_EINVAL. */
+int pp_dtls_set_mtu(struct pp_dtls *d, size_t mtu);
+
 /* Largest pp_dtls_send() for the MTU and the cipher; 0 until connected. */
 size_t pp_dtls_max_payload(const struct pp_dtls *d);
 

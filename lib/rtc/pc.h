@@ -111,6 +111,14 @@ void pp_pc_close(struct pp_pc *pc);
 
 void pp_pc_get_status(const struct pp_pc *pc, struct pp_pc_status *st);
 const char *pp_pc_state_name(enum pp_pc_state state);
+/*
+ * The peer is known to take SCTP packets filling a whole DTLS record (it is
+ * PeerPipe v2, which says so in its INIT): on a loopback path they grow
+ * from 1200 bytes to 16 KiB, a tenth of the per-packet work.  Independent
+ * stacks (aiortc, Chromium) are never asked to.
+ */
+void pp_pc_allow_jumbo(struct pp_pc *pc);
+
 /* The peer's a=max-message-size in effect (0: unlimited). */
 size_t pp_pc_remote_max_message_size(const struct pp_pc *pc);
 

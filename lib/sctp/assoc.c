@@ -670,6 +670,35 @@ configure(struct pp_sctp *a)
 	return 0;
 }
 
+static struct sockaddr_conn conn_addr(const struct pp_sctp *a, uint16_t port);
+
+int
+pp_sctp_set_packet_max(struct pp_sctp *a, size_t n)
+{
+	struct sctp_paddrparams pp;
+	struct sockaddr_conn sc;
+	int rc;
+
+	if (n < 576 || n > 65535)
+		return PP_EINVAL;
+	if (n == a->packet_max)
+		return 0;
+	/* The association's one path (AF_CONN: the peer's address). */
+	memset(&pp, 0, sizeof(pp));
+	sc = conn_addr(a, a->remote_port);
+	memcpy(&pp.spp_address, &sc, sizeof(sc));
+	pp.spp_flags = SPP_PMTUD_DISABLE;
+	pp.spp_pathmtu = (uint32_t)(n - sizeof(struct sctp_common_header));
+	pp__sctp_enter(a);
+	rc = sockopt(a, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof(pp),
+	    "SCTP_PEER_ADDR_PARAMS");
+	pp__sctp_flush(a, 0);
+	pp__sctp_leave(a);
+	if (rc == 0)
+		a->packet_max = n;
+	return rc;
+}
+
 static struct sockaddr_conn
 conn_addr(const struct pp_sctp *a, uint16_t port)
 {

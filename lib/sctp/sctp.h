@@ -123,6 +123,13 @@ int pp_sctp_start(struct pp_sctp *sctp);
  * Returns 0 or PP_EINVAL for an empty or oversized (> 65535) packet. */
 int pp_sctp_input(struct pp_sctp *sctp, const uint8_t *buf, size_t len);
 
+/*
+ * Changes the largest SCTP packet (as packet_max in the config), e.g. when
+ * the path turns out to carry bigger datagrams (loopback).  0, PP_EINVAL
+ * outside 576..65535, or -errno.
+ */
+int pp_sctp_set_packet_max(struct pp_sctp *sctp, size_t n);
+
 /* The peer's a=max-message-size once the answer is known (as in config). */
 void pp_sctp_set_remote_max_message_size(struct pp_sctp *sctp, size_t n);
 

@@ -457,8 +457,11 @@ px_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	struct proxy *px = h->data;
 
 	(void)hint;
-	*buf = uv_buf_init((char *)px->t->rbuf,
-	    px->proto == PP_TUN_TCP ? PP_TUN_READ_SIZE : PP_UDPB_DGRAM_MAX);
+	/* v1 peers read 16 KiB and may expect no more; between our own,
+	 * bigger messages mean fewer of everything per byte. */
+	*buf = uv_buf_init((char *)px->t->rbuf, px->proto == PP_TUN_UDP ?
+	    PP_UDPB_DGRAM_MAX : px->t->settings.version >= 2 ?
+	    PP_TUN_READ_SIZE_V2 : PP_TUN_READ_SIZE);
 }
 
 static void

@@ -491,6 +491,8 @@ on_init(struct pp_tun *t, const struct pp_tun_init *in)
 	if (t->dead)
 		return;
 	pp_tun_negotiate(&t->ours, &t->theirs, &t->settings);
+	if (t->settings.version >= 2)
+		pp_pc_allow_jumbo(t->pc);	/* our own kind: big packets are fine */
 	if (t->ours.has_id && t->theirs.has_id) {
 		/* Ports come in PORTS once the peer knows who we are. */
 		t->theirs.nports = 0;

@@ -32,7 +32,8 @@
 
 #define PP_TUN_HIGH_WATER	(256 * 1024)	/* stop reading above */
 #define PP_TUN_LOW_WATER	(64 * 1024)	/* read again at or below */
-#define PP_TUN_READ_SIZE	(16 * 1024)	/* one socket read, one message */
+#define PP_TUN_READ_SIZE	(16 * 1024)	/* one socket read, one message (v1) */
+#define PP_TUN_READ_SIZE_V2	(60 * 1024)	/* the same between v2 peers */
 #define PP_TUN_WRITE_HIGH	(256 * 1024)	/* local socket backlog: PAUSE */
 #define PP_TUN_WRITE_HARD	(8 * 1024 * 1024)	/* v1 peer, no flow: close */
 #define PP_TUN_OPEN_TIMEOUT_MS	10000		/* BEGIN_PROXY -> channel open */
