@@ -238,7 +238,18 @@ class Net:
                   " policy accept;"]
         if flavour == "udp-block":
             lines.append('  iifname "lan" meta l4proto udp counter drop')
-        lines += [" }", "}"]
+        lines += [" }"]
+        if nat:
+            # Unsolicited packets to the router itself are dropped before
+            # conntrack confirms an entry for them.  Without this, a peer's
+            # early hole-punching packet leaves an entry whose reply tuple
+            # collides with the mapping our host's reply wants, and
+            # masquerade moves that reply to another port: the NAT would
+            # turn endpoint-dependent by accident.
+            lines += [" chain input { type filter hook input priority filter;"
+                      " policy accept;",
+                      '  iifname "wan" ct state new counter drop', " }"]
+        lines += ["}"]
         return "\n".join(lines) + "\n"
 
     # ---- using ----
