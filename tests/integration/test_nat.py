@@ -232,10 +232,12 @@ def check_path_and_bulk(scene, want, name, timeout=60):
     for p in (cl, gw):
         assert p["state"] == "connected", p
         assert p["path"]["type"] == want, (name, p["path"])
+        assert p["path"]["rtt_ms"] >= 0, p["path"]	# SCTP's srtt
     took = scene.bulk_both_ways(addr)
     report(name, path="%s/%s" % (cl["path"]["local_type"],
                                  cl["path"]["remote_type"]),
            connect_s=setup, setup_ms=cl["setup_ms"],
+           rtt_ms=cl["path"]["rtt_ms"],
            bulk_s=took, mbit_s=2 * BULK_BYTES * 8 / took / 1e6)
     return cl, gw
 
