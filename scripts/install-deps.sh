@@ -3,6 +3,7 @@
 #   install-deps.sh build    compilers, CMake and the -dev libraries
 #   install-deps.sh test     build + cmocka, clang (fuzzing), Python test peers
 #   install-deps.sh demo     what scripts/run's demo uses (python3, curl)
+#   install-deps.sh nat      NAT traversal tests: nftables, conntrack, coturn
 # Later groups (ips, browser, nat) add Suricata, Chromium, coturn, ...
 # Run as root (or it re-runs itself through sudo when available).
 set -euo pipefail
@@ -28,7 +29,8 @@ for g in "${@:-build}"; do
 	test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
 	demo) want+=(python3 curl) ;;
 	bench) want+=(iperf3 openssh-server openssh-client iproute2 procps python3 zstd lz4) ;;
-	*) echo "install-deps: unknown group '$g' (build, test, demo)" >&2; exit 2 ;;
+	nat) want+=(iproute2 nftables conntrack coturn) ;;
+	*) echo "install-deps: unknown group '$g' (build, test, demo, bench, nat, ips)" >&2; exit 2 ;;
 	esac
 done
 

@@ -9,8 +9,10 @@
 #include "base/log.h"
 #include "base/fsutil.h"
 #include "dtls/cert.h"
+#include "signal/turn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -20,7 +22,9 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <time.h>
+#include <openssl/crypto.h>
 #include <openssl/x509.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SUB "server"
@@ -30,6 +34,11 @@ struct options {
 	int port;
 	const char *cert, *key, *state_dir;
 	struct pp_wss_config wss;
+	/* v2 TURN credentials */
+	const char *turn_secret_file;
+	const char *turn_uris[PP_SIG_TURN_MAX_URIS];
+	size_t nturn_uris;
+	unsigned turn_ttl;
 };
 
 static void
@@ -50,11 +59,19 @@ usage(FILE *f)
 "  --rate N --burst N       requests per second per client and burst (default 50, 100)\n"
 "  --handshake-timeout SECS time to finish TLS and the upgrade (default 10)\n"
 "  --idle-timeout SECS      ping an idle client after SECS, drop it after 2xSECS (default 30)\n"
+"  --turn-secret-file FILE  hand room members TURN REST credentials (v2\n"
+"                           TURN_CREDENTIALS) made with the secret in FILE,\n"
+"                           coturn's static-auth-secret; FILE must not be\n"
+"                           readable by group or others\n"
+"  --turn-uri URI           turn:HOST:PORT[?transport=udp|tcp] or turns:...,\n"
+"                           repeatable (up to %u), handed out with them\n"
+"  --turn-ttl SECS          how long a credential is valid (default %u)\n"
 "  --log-level LEVEL        error, warn, info (default) or debug\n"
 "  --log-format FORMAT      text (default) or json\n"
 "  --help\n",
 	    PP_SIG_DEFAULT_MAX_ROOMS, PP_SIG_DEFAULT_MAX_MEMBERS,
-	    PP_SIG_DEFAULT_MAX_MESSAGE);
+	    PP_SIG_DEFAULT_MAX_MESSAGE, PP_SIG_TURN_MAX_URIS,
+	    PP_SIG_TURN_TTL_DEFAULT);
 }
 
 static int
@@ -113,6 +130,9 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "idle-timeout", required_argument, NULL, 'I' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "log-format", required_argument, NULL, 'F' },
+		{ "turn-secret-file", required_argument, NULL, 'S' },
+		{ "turn-uri", required_argument, NULL, 'U' },
+		{ "turn-ttl", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -178,6 +198,26 @@ parse_args(int argc, char **argv, struct options *o)
 				fprintf(stderr, "peerpipe-server: --log-format %s: "
 				    "expected text or json\n", optarg);
 			break;
+		case 'S': o->turn_secret_file = optarg; break;
+		case 'U':
+			if (o->nturn_uris == PP_SIG_TURN_MAX_URIS) {
+				fprintf(stderr, "peerpipe-server: --turn-uri: at most "
+				    "%u\n", PP_SIG_TURN_MAX_URIS);
+				rc = PP_EINVAL;
+			} else if (!pp_sig_turn_uri_valid(optarg)) {
+				fprintf(stderr, "peerpipe-server: --turn-uri %s: expected "
+				    "turn:HOST:PORT or turns:HOST:PORT, optionally "
+				    "?transport=udp or ?transport=tcp\n", optarg);
+				rc = PP_EINVAL;
+			} else {
+				o->turn_uris[o->nturn_uris++] = optarg;
+			}
+			break;
+		case 'T':
+			if ((rc = parse_uint(name, optarg, PP_SIG_TURN_TTL_MIN,
+			    PP_SIG_TURN_TTL_MAX, &v)) == 0)
+				o->turn_ttl = (unsigned)v;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -191,6 +231,11 @@ parse_args(int argc, char **argv, struct options *o)
 	if (optind < argc) {
 		fprintf(stderr, "peerpipe-server: unexpected argument '%s' (see --help)\n",
 		    argv[optind]);
+		return PP_EINVAL;
+	}
+	if (!o->turn_secret_file != !o->nturn_uris) {
+		fprintf(stderr, "peerpipe-server: --turn-secret-file and --turn-uri "
+		    "go together: the credentials are for those relays\n");
 		return PP_EINVAL;
 	}
 	if (!o->cert != !o->key) {
@@ -313,6 +358,47 @@ prepare_cert(struct options *o, char *cert, char *key, size_t len)
 	return 0;
 }
 
+/*
+ * The TURN secret: one line (a trailing newline is not part of it), in a
+ * file only its owner can read.
+ */
+static int
+read_secret(const char *path, unsigned char *buf, size_t *len)
+{
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		pp_err(SUB, "--turn-secret-file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		pp_err(SUB, "--turn-secret-file %s: not a regular file", path);
+		close(fd);
+		return PP_ECONFIG;
+	}
+	if (st.st_mode & 077) {
+		pp_err(SUB, "--turn-secret-file %s: readable by others (mode %03o); "
+		    "chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+		close(fd);
+		return PP_ECONFIG;
+	}
+	n = read(fd, buf, PP_SIG_TURN_SECRET_MAX + 2);
+	close(fd);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n <= 0 || n > PP_SIG_TURN_SECRET_MAX ||
+	    memchr(buf, '\n', (size_t)n) != NULL) {
+		pp_err(SUB, "--turn-secret-file %s: expected one line of 1 to %u "
+		    "bytes", path, PP_SIG_TURN_SECRET_MAX);
+		OPENSSL_cleanse(buf, PP_SIG_TURN_SECRET_MAX + 2);
+		return PP_ECONFIG;
+	}
+	*len = (size_t)n;
+	return 0;
+}
+
 struct server {
 	uv_loop_t loop;
 	uv_signal_t sigterm, sigint;
@@ -383,11 +469,23 @@ main(int argc, char **argv)
 		},
 	};
 	char cert[PATH_MAX], key[PATH_MAX];
+	unsigned char secret[PP_SIG_TURN_SECRET_MAX + 2];
+	struct pp_sig_turn_config turn = { 0 };
 	struct server srv = { 0 };
 	int rc;
 
+	o.turn_ttl = PP_SIG_TURN_TTL_DEFAULT;
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;
+	if (o.turn_secret_file) {
+		if (read_secret(o.turn_secret_file, secret, &turn.secret_len) < 0)
+			return 1;
+		turn.secret = secret;
+		turn.uris = o.turn_uris;
+		turn.nuris = o.nturn_uris;
+		turn.ttl = o.turn_ttl;
+		o.wss.turn = &turn;
+	}
 	if (prepare_cert(&o, cert, key, sizeof(cert)) < 0)
 		return 1;
 	fit_fd_limit(&o.wss.max_clients);
@@ -402,8 +500,13 @@ main(int argc, char **argv)
 		return 1;
 	}
 	uv_loop_init(&srv.loop);
-	if ((rc = pp_wss_start(&srv.loop, &o.wss, &srv.wss)) < 0)
+	rc = pp_wss_start(&srv.loop, &o.wss, &srv.wss);
+	OPENSSL_cleanse(secret, sizeof(secret));	/* the hub has a copy */
+	if (rc < 0)
 		return 1;
+	if (o.turn_secret_file)
+		pp_info(SUB, "TURN credentials for room members: %zu relay URI(s), "
+		    "valid %u s", o.nturn_uris, o.turn_ttl);
 	uv_signal_init(&srv.loop, &srv.sigterm);
 	uv_signal_init(&srv.loop, &srv.sigint);
 	srv.sigterm.data = srv.sigint.data = &srv;

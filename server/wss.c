@@ -481,6 +481,13 @@ pp_wss_start(uv_loop_t *loop, const struct pp_wss_config *cfg,
 		free(w);
 		return -ENOMEM;
 	}
+	if (cfg->turn && pp_sig_hub_set_turn(w->hub, cfg->turn) < 0) {
+		pp_err(SUB, "the TURN settings were refused (secret, URIs or ttl)");
+		pp_sig_hub_free(w->hub);
+		free(w);
+		return PP_ECONFIG;
+	}
+	w->cfg.turn = NULL;	/* the hub has its own copy */
 	pp_lws_log_init();
 
 	/* No lws validity timers at all (see idle_sweep); a NULL policy would

@@ -25,6 +25,8 @@ struct pp_wss_config {
 	unsigned handshake_timeout;	/* seconds to finish TLS + HTTP upgrade */
 	unsigned idle_timeout;		/* seconds idle before a ping; as long again for the pong */
 	size_t queue_limit;		/* bytes queued towards one connection */
+	/* v2 TURN credentials; NULL: requests for them get FAILED */
+	const struct pp_sig_turn_config *turn;
 };
 
 struct pp_wss;

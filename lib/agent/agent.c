@@ -19,6 +19,7 @@
 #include "tunnel/tunnel.h"
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@
 #define RETRY_MAX_MS	30000
 #define REJOIN_MS	2000
 #define PROBE_MS	3000
+#define TURN_WAIT_MS	5000		/* offers wait this long for TURN credentials */
 
 enum peer_state {
 	PEER_IDLE,		/* no peer connection */
@@ -88,6 +90,21 @@ struct pp_agent {
 	char turn_host[PP_CFG_MAX_ICE][256];
 	char stun_host[256];
 	uint16_t stun_port;
+	/*
+	 * [ice] turn_from_signaling: short-lived TURN credentials from the
+	 * signaling server (v2 TURN_CREDENTIALS), asked for after every join
+	 * and again at 80% of their lifetime.  New peer connections get the
+	 * config's relays, then these (ice_turn, rebuilt for each).
+	 */
+	struct pp_cfg_turn sig_turn_cfg[PP_ICE_MAX_TURN];
+	struct pp_ice_turn sig_turn[PP_ICE_MAX_TURN];
+	char sig_turn_host[PP_ICE_MAX_TURN][256];
+	size_t nsig_turn;
+	uint64_t sig_turn_expires_ms;		/* pp_now_ms() clock */
+	int turn_waiting;			/* a request is out */
+	int turn_unavailable_logged;
+	uv_timer_t turn_timer;			/* give up waiting, or refresh */
+	struct pp_ice_turn ice_turn[PP_ICE_MAX_TURN];
 
 	struct peer *peers;
 	unsigned npeers;
@@ -100,6 +117,9 @@ struct pp_agent {
 };
 
 static void peer_offer(struct peer *p);
+static int turn_hold(const struct pp_agent *a);
+static int turn_parse(const struct pp_cfg_turn *c, struct pp_ice_turn *t,
+    char *host, size_t hlen);
 
 /* ---- peers ---- */
 
@@ -394,8 +414,14 @@ peer_make_pc(struct peer *p)
 		pcfg.ice.stun_host = a->stun_host;
 		pcfg.ice.stun_port = a->stun_port;
 	}
-	pcfg.ice.turn = a->turn;
-	pcfg.ice.nturn = a->cfg.nturn;
+	pcfg.ice.nturn = 0;
+	for (size_t i = 0; i < a->cfg.nturn && i < PP_ICE_MAX_TURN; i++)
+		a->ice_turn[pcfg.ice.nturn++] = a->turn[i];
+	if (pp_now_ms() < a->sig_turn_expires_ms)
+		for (size_t i = 0; i < a->nsig_turn &&
+		    pcfg.ice.nturn < PP_ICE_MAX_TURN; i++)
+			a->ice_turn[pcfg.ice.nturn++] = a->sig_turn[i];
+	pcfg.ice.turn = a->ice_turn;
 	for (size_t i = 0; i < a->cfg.naddrs; i++)
 		a->addrs[i] = a->cfg.addrs[i];
 	pcfg.ice.local_addrs = a->cfg.naddrs ? a->addrs : NULL;
@@ -452,7 +478,8 @@ peer_offer(struct peer *p)
 {
 	char err[256], *sdp;
 
-	if (p->pc != NULL || peer_make_pc(p) < 0)
+	/* turn_kick() offers once the credentials are in (or not coming) */
+	if (p->pc != NULL || turn_hold(p->a) || peer_make_pc(p) < 0)
 		return;
 	if (pp_pc_create_offer(p->pc, &sdp, err, sizeof(err)) < 0) {
 		peer_doom(p, "cannot make an offer: %s", err);
@@ -557,6 +584,121 @@ member_seen(struct pp_agent *a, const char *name, int fresh)
 	}
 }
 
+/* ---- TURN credentials from signaling (v2) ---- */
+
+static int
+turn_hold(const struct pp_agent *a)
+{
+	return a->turn_waiting && pp_now_ms() >= a->sig_turn_expires_ms;
+}
+
+/* Offers what waited for the credentials. */
+static void
+turn_kick(struct pp_agent *a)
+{
+	for (struct peer *p = a->peers; p; p = p->next)
+		if (p->in_room && p->offerer && p->pc == NULL && !p->doomed &&
+		    !uv_is_active((uv_handle_t *)&p->retry))
+			peer_offer(p);
+}
+
+static void turn_timer_cb(uv_timer_t *h);
+
+static void
+turn_request(struct pp_agent *a)
+{
+	json_t *m;
+
+	if (!a->cfg.turn_from_signaling || a->stopping)
+		return;
+	m = json_pack("{s:s}", "type", "TURN_CREDENTIALS");
+	if (m && pp_sigc_send(a->sig, m) == 0) {
+		a->turn_waiting = 1;
+		uv_timer_start(&a->turn_timer, turn_timer_cb, TURN_WAIT_MS, 0);
+	}
+	json_decref(m);
+}
+
+static void
+turn_timer_cb(uv_timer_t *h)
+{
+	struct pp_agent *a = h->data;
+
+	if (a->turn_waiting) {
+		a->turn_waiting = 0;
+		pp_warn(SUB, "no TURN credentials from the signaling server after "
+		    "%d ms; connecting without its relays", TURN_WAIT_MS);
+		turn_kick(a);
+	} else if (pp_sigc_connected(a->sig) && a->in_room) {
+		turn_request(a);	/* refresh before they expire */
+	}
+}
+
+static void
+turn_unavailable(struct pp_agent *a, const char *why)
+{
+	a->turn_waiting = 0;
+	uv_timer_stop(&a->turn_timer);
+	if (!a->turn_unavailable_logged)
+		pp_warn(SUB, "the signaling server gives no TURN credentials (%s): "
+		    "only the [ice] turn relays are used; remove "
+		    "turn_from_signaling or configure the server's "
+		    "--turn-secret-file", why);
+	a->turn_unavailable_logged = 1;
+	turn_kick(a);
+}
+
+/* {"username", "password", "ttl", "uris": [...]}: checked before use. */
+static void
+on_turn_credentials(struct pp_agent *a, json_t *data)
+{
+	const char *user = json_string_value(json_object_get(data, "username"));
+	const char *pass = json_string_value(json_object_get(data, "password"));
+	json_t *ttl = json_object_get(data, "ttl"), *uris, *u;
+	uint64_t refresh;
+	size_t i, n = 0;
+
+	if (!a->turn_waiting && !a->cfg.turn_from_signaling)
+		return;
+	uris = json_object_get(data, "uris");
+	if (user == NULL || pass == NULL || !json_is_integer(ttl) ||
+	    json_integer_value(ttl) < 60 || !json_is_array(uris) ||
+	    strlen(user) >= sizeof(a->sig_turn_cfg[0].username) ||
+	    strlen(pass) >= sizeof(a->sig_turn_cfg[0].password)) {
+		turn_unavailable(a, "malformed TURN_CREDENTIALS");
+		return;
+	}
+	json_array_foreach(uris, i, u) {
+		struct pp_cfg_turn *c = &a->sig_turn_cfg[n];
+
+		if (n == PP_ICE_MAX_TURN || !json_is_string(u) ||
+		    json_string_length(u) >= sizeof(c->url))
+			continue;
+		snprintf(c->url, sizeof(c->url), "%s", json_string_value(u));
+		snprintf(c->username, sizeof(c->username), "%s", user);
+		snprintf(c->password, sizeof(c->password), "%s", pass);
+		if (turn_parse(c, &a->sig_turn[n], a->sig_turn_host[n],
+		    sizeof(a->sig_turn_host[n])) < 0) {
+			pp_warn(SUB, "TURN URI from the signaling server ignored: "
+			    "%.100s", c->url);
+			continue;
+		}
+		n++;
+	}
+	for (i = n; i < PP_ICE_MAX_TURN; i++)
+		OPENSSL_cleanse(&a->sig_turn_cfg[i], sizeof(a->sig_turn_cfg[i]));
+	a->nsig_turn = n;
+	a->sig_turn_expires_ms = pp_now_ms() +
+	    (uint64_t)json_integer_value(ttl) * 1000;
+	a->turn_waiting = 0;
+	refresh = (uint64_t)json_integer_value(ttl) * 800;
+	uv_timer_start(&a->turn_timer, turn_timer_cb, refresh, 0);
+	pp_info(SUB, "TURN credentials from signaling: %zu relay(s), valid %lld s "
+	    "(refreshed in %llu s)", n, (long long)json_integer_value(ttl),
+	    (unsigned long long)(refresh / 1000));
+	turn_kick(a);
+}
+
 static void
 join(struct pp_agent *a)
 {
@@ -567,6 +709,9 @@ join(struct pp_agent *a)
 	if (m && pp_sigc_send(a->sig, m) < 0)
 		pp_warn(SUB, "cannot ask to join the room");
 	json_decref(m);
+	/* Right behind the join: the server answers in order, so the
+	 * credentials come before any offer a member could send us. */
+	turn_request(a);
 }
 
 static void
@@ -627,8 +772,24 @@ sig_message(void *ctx, const char *type, json_t *data)
 		}
 	} else if (strcmp(type, "SDP_STATE") == 0) {
 		on_sdp_state(a, data);
+	} else if (strcmp(type, "TURN_CREDENTIALS") == 0) {
+		on_turn_credentials(a, data);
 	} else if (strcmp(type, "FAILED") == 0) {
 		const char *why = json_string_value(json_object_get(data, "reason"));
+
+		/* a v1 server does not know the request; a v2 one may have no secret */
+		if (a->turn_waiting && why && (strcmp(why, "Unknown message") == 0 ||
+		    strcmp(why, "TURN credentials are not configured on this "
+		    "server") == 0)) {
+			turn_unavailable(a, why);
+			return;
+		}
+		/* our join failed, so did the request behind it: asked again on rejoin */
+		if (a->turn_waiting && !a->in_room && why &&
+		    strcmp(why, "Conflict") == 0) {
+			a->turn_waiting = 0;
+			uv_timer_stop(&a->turn_timer);
+		}
 
 		pp_warn(SUB, "signaling server refused a request: %s", why ? why : "?");
 		/* Our previous session may not be gone yet: try again. */
@@ -763,7 +924,8 @@ services_json(struct pp_agent *a)
 json_t *
 pp_agent_status(struct pp_agent *a)
 {
-	return json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:b, s:b, s:I}, "
+	uint64_t now = pp_now_ms();
+	json_t *st = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:b, s:b, s:I}, "
 	    "s:I, s:o, s:o}",
 	    "name", a->cfg.name, "identity", a->id_text,
 	    "mode", a->mode == PP_AGENT_GATEWAY ? "gateway" : "connect",
@@ -774,6 +936,14 @@ pp_agent_status(struct pp_agent *a)
 	    "uptime_s", (json_int_t)((pp_now_ms() - a->started_ms) / 1000),
 	    "peers", peers_json(a),
 	    "services", services_json(a));
+
+	if (st && a->cfg.turn_from_signaling)
+		json_object_set_new(json_object_get(st, "signaling"), "turn",
+		    json_pack("{s:i, s:I}", "relays", now < a->sig_turn_expires_ms ?
+		    (int)a->nsig_turn : 0, "expires_in_s",
+		    (json_int_t)(now < a->sig_turn_expires_ms ?
+		    (a->sig_turn_expires_ms - now) / 1000 : 0)));
+	return st;
 }
 
 static json_t *
@@ -1015,6 +1185,8 @@ pp_agent_new(uv_loop_t *loop, const struct pp_agent_config *ac,
 	a->reaper.data = a;
 	uv_timer_init(loop, &a->rejoin);
 	a->rejoin.data = a;
+	uv_timer_init(loop, &a->turn_timer);
+	a->turn_timer.data = a;
 	pp_info(SUB, "%s %s: room %s, %zu service(s) shared, control %s",
 	    a->mode == PP_AGENT_GATEWAY ? "gateway" : "client", a->cfg.name,
 	    a->cfg.room_name, a->cfg.nservices, a->control);
@@ -1057,6 +1229,7 @@ pp_agent_stop(struct pp_agent *a)
 	a->ctl = NULL;
 	uv_close((uv_handle_t *)&a->reaper, NULL);
 	uv_close((uv_handle_t *)&a->rejoin, NULL);
+	uv_close((uv_handle_t *)&a->turn_timer, NULL);
 	pp_gloop_free(a->gl);
 	a->gl = NULL;
 }
@@ -1075,5 +1248,7 @@ pp_agent_free(struct pp_agent *a)
 	}
 	pp_dtls_cert_free(a->cert);
 	pp_id_free(a->id);
+	OPENSSL_cleanse(a->sig_turn_cfg, sizeof(a->sig_turn_cfg));
+	OPENSSL_cleanse(a->sig_turn, sizeof(a->sig_turn));
 	free(a);
 }

@@ -689,6 +689,12 @@ ice_address(struct parser *p, const char *v, size_t len)
 }
 
 static void
+ice_turn_from_signaling(struct parser *p, const char *v, size_t len)
+{
+	set_bool(p, "turn_from_signaling", &p->cfg->turn_from_signaling, v, len);
+}
+
+static void
 ice_port_min(struct parser *p, const char *v, size_t len)
 {
 	p->port_min_line = p->line;
@@ -893,6 +899,7 @@ static const struct key ice_keys[] = {
 	{ "address", ice_address, 1 },
 	{ "port_min", ice_port_min, 0 },
 	{ "port_max", ice_port_max, 0 },
+	{ "turn_from_signaling", ice_turn_from_signaling, 0 },
 };
 static const struct key tunnel_keys[] = {
 	{ "compression", tunnel_compression, 0 },

@@ -8,7 +8,8 @@
  *   [agent]      name, control, control_mode, state_dir, log_level, log_format
  *   [signaling]  url, ca, insecure
  *   [room]       name, uuid
- *   [ice]        stun, turn, address (repeatable), port_min, port_max
+ *   [ice]        stun, turn, address (repeatable), port_min, port_max,
+ *                turn_from_signaling
  *   [tunnel]     compression, unreliable, extended
  *   [service NAME]  target = HOST:PORT, proto = tcp|udp, port = offered port
  *   [consume]    bind = auto|ADDRESS, peers = NAME, NAME ...
@@ -89,6 +90,7 @@ struct pp_cfg {
 						 * candidates only there (else every
 						 * interface but loopback) */
 	size_t naddrs;
+	int turn_from_signaling;		/* v2 TURN_CREDENTIALS */
 	/* [tunnel] */
 	enum pp_cfg_compression compression;	/* default none */
 	int unreliable;

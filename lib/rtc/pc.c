@@ -683,6 +683,9 @@ pp_pc_get_status(const struct pp_pc *pc, struct pp_pc_status *st)
 	st->state = pc->state;
 	if (pc->ice)
 		pp_ice_get_status(pc->ice, &st->ice);
+	/* libnice keeps its check RTTs to itself; SCTP measures the same path */
+	if (pc->sctp && st->ice.rtt_ms < 0)
+		st->ice.rtt_ms = pp_sctp_rtt_ms(pc->sctp);
 	st->dtls = pc->dtls ? pp_dtls_get_state(pc->dtls) : PP_DTLS_NEW;
 	st->sctp = pc->sctp ? pp_sctp_state(pc->sctp) : PP_SCTP_NEW;
 	st->dtls_client = pc->dtls_client;

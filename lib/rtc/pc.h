@@ -70,6 +70,8 @@ struct pp_pc_ops {
 
 struct pp_pc_status {
 	enum pp_pc_state state;
+	/* ice.rtt_ms: the SCTP association's smoothed RTT (pp_sctp_rtt_ms())
+	 * when ICE cannot tell, -1 before the association is up */
 	struct pp_ice_status ice;
 	enum pp_dtls_state dtls;
 	enum pp_sctp_state sctp;

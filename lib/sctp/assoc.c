@@ -847,6 +847,21 @@ pp_sctp_state(const struct pp_sctp *a)
 }
 
 int
+pp_sctp_rtt_ms(const struct pp_sctp *a)
+{
+	struct sctp_status st;
+	socklen_t len = sizeof(st);
+
+	if (a->state != PP_SCTP_OPEN || a->sock == NULL)
+		return -1;
+	memset(&st, 0, sizeof(st));
+	if (usrsctp_getsockopt(a->sock, IPPROTO_SCTP, SCTP_STATUS, &st, &len) < 0)
+		return -1;
+	return st.sstat_primary.spinfo_srtt > (uint32_t)INT32_MAX ? -1 :
+	    (int)st.sstat_primary.spinfo_srtt;
+}
+
+int
 pp_sctp_close(struct pp_sctp *a, int abort)
 {
 	if (a->dying || a->state == PP_SCTP_CLOSED || a->closing)

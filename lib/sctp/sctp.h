@@ -144,6 +144,13 @@ int pp_sctp_close(struct pp_sctp *sctp, int abort);
 void pp_sctp_free(struct pp_sctp *sctp);
 
 enum pp_sctp_state pp_sctp_state(const struct pp_sctp *sctp);
+/*
+ * The association's smoothed round-trip time in ms (SCTP_STATUS: the
+ * primary path's srtt, RFC 4960 6.3.1), or -1 while it is not open.  It
+ * covers the whole stack below SCTP (DTLS, ICE, a TURN relay if any); 0
+ * means under a millisecond.
+ */
+int pp_sctp_rtt_ms(const struct pp_sctp *sctp);
 /* The largest message pp_dc_send() accepts right now. */
 size_t pp_sctp_max_send_size(const struct pp_sctp *sctp);
 

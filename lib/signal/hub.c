@@ -9,6 +9,10 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/random.h"
+#include "turn.h"
+
+#include <openssl/crypto.h>
+#include <time.h>
 
 #include <errno.h>
 #include <stdint.h>
@@ -37,6 +41,13 @@ struct pp_sig_hub {
 	size_t nbuckets;		/* power of two */
 	uint64_t seed;
 	struct pp_sig_stats st;
+	/* v2 TURN credentials; secret NULL when not configured */
+	unsigned char *secret;
+	size_t secret_len;
+	char turn_uris[PP_SIG_TURN_MAX_URIS][PP_SIG_TURN_URI_MAX + 1];
+	size_t nuris;
+	unsigned turn_ttl;
+	int64_t (*now)(void);
 };
 
 
@@ -301,6 +312,38 @@ do_sdp(struct pp_sig_hub *hub, struct pp_sig_conn *c,
 	return 0;
 }
 
+/*
+ * v2: a member asks for TURN credentials.  Only members get them (in v1 the
+ * room is all the admission there is); the TURN user is the member's name.
+ */
+static int
+do_turn(struct pp_sig_hub *hub, struct pp_sig_conn *c)
+{
+	char username[PP_SIG_TURN_USER_MAX], password[PP_SIG_TURN_PASS_SIZE];
+	json_t *uris, *data;
+	int rc;
+
+	if (c->room == NULL)
+		return reply_failed(hub, c, PP_SIG_R_CONFLICT, PP_ECONFLICT);
+	if (hub->secret == NULL)
+		return reply_failed(hub, c, PP_SIG_R_NO_TURN, PP_ENOTFOUND);
+	rc = pp_sig_turn_credential(hub->secret, hub->secret_len, c->user,
+	    hub->now ? hub->now() : (int64_t)time(NULL), hub->turn_ttl, username,
+	    password);
+	if (rc < 0)
+		return reply_failed(hub, c, PP_SIG_R_INVALID, rc);
+	uris = json_array();
+	for (size_t i = 0; uris && i < hub->nuris; i++)
+		json_array_append_new(uris, json_string(hub->turn_uris[i]));
+	data = json_pack("{s:s, s:s, s:i, s:o}", "username", username,
+	    "password", password, "ttl", (int)hub->turn_ttl, "uris", uris);
+	OPENSSL_cleanse(password, sizeof(password));
+	if (data == NULL)
+		return reply_failed(hub, c, PP_SIG_R_INVALID, -ENOMEM);
+	send_msg(hub, c, "TURN_CREDENTIALS", data);
+	return 0;
+}
+
 static int
 dispatch(struct pp_sig_hub *hub, struct pp_sig_conn *c,
     const struct pp_sig_request *req)
@@ -340,6 +383,9 @@ dispatch(struct pp_sig_hub *hub, struct pp_sig_conn *c,
 
 	case PP_SIG_SDP_NEW_STATE:
 		return do_sdp(hub, c, req);
+
+	case PP_SIG_TURN_CREDENTIALS:
+		return do_turn(hub, c);
 	}
 	return reply_failed(hub, c, PP_SIG_R_UNKNOWN, PP_EINVAL);
 }
@@ -395,11 +441,56 @@ pp_sig_hub_new(const struct pp_sig_limits *limits,
 	return hub;
 }
 
+static void
+turn_clear(struct pp_sig_hub *hub)
+{
+	if (hub->secret) {
+		OPENSSL_cleanse(hub->secret, hub->secret_len);
+		free(hub->secret);
+	}
+	hub->secret = NULL;
+	hub->secret_len = 0;
+	hub->nuris = 0;
+}
+
+int
+pp_sig_hub_set_turn(struct pp_sig_hub *hub, const struct pp_sig_turn_config *cfg)
+{
+	char u[PP_SIG_TURN_USER_MAX], p[PP_SIG_TURN_PASS_SIZE];
+	unsigned char *secret;
+	int rc;
+
+	if (cfg->nuris == 0 || cfg->nuris > PP_SIG_TURN_MAX_URIS)
+		return PP_EINVAL;
+	for (size_t i = 0; i < cfg->nuris; i++)
+		if (!pp_sig_turn_uri_valid(cfg->uris[i]))
+			return PP_EINVAL;
+	/* a trial run checks the secret's length and the ttl */
+	if ((rc = pp_sig_turn_credential(cfg->secret, cfg->secret_len, "check",
+	    0, cfg->ttl, u, p)) < 0)
+		return rc;
+	OPENSSL_cleanse(p, sizeof(p));
+	if ((secret = malloc(cfg->secret_len)) == NULL)
+		return -ENOMEM;
+	memcpy(secret, cfg->secret, cfg->secret_len);
+	turn_clear(hub);
+	hub->secret = secret;
+	hub->secret_len = cfg->secret_len;
+	for (size_t i = 0; i < cfg->nuris; i++)
+		snprintf(hub->turn_uris[i], sizeof(hub->turn_uris[i]), "%s",
+		    cfg->uris[i]);
+	hub->nuris = cfg->nuris;
+	hub->turn_ttl = cfg->ttl;
+	hub->now = cfg->now;
+	return 0;
+}
+
 void
 pp_sig_hub_free(struct pp_sig_hub *hub)
 {
 	if (hub == NULL)
 		return;
+	turn_clear(hub);
 	/* Rooms only exist while they have members, and members are conns. */
 	free(hub->buckets);
 	free(hub);

@@ -1,5 +1,6 @@
 /*
- * The signaling hub: rooms, members and relay of protocol v1, as a state
+ * The signaling hub: rooms, members and relay of protocol v1 (and the v2
+ * TURN_CREDENTIALS request), as a state
  * machine with no network underneath.  The transport (server/wss.c, or a test)
  * attaches one pp_sig_conn per WebSocket, feeds it every text frame with
  * pp_sig_hub_input(), and delivers what the hub hands to ops->send.
@@ -12,6 +13,7 @@
 #define PP_SIGNAL_HUB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct pp_sig_hub;
 struct pp_sig_conn;
@@ -64,6 +66,29 @@ void pp_sig_hub_refuse(struct pp_sig_hub *hub, struct pp_sig_conn *conn,
     const char *reason);
 
 void pp_sig_hub_stats(const struct pp_sig_hub *hub, struct pp_sig_stats *st);
+
+/*
+ * v2 TURN_CREDENTIALS (docs/signaling.md): what a member of a room is given.
+ * Without pp_sig_hub_set_turn() the hub answers FAILED PP_SIG_R_NO_TURN.
+ */
+struct pp_sig_turn_config {
+	const void *secret;		/* shared with coturn's static-auth-secret */
+	size_t secret_len;		/* 1..PP_SIG_TURN_SECRET_MAX */
+	const char *const *uris;	/* turn:/turns: URIs handed out as given */
+	size_t nuris;			/* 1..PP_SIG_TURN_MAX_URIS */
+	unsigned ttl;			/* seconds the credential is valid */
+	/* The wall clock (unix seconds); NULL: time().  Tests set a fake. */
+	int64_t (*now)(void);
+};
+
+/*
+ * Copies cfg (the secret into memory wiped when the hub is freed or the
+ * config replaced).  Returns 0, PP_EINVAL for a config that
+ * pp_sig_turn_credential() or pp_sig_turn_uri_valid() would refuse, or
+ * -ENOMEM.
+ */
+int pp_sig_hub_set_turn(struct pp_sig_hub *hub,
+    const struct pp_sig_turn_config *cfg);
 
 /* The room and user name of a connection, or NULL when it is in no room. */
 const char *pp_sig_conn_user(const struct pp_sig_conn *conn);

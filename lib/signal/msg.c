@@ -11,6 +11,7 @@ static const char *const type_names[] = {
 	[PP_SIG_FAST_ROOM_EXACT] = "FAST_ROOM_EXACT",
 	[PP_SIG_LEAVE_ROOM] = "LEAVE_ROOM",
 	[PP_SIG_SDP_NEW_STATE] = "SDP_NEW_STATE",
+	[PP_SIG_TURN_CREDENTIALS] = "TURN_CREDENTIALS",
 };
 
 static const char *const sdp_type_names[] = {
@@ -148,6 +149,10 @@ pp_sig_parse(const char *buf, size_t len, size_t cap,
 		break;
 	case PP_SIG_SDP_NEW_STATE:
 		table = sdp_fields, ntable = NFIELDS(sdp_fields);
+		break;
+	case PP_SIG_TURN_CREDENTIALS:
+		/* no fields: the room and user are the connection's own */
+		table = NULL, ntable = 0;
 		break;
 	default:
 		table = room_fields, ntable = NFIELDS(room_fields);

@@ -1,5 +1,5 @@
 /*
- * Signaling protocol v1 messages (docs/signaling.md): a pure parser that turns
+ * Signaling protocol v1 messages, and the v2 additions (docs/signaling.md): a pure parser that turns
  * one client text frame into a validated request, and the builders of the
  * server's replies and events.  No I/O, no globals, no logging: tests and the
  * fuzzer call these directly.
@@ -21,6 +21,8 @@ enum pp_sig_type {
 	PP_SIG_FAST_ROOM_EXACT,
 	PP_SIG_LEAVE_ROOM,
 	PP_SIG_SDP_NEW_STATE,
+	/* v2 (docs/signaling.md): only clients that know it ever send it */
+	PP_SIG_TURN_CREDENTIALS,
 };
 
 enum pp_sig_sdp_type {
@@ -44,6 +46,8 @@ enum pp_sig_sdp_type {
 #define PP_SIG_R_TOO_MANY_ROOMS	"Too many rooms"
 #define PP_SIG_R_TOO_LARGE	"Message too large"
 #define PP_SIG_R_RATE		"Rate limit exceeded"
+/* v2 */
+#define PP_SIG_R_NO_TURN	"TURN credentials are not configured on this server"
 
 /* A parsed request.  Plain struct; sdp_data is a reference owned by it. */
 struct pp_sig_request {

@@ -64,7 +64,9 @@ def write_config(path, name, url, room_uuid, room_name="agent-tests",
 
 
 class AgentProcess:
-    def __init__(self, mode, config, tmpdir, name, env=None, args=()):
+    def __init__(self, mode, config, tmpdir, name, env=None, args=(),
+                 prefix=()):
+        """prefix: a command to run the agent under (ip netns exec NS)."""
         self.mode, self.config, self.name = mode, config, name
         self.control = None
         with open(config) as f:
@@ -81,7 +83,7 @@ class AgentProcess:
         self._out = open(self.out_path, "ab")
         self._err = open(self.err_path, "ab")
         self.proc = subprocess.Popen(
-            [agent_bin(), mode, "-c", config] + list(args),
+            list(prefix) + [agent_bin(), mode, "-c", config] + list(args),
             stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
             env=full_env)
 

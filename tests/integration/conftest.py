@@ -64,7 +64,7 @@ def _plain(line):
 class ServerProcess:
     """One running peerpipe-server; stderr goes to a file we poll."""
 
-    def __init__(self, args, state_dir, log_path, env=None):
+    def __init__(self, args, state_dir, log_path, env=None, prefix=()):
         self.args = list(args)
         self.state_dir = state_dir
         self.log_path = log_path
@@ -79,7 +79,7 @@ class ServerProcess:
         if env:
             full_env.update(env)
         self.proc = subprocess.Popen(
-            [server_bin()] + self.args, stdin=subprocess.DEVNULL,
+            list(prefix) + [server_bin()] + self.args, stdin=subprocess.DEVNULL,
             stdout=self._log, stderr=subprocess.STDOUT, env=full_env)
         self.pid = self.proc.pid
         self.returncode = None
@@ -163,9 +163,11 @@ class ServerProcess:
 
 
 def start_server(*extra_args, state_dir=None, listen="127.0.0.1:0",
-                 log_level="info", env=None, wait=True, tmpdir=None):
+                 log_level="info", env=None, wait=True, tmpdir=None,
+                 prefix=()):
     """Starts peerpipe-server with extra_args; returns a ServerProcess.
 
+    prefix: a command to run it under, e.g. ["ip", "netns", "exec", NS].
     state_dir defaults to a fresh temporary directory.  With wait=False the
     caller must call wait_ready() itself (e.g. to expect a failure).
     """
@@ -183,7 +185,7 @@ def start_server(*extra_args, state_dir=None, listen="127.0.0.1:0",
     args += [str(a) for a in extra_args]
     fd, log_path = tempfile.mkstemp(prefix="server-", suffix=".log", dir=base)
     os.close(fd)
-    srv = ServerProcess(args, state_dir, log_path, env=env)
+    srv = ServerProcess(args, state_dir, log_path, env=env, prefix=prefix)
     if wait:
         try:
             srv.wait_ready()

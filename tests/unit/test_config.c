@@ -217,6 +217,7 @@ test_defaults(void **state)
 	assert_int_equal(cfg.control_mode, 0600);
 	assert_int_equal(cfg.log_level, PP_LOG_INFO);
 	assert_int_equal(cfg.insecure, 0);
+	assert_int_equal(cfg.turn_from_signaling, 0);
 	assert_int_equal(cfg.compression, PP_CFG_COMP_NONE);
 	assert_int_equal(cfg.unreliable + cfg.extended, 0);
 	assert_int_equal(cfg.port_min + cfg.port_max, 0);
@@ -343,6 +344,7 @@ static const struct bad bad[] = {
 	{ AGENT SIGNALING "[room]\nname = x\nuuid = 123e4567-e89b-42d3-a456-426614174000\n", 0, 6, "[room] name \"x\" is not a valid name" },
 	/* [ice] */
 	{ BASE "[ice]\nstun = stun.example.net\n", 0, 9, "missing `:PORT`" },
+	{ BASE "[ice]\nturn_from_signaling = sometimes\n", 0, 9, "[ice] turn_from_signaling \"sometimes\" is not a boolean: use yes or no" },
 	{ BASE "[ice]\nstun = 2001:db8::1:3478\n", 0, 9, "IPv6 addresses need brackets, like [2001:db8::1]:" },
 	{ BASE "[ice]\nstun = [2001:db8::1:3478\n", 0, 9, "missing `]` after the IPv6 address" },
 	{ BASE "[ice]\nstun = [zz::1]:3478\n", 0, 9, "\"zz::1\" is not an IPv6 address" },
@@ -712,12 +714,22 @@ test_examples(void **state)
 	assert_int_equal(cfg.forwards[0].listen_port, 15432);
 }
 
+static void
+test_turn_from_signaling(void **state)
+{
+	(void)state;
+	assert_ok(BASE "[ice]\nturn_from_signaling = yes\n");
+	assert_int_equal(cfg.turn_from_signaling, 1);
+	assert_int_equal(cfg.nturn, 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_turn_from_signaling),
 		cmocka_unit_test(test_quoting_comments),
 		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_errors),

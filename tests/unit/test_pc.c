@@ -226,6 +226,8 @@ test_connect_and_exchange(void **state)
 	assert_true(st.ice.have_pair);
 	assert_int_equal(st.ice.pair.local_type, PP_ICE_CAND_HOST);
 	assert_int_equal(st.dtls, PP_DTLS_CONNECTED);
+	/* the association has measured the path (loopback: 0 ms or a few) */
+	assert_true(st.ice.rtt_ms >= 0 && st.ice.rtt_ms < 1000);
 	/* b answered an actpass offer: it is the DTLS client. */
 	assert_false(st.dtls_client);
 	teardown_world(w);

@@ -262,6 +262,55 @@ test_many_rooms(void **state)
 	pp_sig_hub_free(hub);
 }
 
+static int64_t
+fake_now(void)
+{
+	return 1700000000;
+}
+
+/* v2 TURN_CREDENTIALS: members only, answered FAILED without a secret. */
+static void
+test_turn_credentials(void **state)
+{
+	static const char *const uris[] = { "turn:198.51.100.3:3478",
+	    "turn:198.51.100.3:3478?transport=tcp" };
+	static const char *const bad_uris[] = { "turn:nowhere" };
+	struct pp_sig_turn_config tc = { "s3cret", 6, uris, 2, 86400, fake_now };
+	static const struct step without[] = {
+		{ 0, "{\"type\":\"TURN_CREDENTIALS\"}", { FAILED("Conflict") } },
+		{ 0, JOIN("FAST_ROOM_EXACT", U, "room1", "alice"),
+		  { "{\"type\":\"ROOM_CREATED\",\"data\":{\"room_uuid\":\"" U "\"}}" } },
+		{ 0, "{\"type\":\"TURN_CREDENTIALS\"}",
+		  { FAILED("TURN credentials are not configured on this server") } },
+	};
+	static const struct step with[] = {
+		{ 1, "{\"type\":\"TURN_CREDENTIALS\"}", { NULL, FAILED("Conflict") } },
+		{ 0, "{\"type\":\"TURN_CREDENTIALS\"}",
+		  { "{\"type\":\"TURN_CREDENTIALS\",\"data\":{\"username\":"
+		    "\"1700086400:alice\",\"password\":\"HJX0XIkrCiQCuU88Z0oeXj+QW60=\","
+		    "\"ttl\":86400,\"uris\":[\"turn:198.51.100.3:3478\","
+		    "\"turn:198.51.100.3:3478?transport=tcp\"]}}" } },
+	};
+	struct pp_sig_hub *hub = setup_hub(10, 10);
+
+	(void)state;
+	run_steps(hub, without, sizeof(without) / sizeof(without[0]));
+	tc.uris = bad_uris;
+	tc.nuris = 1;
+	assert_int_equal(pp_sig_hub_set_turn(hub, &tc), PP_EINVAL);
+	tc.uris = uris;
+	tc.nuris = 2;
+	tc.ttl = 10;
+	assert_int_equal(pp_sig_hub_set_turn(hub, &tc), PP_EINVAL);
+	tc.ttl = 86400;
+	tc.secret_len = 0;
+	assert_int_equal(pp_sig_hub_set_turn(hub, &tc), PP_EINVAL);
+	tc.secret_len = 6;
+	assert_int_equal(pp_sig_hub_set_turn(hub, &tc), 0);
+	run_steps(hub, with, sizeof(with) / sizeof(with[0]));
+	teardown_hub(hub);
+}
+
 int
 main(void)
 {
@@ -271,6 +320,7 @@ main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_new_room_uuid),
 		cmocka_unit_test(test_many_rooms),
+		cmocka_unit_test(test_turn_credentials),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

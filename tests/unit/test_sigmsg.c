@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "signal/msg.h"
+#include "signal/turn.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,10 @@ static const struct {
 	{ "{\"type\":\"FAST_ROOM_EXACT\"," ROOM "}", 0, NULL, PP_SIG_FAST_ROOM_EXACT },
 	{ "{\"type\":\"LEAVE_ROOM\"," ROOM "}", 0, NULL, PP_SIG_LEAVE_ROOM },
 	{ SDP("offer", "\"v=0\\r\\n\""), 0, NULL, PP_SIG_SDP_NEW_STATE },
+	/* v2: no fields; unknown ones are ignored like everywhere */
+	{ "{\"type\":\"TURN_CREDENTIALS\"}", 0, NULL, PP_SIG_TURN_CREDENTIALS },
+	{ "{\"type\":\"TURN_CREDENTIALS\",\"want\":[1]}", 0, NULL, PP_SIG_TURN_CREDENTIALS },
+	{ "{\"type\":\"turn_credentials\"}", PP_EINVAL, PP_SIG_R_UNKNOWN, 0 },
 	{ SDP("answer", "\"v=0\\r\\n\""), 0, NULL, PP_SIG_SDP_NEW_STATE },
 	{ SDP("candidate", "{\"candidate\":\"candidate:1 1 udp 1 1.2.3.4 5 typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}"), 0, NULL, PP_SIG_SDP_NEW_STATE },
 	/* names: 4 to 48 allowed characters */
@@ -129,6 +134,60 @@ test_build(void **state)
 	free(s);
 }
 
+/* Golden values from Python's hmac/base64 (coturn computes the same). */
+static void
+test_turn_credential(void **state)
+{
+	char u[PP_SIG_TURN_USER_MAX], p[PP_SIG_TURN_PASS_SIZE];
+
+	(void)state;
+	assert_int_equal(pp_sig_turn_credential("s3cret", 6, "alice",
+	    1700000000, 86400, u, p), 0);
+	assert_string_equal(u, "1700086400:alice");
+	assert_string_equal(p, "HJX0XIkrCiQCuU88Z0oeXj+QW60=");
+	assert_int_equal(pp_sig_turn_credential("north", 5, "bob b", 1000000,
+	    60, u, p), 0);
+	assert_string_equal(u, "1000060:bob b");
+	assert_string_equal(p, "UV3+asTuMFwKE2aEDzUd0mtAzd8=");
+	/* refused: no secret, a ':' in the user, ttl out of range */
+	assert_int_equal(pp_sig_turn_credential("", 0, "alice", 1, 86400, u, p),
+	    PP_EINVAL);
+	assert_string_equal(u, "");
+	assert_int_equal(pp_sig_turn_credential("s", 1, "a:b", 1, 86400, u, p),
+	    PP_EINVAL);
+	assert_int_equal(pp_sig_turn_credential("s", 1, "alice", 1, 59, u, p),
+	    PP_EINVAL);
+	assert_int_equal(pp_sig_turn_credential("s", 1, "alice", 1,
+	    PP_SIG_TURN_TTL_MAX + 1, u, p), PP_EINVAL);
+}
+
+static void
+test_turn_uri(void **state)
+{
+	static const struct { const char *uri; int ok; } uris[] = {
+		{ "turn:198.51.100.3:3478", 1 },
+		{ "turn:relay.example.net:3478?transport=tcp", 1 },
+		{ "turn:relay.example.net:3478?transport=udp", 1 },
+		{ "turns:relay.example.net:5349", 1 },
+		{ "turns:[2001:db8::1]:5349?transport=tcp", 1 },
+		{ "turn:relay.example.net", 0 },
+		{ "turn::3478", 0 },
+		{ "turn:2001:db8::1:3478", 0 },
+		{ "turn:relay:0", 0 },
+		{ "turn:relay:65536", 0 },
+		{ "turn:relay:3478x", 0 },
+		{ "turn:relay:3478?transport=sctp", 0 },
+		{ "stun:relay:3478", 0 },
+		{ "turn:re lay:3478", 0 },
+		{ "", 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(uris) / sizeof(uris[0]); i++)
+		if (pp_sig_turn_uri_valid(uris[i].uri) != uris[i].ok)
+			fail_msg("%s: want %d", uris[i].uri, uris[i].ok);
+}
+
 int
 main(void)
 {
@@ -137,6 +196,8 @@ main(void)
 		cmocka_unit_test(test_parse_fields),
 		cmocka_unit_test(test_parse_cap),
 		cmocka_unit_test(test_build),
+		cmocka_unit_test(test_turn_credential),
+		cmocka_unit_test(test_turn_uri),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

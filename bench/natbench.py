@@ -1,0 +1,101 @@
+"""NAT traversal benchmark (driven by bench/nat.sh): connection setup time
+per NAT flavour over RUNS fresh agent pairs, and tunnel throughput, on the
+emulated internet of tests/integration/netns.py (root only).
+
+Setup time is the agent's own setup_ms (offer/answer to tunnel ready) and,
+beside it, the wall time from starting both agents to the client's listener.
+Throughput moves BYTES each way at once through one forwarded TCP
+connection (SHA-256 checked) and counts both directions.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "..", "tests", "integration"))
+
+import netns  # noqa: E402
+import test_nat  # noqa: E402
+
+
+def pct(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100.0 * (len(s) - 1))))]
+
+
+def one(tmp, fa, fb, transports, timeout, bulk):
+    scene = test_nat.Scene(tmp, fa, fb, turn_transports=transports)
+    try:
+        try:
+            addr, wall = scene.wait_connected(timeout)
+        except AssertionError:
+            return None
+        p = scene.peer(scene.cl, "gw-office")
+        r = {"setup_ms": p["setup_ms"], "wall_ms": wall * 1000,
+             "path": "%s %s/%s" % (p["path"]["type"], p["path"]["local_type"],
+                                   p["path"]["remote_type"])}
+        if bulk:
+            took = scene.bulk_both_ways(addr)
+            r["mbit_s"] = 2 * test_nat.BULK_BYTES * 8 / took / 1e6
+        return r
+    finally:
+        scene.close(check=False)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--bulk-runs", type=int, default=3)
+    ap.add_argument("--flavours", default="eim/eim,eim/none,symmetric/symmetric,"
+                    "udp-block/eim")
+    ap.add_argument("--timeout", type=float, default=40)
+    args = ap.parse_args()
+    why = netns.why_not()
+    if why:
+        print("nat bench skipped:", why)
+        return 0
+    netns.reap_stale()
+    print("machine: %s, %d cpus, kernel %s; agent %s" % (
+        platform.node(), os.cpu_count(), platform.release(),
+        os.environ.get("PP_AGENT_BIN")))
+    print("bulk: %d MiB each way per run" % (test_nat.BULK_BYTES >> 20))
+    print("%-20s %5s %9s %9s %9s %9s %10s  %s" % (
+        "flavour (A/B)", "ok", "setup p50", "setup p99", "wall p50",
+        "wall p99", "Mbit/s p50", "path"))
+    for fl in args.flavours.split(","):
+        fa, fb = fl.split("/")
+        transports = ("udp", "tcp") if "udp-block" in fl else ("udp",)
+        res = []
+        # Flavours that cannot connect are tried twice, not RUNS times.
+        for i in range(args.runs):
+            with tempfile.TemporaryDirectory(prefix="ppnat-") as tmp:
+                r = one(tmp, fa, fb, transports, args.timeout,
+                        bulk=i < args.bulk_runs)
+            res.append(r)
+            if i == 1 and not any(res):
+                break
+        ok = [r for r in res if r]
+        if not ok:
+            print("%-20s %2d/%-2d %s" % (fl, 0, len(res),
+                                         "no connection within %.0f s" %
+                                         args.timeout))
+            continue
+        setup = [r["setup_ms"] for r in ok]
+        wall = [r["wall_ms"] for r in ok]
+        mbit = [r["mbit_s"] for r in ok if "mbit_s" in r]
+        paths = sorted(set(r["path"] for r in ok))
+        print("%-20s %2d/%-2d %9.0f %9.0f %9.0f %9.0f %10s  %s" % (
+            fl, len(ok), len(res), pct(setup, 50), pct(setup, 99),
+            pct(wall, 50), pct(wall, 99),
+            "%.0f" % statistics.median(mbit) if mbit else "-",
+            ", ".join(paths)))
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
