@@ -3,7 +3,8 @@
 #   install-deps.sh build    compilers, CMake and the -dev libraries
 #   install-deps.sh test     build + cmocka, clang (fuzzing), Python test peers
 #   install-deps.sh demo     what scripts/run's demo uses (python3, curl)
-# Later groups (ips, browser, nat) add Suricata, Chromium, coturn, ...
+#   install-deps.sh ips      Suricata 7 (bookworm-backports), iptables
+# Later groups (browser, nat) add Chromium, coturn, ...
 # Run as root (or it re-runs itself through sudo when available).
 set -euo pipefail
 
@@ -20,6 +21,9 @@ build_pkgs=(build-essential cmake pkg-config libssl-dev libuv1-dev
 	libglib2.0-dev libusrsctp-dev libzstd-dev liblz4-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest
 	python3-websockets python3-aiortc python3-lz4 python3-zstandard procps iproute2)
+# Suricata 7 comes from bookworm-backports (bookworm itself has 6.0).
+ips_pkgs=(suricata iptables)
+backports_pkgs=(suricata)
 
 want=()
 for g in "${@:-build}"; do
@@ -27,7 +31,8 @@ for g in "${@:-build}"; do
 	build) want+=("${build_pkgs[@]}") ;;
 	test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
 	demo) want+=(python3 curl) ;;
-	*) echo "install-deps: unknown group '$g' (build, test, demo)" >&2; exit 2 ;;
+	ips) want+=("${ips_pkgs[@]}") ;;
+	*) echo "install-deps: unknown group '$g' (build, test, demo, ips)" >&2; exit 2 ;;
 	esac
 done
 
@@ -40,5 +45,20 @@ done
 
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Another installer (a parallel test run) may hold apt's lock: wait for it.
+apt_opts=(-o DPkg::Lock::Timeout=600)
+from_bp=() plain=()
+for p in "${missing[@]}"; do
+	case " ${backports_pkgs[*]} " in
+	*" $p "*) from_bp+=("$p") ;;
+	*) plain+=("$p") ;;
+	esac
+done
+[ ${#from_bp[@]} -gt 0 ] && "$here/enable-backports.sh"
+apt-get "${apt_opts[@]}" update -qq
+[ ${#plain[@]} -gt 0 ] &&
+	apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${plain[@]}" >/dev/null
+[ ${#from_bp[@]} -gt 0 ] &&
+	apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
+		-t bookworm-backports "${from_bp[@]}" >/dev/null
+exit 0
