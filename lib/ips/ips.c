@@ -249,6 +249,7 @@ pp_ips_new(uv_loop_t *loop, const struct pp_ips_config *cfg,
 		.services = ips->services,
 		.nservices = cfg->nservices,
 		.ready_timeout_ms = cfg->ready_timeout_ms,
+		.restart_min_ms = cfg->restart_min_ms,
 	};
 	*out = ips;
 	return 0;

@@ -75,6 +75,7 @@ struct pp_ips_config {
 	int no_selftest;	/* skip the canary (tests of the failure path) */
 	unsigned ready_timeout_ms;	/* 0: 180 s */
 	unsigned selftest_timeout_ms;	/* 0: 10 s */
+	unsigned restart_min_ms;	/* first restart backoff; 0: 250 ms */
 };
 
 struct pp_ips_ops {

@@ -89,7 +89,7 @@ struct pp_suri {
 	void *reload_ctx;
 	uint64_t reload_start_ms;
 
-	unsigned backoff_ms;
+	unsigned backoff_ms, backoff_min_ms;
 	unsigned failed_starts;	/* in a row, never READY */
 	uint64_t spawn_ms;
 	struct pp_suri_stats st;
@@ -266,7 +266,9 @@ pp_suri_new(uv_loop_t *loop, const struct pp_suri_config *cfg,
 	s->tick.data = s->deadline.data = s;
 	s->nhandles = 2;
 	s->st.rules_loaded = s->st.rules_failed = -1;
-	s->backoff_ms = BACKOFF_MIN_MS;
+	s->backoff_min_ms = cfg->restart_min_ms ? cfg->restart_min_ms :
+	    BACKOFF_MIN_MS;
+	s->backoff_ms = s->backoff_min_ms;
 	*out = s;
 	return 0;
 }
@@ -709,7 +711,7 @@ on_reply(struct pp_suri *s, enum cmd c, int ok, json_t *msg)
 		s->st.ready_ms = (unsigned)(pp_now_ms() - s->spawn_ms);
 		s->ever_ready = 1;
 		s->failed_starts = 0;
-		s->backoff_ms = BACKOFF_MIN_MS;
+		s->backoff_ms = s->backoff_min_ms;
 		set_state(s, PP_SURI_READY, "pid %d, %s, %ld rules loaded, %ld "
 		    "failed, ready in %u ms", s->st.pid, mode, s->st.rules_loaded,
 		    s->st.rules_failed, s->st.ready_ms);
@@ -957,7 +959,8 @@ on_proc_exit(uv_process_t *p, int64_t status, int sig)
 	set_state(s, PP_SURI_DOWN, "%s%s%s; restarting in %u ms", why,
 	    err[0] ? "; last error: " : "", err, s->backoff_ms);
 	uv_timer_start(&s->tick, on_tick, s->backoff_ms, 0);
-	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
+	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ?
+	    (s->backoff_ms > BACKOFF_MAX_MS ? s->backoff_ms : BACKOFF_MAX_MS) :
 	    s->backoff_ms * 2;
 	s->st.restarts++;
 }
@@ -1063,7 +1066,7 @@ pp_suri_start(struct pp_suri *s, char *err, size_t errlen)
 		return rc;
 	s->stopping = 0;
 	s->failed_starts = 0;
-	s->backoff_ms = BACKOFF_MIN_MS;
+	s->backoff_ms = s->backoff_min_ms;
 	spawn(s);
 	if (s->state == PP_SURI_FAILED) {
 		snprintf(err, errlen, "cannot run %s", s->bin);

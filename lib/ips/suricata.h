@@ -77,6 +77,7 @@ struct pp_suri_config {
 	const struct pp_suri_service *services;
 	size_t nservices;
 	unsigned ready_timeout_ms;	/* 0: 180 s (ET Open on a slow machine) */
+	unsigned restart_min_ms;	/* first restart backoff; 0: 250 ms */
 };
 
 /* A short, one-line, user-readable reason accompanies every change. */

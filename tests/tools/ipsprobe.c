@@ -421,7 +421,7 @@ usage(void)
 	    "  [--mark HEX] [--mode auto|inline|ids] [--iface IF] [--fail-open]\n"
 	    "  [--et-dir DIR] [--et-drop-priority N] [--service ADDR:PORT[:kind]]...\n"
 	    "  [--forward LPORT:HOST:PORT] [--no-selftest] [--ready-timeout S]\n"
-	    "  [--suricata PATH] [--log-level LEVEL]\n");
+	    "  [--suricata PATH] [--log-level LEVEL] [--restart-delay MS]\n");
 }
 
 int
@@ -436,6 +436,7 @@ main(int argc, char **argv)
 		{ "service", 1, NULL, 's' }, { "forward", 1, NULL, 'f' },
 		{ "no-selftest", 0, NULL, 'N' }, { "ready-timeout", 1, NULL, 't' },
 		{ "suricata", 1, NULL, 'S' }, { "log-level", 1, NULL, 'l' },
+		{ "restart-delay", 1, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct pp_suri_service services[64];
@@ -477,6 +478,7 @@ main(int argc, char **argv)
 		case 'N': cfg.no_selftest = 1; break;
 		case 't': cfg.ready_timeout_ms = (unsigned)atoi(optarg) * 1000u; break;
 		case 'S': cfg.suricata = optarg; break;
+		case 'R': cfg.restart_min_ms = (unsigned)atoi(optarg); break;
 		case 'l':
 			if (pp_log_parse_level(optarg, &lvl) == 0)
 				pp_log_set_level(lvl);
