@@ -48,14 +48,30 @@ def probe_bin():
     return path
 
 
-def our_chains(instance):
+def in_ns(ns, argv):
+    return (["ip", "netns", "exec", ns] if ns else []) + list(argv)
+
+
+def our_chains(instance, ns=None):
     """PeerPipe chains and jumps of this instance, in both tables."""
     found = []
     for table in ("filter", "mangle"):
-        out = subprocess.run(["iptables", "-w", "10", "-t", table, "-S"],
+        out = subprocess.run(in_ns(ns, ["iptables", "-w", "10", "-t", table, "-S"]),
                              capture_output=True, text=True, check=True).stdout
         found += [l for l in out.splitlines() if "PP-%s-" % instance in l]
     return found
+
+
+def queued_packets(instance, ns=None):
+    """Packets the OUT (ORIGINAL) and IN (REPLY) queue rules matched."""
+    counts = []
+    for chain in ("PP-%s-OUT" % instance, "PP-%s-IN" % instance):
+        out = subprocess.run(in_ns(ns, ["iptables", "-w", "10", "-L", chain,
+                                        "-v", "-x", "-n"]),
+                             capture_output=True, text=True, check=True).stdout
+        rows = [l.split() for l in out.splitlines() if "NFQUEUE" in l]
+        counts.append(sum(int(r[0]) for r in rows))
+    return tuple(counts)
 
 
 def pid_alive(pid):
@@ -137,7 +153,8 @@ class Probe:
     _n = 0
 
     def __init__(self, tmp, forward_to=None, instance=None, state_dir=None,
-                 queue_num=None, mark=None, extra=()):
+                 queue_num=None, mark=None, extra=(), netns=None,
+                 target_host="127.0.0.1"):
         Probe._n += 1
         self.instance = instance or "t%d_%d" % (os.getpid() % 100000, Probe._n)
         # Short: UNIX socket paths live under it.
@@ -147,9 +164,10 @@ class Probe:
         args = [probe_bin(), "--instance", self.instance, "--state-dir",
                 self.state_dir, "--rules", RULES, "--queue", str(self.queue_num),
                 "--mark", hex(self.mark), "--mode", "inline",
-                "--service", "127.0.0.1:%d" % (forward_to or 9)]
+                "--service", "%s:%d" % (target_host, forward_to or 9)]
         if forward_to:
-            args += ["--forward", "0:127.0.0.1:%d" % forward_to]
+            args += ["--forward", "0:%s:%d" % (target_host, forward_to)]
+        args = in_ns(netns, args)
         args += list(extra)
         self.err_path = os.path.join(str(tmp), "ipsprobe-%s.err" % self.instance)
         self.err = open(self.err_path, "ab")
@@ -162,6 +180,7 @@ class Probe:
         self.lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
         self.port = None
+        self.netns = netns
         if forward_to:
             ev = self.wait_event(lambda e: e["event"] == "forward", 10, "forward")
             self.port = ev["port"]
@@ -245,9 +264,9 @@ def cleanup():
         if ready and pid_alive(ready["pid"]):
             # Only a Suricata this test's probe started.
             os.kill(ready["pid"], signal.SIGKILL)
-        for line in our_chains(p.instance):
-            pass
-        if our_chains(p.instance):
+        if getattr(p, "netns", None):
+            pass	# the test deletes the namespace, chains included
+        elif our_chains(p.instance):
             # Same instance, same state dir: the probe's start removes the
             # stale chains; stop it at once.
             q = Probe("/tmp", instance=p.instance, state_dir=p.state_dir,
@@ -322,6 +341,10 @@ def test_inline_drop_and_clean_pass(tmp_path, cleanup):
     assert ev["src_port"] in new, (ev, new)
     assert be.conns[ev["src_port"]] == b""
     assert ev["flow_id"] > 0 and ev["to_server"] == 1
+    # Both directions went through the queue, each once (loopback: the
+    # service's replies cross OUTPUT too, but in the REPLY direction).
+    out_pkts, in_pkts = queued_packets(p.instance)
+    assert out_pkts > 0 and in_pkts > 0, (out_pkts, in_pkts)
 
     # Others keep working.
     for i in range(3):
@@ -391,3 +414,88 @@ def test_et_open_loads(tmp_path, cleanup):
     assert ready["rules_failed"] == 0
     assert ready["rules_loaded"] == ET_RULES + OUR_RULES
     p.check_clean_exit()
+
+
+NS_BACKEND = r"""
+import socket, sys, threading
+s = socket.socket(); s.bind(("0.0.0.0", 0)); s.listen(16)
+print(s.getsockname()[1], flush=True)
+log = open(sys.argv[1], "ab", buffering=0)
+def serve(c):
+    with c:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                return
+            log.write(d)
+            c.sendall(b"OK\n")
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+NS_CLIENT = r"""
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3)
+s.sendall(sys.argv[2].encode())
+try:
+    sys.stdout.write(s.recv(100).decode())
+except OSError:
+    pass
+"""
+
+
+def test_service_on_another_host_both_directions(tmp_path, cleanup):
+    """The service in another network namespace behind a veth pair: the
+    gateway's SYN and data are queued in OUTPUT, the service's replies
+    arriving from the wire in INPUT."""
+    tag = "ppips%d" % (os.getpid() % 100000)
+    gw, svc = tag + "g", tag + "s"
+    py = shutil.which("python3", path="/usr/bin") or "python3"
+
+    def sh(*argv):
+        subprocess.run(argv, check=True, capture_output=True)
+
+    backend = None
+    try:
+        sh("ip", "netns", "add", gw)
+        sh("ip", "netns", "add", svc)
+        sh("ip", "-n", gw, "link", "add", "vg", "type", "veth", "peer", "name",
+           "vs", "netns", svc)
+        sh("ip", "-n", gw, "addr", "add", "10.199.0.1/30", "dev", "vg")
+        sh("ip", "-n", svc, "addr", "add", "10.199.0.2/30", "dev", "vs")
+        for ns, dev in ((gw, "vg"), (svc, "vs")):
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        log = str(tmp_path / "backend.log")
+        backend = subprocess.Popen(in_ns(svc, [py, "-c", NS_BACKEND, log]),
+                                   stdout=subprocess.PIPE, text=True)
+        port = int(backend.stdout.readline())
+
+        p = Probe(tmp_path, forward_to=port, netns=gw, target_host="10.199.0.2")
+        cleanup.append(p)
+        p.wait_state("ready", 60)
+
+        def client(msg):
+            return subprocess.run(in_ns(gw, [py, "-c", NS_CLIENT, str(p.port), msg]),
+                                  capture_output=True, text=True).stdout
+
+        assert client("hello over veth\n") == "OK\n"
+        out_pkts, in_pkts = queued_packets(p.instance, gw)
+        assert out_pkts >= 3 and in_pkts >= 2, (out_pkts, in_pkts)
+        assert client("GET / HTTP/1.0\r\nX: EVIL 0xdeadc0de\r\n\r\n") == ""
+        ev = p.wait_event(lambda e: e["event"] == "alert" and e["sid"] == SID_DEMO,
+                          10, "alert")
+        assert ev["dest_ip"] == "10.199.0.2" and ev["dest_port"] == port
+        assert ev["src_ip"] == "10.199.0.1"
+        with open(log, "rb") as f:
+            assert b"EVIL" not in f.read()
+        rc = p.stop()
+        assert rc == 0, p.stderr()[-2000:]
+        assert our_chains(p.instance, gw) == []
+    finally:
+        if backend:
+            backend.kill()
+            backend.wait()
+        for ns in (gw, svc):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
