@@ -219,10 +219,14 @@ policy_file(FILE *out, const char *path, const struct pp_rules_classmap *cm,
 			st->rules++;
 			if (drop_priority > 0 && prio <= drop_priority &&
 			    alen == 5 && memcmp(line + off, "alert", 5) == 0) {
+				/* "alert" -> "drop", the rest as it was. */
 				fwrite(line, 1, off, out);
-				fputs("drop ", out);
-				fputs(line + off + alen + 1, out);
+				fputs("drop", out);
+				fwrite(line + off + alen, 1,
+				    (size_t)n - off - alen, out);
 				st->dropped++;
+				if (line[n - 1] != '\n')
+					fputc('\n', out);
 				continue;
 			}
 			st->alerts += alen == 5 &&
