@@ -2,7 +2,9 @@
  * The self-test canary (see ips_int.h): proves that marked connections really
  * pass through Suricata and that a drop rule really drops.
  *
- * Everything stays on 127.0.0.1.  The two client sockets get the IPS mark
+ * Everything stays on the loopback address the caller chose (one of
+ * 127.0.0.0/8 per instance, so that an IDS capture filter can name it).
+ * The two client sockets get the IPS mark
  * before connect(), exactly as the gateway's service connections will, so the
  * test goes through the same netfilter rules as real traffic.
  */
@@ -32,6 +34,7 @@ struct client {
 	uv_tcp_t tcp;
 	uv_connect_t req;
 	uv_write_t wreq;
+	uv_shutdown_t sreq;
 	char msg[80];
 	uint16_t port;		/* local port once connected */
 	int live;
@@ -50,6 +53,7 @@ struct pp__canary {
 	pp__canary_cb cb;
 	void *ctx;
 	uint32_t mark;
+	char addr[16];
 	int expect_drop;
 	enum phase phase;
 	uv_tcp_t listener;
@@ -105,6 +109,7 @@ on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 }
 
 static void start_canary(struct pp__canary *c);
+static void on_acc_closed(uv_handle_t *h);
 
 static void
 on_acc_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -114,8 +119,10 @@ on_acc_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	size_t take;
 
 	if (n <= 0) {
-		if (n < 0)
-			uv_read_stop(s);
+		/* The client's FIN: close, so an IDS-mode Suricata sees the
+		 * whole conversation end and inspects it now. */
+		if (n < 0 && !uv_is_closing((uv_handle_t *)s))
+			uv_close((uv_handle_t *)s, on_acc_closed);
 		return;
 	}
 	take = (size_t)n;
@@ -188,10 +195,22 @@ on_client_closed(uv_handle_t *h)
 }
 
 static void
-on_written(uv_write_t *req, int status)
+on_shut(uv_shutdown_t *req, int status)
 {
 	(void)req;
-	(void)status;	/* a drop shows up as silence, not as an error */
+	(void)status;
+}
+
+/* A drop shows up as silence, not as an error.  The FIN that follows the
+ * request lets an IDS (AF_PACKET) Suricata inspect the stream at once
+ * instead of when the flow times out; inline, it is dropped with the flow. */
+static void
+on_written(uv_write_t *req, int status)
+{
+	struct client *cl = req->data;
+
+	if (status == 0 && !cl->c->freeing)
+		uv_shutdown(&cl->sreq, (uv_stream_t *)&cl->tcp, on_shut);
 }
 
 static void
@@ -213,6 +232,7 @@ on_connect(uv_connect_t *req, int status)
 	if (uv_tcp_getsockname(&cl->tcp, (struct sockaddr *)&ss, &len) == 0)
 		cl->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	b = uv_buf_init(cl->msg, (unsigned)strlen(cl->msg));
+	cl->wreq.data = cl;
 	if (uv_write(&cl->wreq, (uv_stream_t *)&cl->tcp, &b, 1, on_written) != 0)
 		finish(c, PP_EINVAL, "cannot write on the marked connection");
 }
@@ -234,7 +254,7 @@ connect_marked(struct pp__canary *c, struct client *cl, const char *msg)
 	if ((rc = uv_fileno((uv_handle_t *)&cl->tcp, &fd)) != 0 ||
 	    (rc = pp_nf_mark_socket(fd, c->mark)) != 0)
 		return rc;
-	uv_ip4_addr("127.0.0.1", c->lport, &sin);
+	uv_ip4_addr(c->addr, c->lport, &sin);
 	cl->req.data = cl;
 	return uv_tcp_connect(&cl->req, &cl->tcp, (struct sockaddr *)&sin,
 	    on_connect);
@@ -310,7 +330,8 @@ pp__canary_eve(struct pp__canary *c, const struct pp_eve_event *ev)
 }
 
 int
-pp__canary_start(uv_loop_t *loop, uint32_t mark, int expect_drop,
+pp__canary_start(uv_loop_t *loop, const char *addr, uint32_t mark,
+    int expect_drop,
     unsigned timeout_ms, pp__canary_cb cb, void *ctx, struct pp__canary **out)
 {
 	struct pp__canary *c;
@@ -331,6 +352,7 @@ pp__canary_start(uv_loop_t *loop, uint32_t mark, int expect_drop,
 	c->cb = cb;
 	c->ctx = ctx;
 	c->mark = mark;
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	c->expect_drop = expect_drop;
 	snprintf(c->clean_tok, sizeof(c->clean_tok), "PEERPIPE-SELFTEST-CLEAN-%s",
 	    hex);
@@ -341,7 +363,10 @@ pp__canary_start(uv_loop_t *loop, uint32_t mark, int expect_drop,
 	c->timer.data = c->grace.data = c->listener.data = c;
 	c->nhandles = 3;
 	*out = c;
-	uv_ip4_addr("127.0.0.1", 0, &sin);
+	if (uv_ip4_addr(addr, 0, &sin) != 0) {
+		rc = PP_EINVAL;
+		goto fail;
+	}
 	if ((rc = uv_tcp_bind(&c->listener, (struct sockaddr *)&sin, 0)) != 0 ||
 	    (rc = uv_listen((uv_stream_t *)&c->listener, NCONN, on_accept)) != 0 ||
 	    (rc = uv_tcp_getsockname(&c->listener, (struct sockaddr *)&ss,
@@ -352,7 +377,7 @@ pp__canary_start(uv_loop_t *loop, uint32_t mark, int expect_drop,
 	if ((rc = connect_marked(c, &c->clean, msg)) != 0)
 		goto fail;
 	uv_timer_start(&c->timer, on_timeout, timeout_ms, 0);
-	pp_debug(SUB, "self-test: listener 127.0.0.1:%u", c->lport);
+	pp_debug(SUB, "self-test: listener %s:%u", c->addr, c->lport);
 	return 0;
 fail:
 	c->phase = PH_DONE;	/* no callback: the call failed */

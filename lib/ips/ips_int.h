@@ -35,7 +35,7 @@ int pp__ips_plain(const char *s);
 /*
  * The self-test canary (canary.c), driven by the facade (ips.c).
  *
- * Listens on 127.0.0.1:<ephemeral>, sends a clean request over one MARKED
+ * Listens on addr:<ephemeral> (an IPv4 loopback address), sends a clean request over one MARKED
  * connection and, once the listener got it, "PEERPIPE-CANARY-<hex>" over a
  * second one.  Inline (expect_drop): success when the eve alert for
  * PP__CANARY_SID on the second connection's 5-tuple says "blocked" and the
@@ -48,7 +48,8 @@ struct pp_eve_event;
 struct pp__canary;
 typedef void (*pp__canary_cb)(int status, const char *reason, void *ctx);
 
-int pp__canary_start(uv_loop_t *loop, uint32_t mark, int expect_drop,
+int pp__canary_start(uv_loop_t *loop, const char *addr, uint32_t mark,
+    int expect_drop,
     unsigned timeout_ms, pp__canary_cb cb, void *ctx, struct pp__canary **out);
 /* Feeds an eve event; returns 1 if it belongs to the canary's connections
  * (the caller should not treat it as an attack). */

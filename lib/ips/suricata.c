@@ -61,6 +61,7 @@ struct pp_suri {
 
 	/* config, owned copies */
 	char *bin, *dir, *iface, *rules_file, *et_dir, *eve_socket;
+	char canary[46];
 	enum pp_suri_mode mode;
 	uint16_t queue_num;
 	int fail_open, et_drop_priority;
@@ -247,6 +248,13 @@ pp_suri_new(uv_loop_t *loop, const struct pp_suri_config *cfg,
 		}
 	}
 	s->nservices = cfg->nservices;
+	if (canon_addr(cfg->canary_addr ? cfg->canary_addr : "127.0.0.1",
+	    s->canary) != 0) {
+		snprintf(err, errlen, "canary address: not an IP address");
+		free_cfg(s);
+		free(s);
+		return PP_EINVAL;
+	}
 	if (fmt_path(s->yaml, sizeof(s->yaml), s->dir, "suricata.yaml") ||
 	    fmt_path(s->cmd_path, sizeof(s->cmd_path), s->dir, "cmd.sock") ||
 	    fmt_path(s->pidfile, sizeof(s->pidfile), s->dir, "suricata.pid") ||
@@ -350,7 +358,7 @@ pp_suri_render_yaml(const struct pp_suri *cs, char *buf, size_t cap)
 	put(&b, "vars:\n  address-groups:\n    HOME_NET: \"[");
 	for (size_t i = 0; i < s->nservices; i++)
 		put(&b, "%s,", s->services[i].addr);
-	put(&b, "127.0.0.1]\"\n");
+	put(&b, "%s]\"\n", s->canary);
 	put(&b, "    EXTERNAL_NET: \"any\"\n");
 	{
 		static const char *const home[] = { "HTTP_SERVERS",
@@ -415,6 +423,13 @@ pp_suri_render_yaml(const struct pp_suri *cs, char *buf, size_t cap)
 	    "    cluster-type: cluster_flow\n    defrag: yes\n"
 	    "    checksum-checks: no\n", s->iface,
 	    s->queue_num ? s->queue_num : 99u);
+	/* IDS: capture only the services' and the canary's packets; a busy
+	 * interface (loopback of a whole host) would otherwise drown it. */
+	put(&b, "    bpf-filter: \"host %s", s->canary);
+	for (size_t i = 0; i < s->nservices; i++)
+		put(&b, " or (host %s and port %u)", s->services[i].addr,
+		    s->services[i].port);
+	put(&b, "\"\n");
 
 	put(&b, "app-layer:\n  protocols:\n");
 	for (size_t i = 0; i < sizeof(protos_on) / sizeof(protos_on[0]); i++)

@@ -78,6 +78,8 @@ struct pp_suri_config {
 	size_t nservices;
 	unsigned ready_timeout_ms;	/* 0: 180 s (ET Open on a slow machine) */
 	unsigned restart_min_ms;	/* first restart backoff; 0: 250 ms */
+	/* The self-test's loopback address (in HOME_NET; IDS: captured). */
+	const char *canary_addr;	/* NULL: 127.0.0.1 */
 };
 
 /* A short, one-line, user-readable reason accompanies every change. */

@@ -154,7 +154,7 @@ class Probe:
 
     def __init__(self, tmp, forward_to=None, instance=None, state_dir=None,
                  queue_num=None, mark=None, extra=(), netns=None,
-                 target_host="127.0.0.1"):
+                 target_host="127.0.0.1", mode="inline"):
         Probe._n += 1
         self.instance = instance or "t%d_%d" % (os.getpid() % 100000, Probe._n)
         # Short: UNIX socket paths live under it.
@@ -163,7 +163,7 @@ class Probe:
         self.mark = mark or random.randint(0x1000, 0xfffe)
         args = [probe_bin(), "--instance", self.instance, "--state-dir",
                 self.state_dir, "--rules", RULES, "--queue", str(self.queue_num),
-                "--mark", hex(self.mark), "--mode", "inline",
+                "--mark", hex(self.mark), "--mode", mode,
                 "--service", "%s:%d" % (target_host, forward_to or 9)]
         if forward_to:
             args += ["--forward", "0:%s:%d" % (target_host, forward_to)]
@@ -375,6 +375,25 @@ def test_fail_closed_when_suricata_dies_and_resumes(tmp_path, cleanup):
     again = p.wait_state("ready", 60, pos)
     assert again["pid"] != ready["pid"]
     assert exchange(p.port, b"after\n") == b"OK\n"
+    p.check_clean_exit()
+    be.close()
+
+
+def test_ids_fallback_alerts_without_dropping(tmp_path, cleanup):
+    """--mode ids: Suricata sniffs lo (AF_PACKET, filtered to the services
+    and the canary), no netfilter rules; attacks get through but alert."""
+    be = Backend()
+    p = Probe(tmp_path, forward_to=be.port, mode="ids")
+    cleanup.append(p)
+    ready = p.wait_state("ready", 60)
+    assert ready["mode"] == "ids" and "IDS" in ready["reason"]
+    assert our_chains(p.instance) == []
+    assert "IDS FALLBACK" in p.stderr()
+    attack = b"GET /x HTTP/1.0\r\nX-Demo: EVIL 0xdeadc0de\r\n\r\n"
+    assert exchange(p.port, attack) == b"OK\n"	# not inline: it gets through
+    ev = p.wait_event(lambda e: e["event"] == "alert" and e["sid"] == SID_DEMO,
+                      15, "alert for sid %d" % SID_DEMO)
+    assert ev["action"] == "allowed" and ev["dest_port"] == be.port
     p.check_clean_exit()
     be.close()
 

@@ -340,6 +340,7 @@ test_yaml(void **state)
 	n = pp_suri_render_yaml(s, y, 65536);
 	assert_true(n > 0);
 	assert_non_null(strstr(y, "HOME_NET: \"[10.0.0.5,::1,127.0.0.1]\""));
+	assert_non_null(strstr(y, "bpf-filter: \"host 127.0.0.1 or (host 10.0.0.5 and port 8080) or (host ::1 and port 5432)\""));
 	assert_non_null(strstr(y, "EXTERNAL_NET: \"any\""));
 	assert_non_null(strstr(y, "HTTP_PORTS: \"[80,8080]\""));
 	assert_non_null(strstr(y, "SQL_PORTS: \"[1433,3306,5432,5432]\""));
