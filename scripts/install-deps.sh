@@ -3,8 +3,10 @@
 #   install-deps.sh build    compilers, CMake and the -dev libraries
 #   install-deps.sh test     build + cmocka, clang (fuzzing), Python test peers
 #   install-deps.sh demo     what scripts/run's demo uses (python3, curl)
+#   install-deps.sh bench    benchmarks: iperf3, OpenSSH (ssh -L reference)
 #   install-deps.sh nat      NAT traversal tests: nftables, conntrack, coturn
-# Later groups (ips, browser, nat) add Suricata, Chromium, coturn, ...
+#   install-deps.sh ips      Suricata 7 (bookworm-backports), iptables
+# Chromium and playwright-core come from scripts/install-browser.sh.
 # Run as root (or it re-runs itself through sudo when available).
 set -euo pipefail
 
@@ -21,6 +23,9 @@ build_pkgs=(build-essential cmake pkg-config libssl-dev libuv1-dev
 	libglib2.0-dev libusrsctp-dev libzstd-dev liblz4-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest
 	python3-websockets python3-aiortc python3-lz4 python3-zstandard procps iproute2)
+# Suricata 7 comes from bookworm-backports (bookworm itself has 6.0).
+ips_pkgs=(suricata iptables)
+backports_pkgs=(suricata)
 
 want=()
 for g in "${@:-build}"; do
@@ -30,6 +35,7 @@ for g in "${@:-build}"; do
 	demo) want+=(python3 curl) ;;
 	bench) want+=(iperf3 openssh-server openssh-client iproute2 procps python3 zstd lz4) ;;
 	nat) want+=(iproute2 nftables conntrack coturn) ;;
+	ips) want+=("${ips_pkgs[@]}") ;;
 	*) echo "install-deps: unknown group '$g' (build, test, demo, bench, nat, ips)" >&2; exit 2 ;;
 	esac
 done
@@ -43,5 +49,20 @@ done
 
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Another installer (a parallel test run) may hold apt's lock: wait for it.
+apt_opts=(-o DPkg::Lock::Timeout=600)
+from_bp=() plain=()
+for p in "${missing[@]}"; do
+	case " ${backports_pkgs[*]} " in
+	*" $p "*) from_bp+=("$p") ;;
+	*) plain+=("$p") ;;
+	esac
+done
+[ ${#from_bp[@]} -gt 0 ] && "$here/enable-backports.sh"
+apt-get "${apt_opts[@]}" update -qq
+[ ${#plain[@]} -gt 0 ] &&
+	apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${plain[@]}" >/dev/null
+[ ${#from_bp[@]} -gt 0 ] &&
+	apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
+		-t bookworm-backports "${from_bp[@]}" >/dev/null
+exit 0
