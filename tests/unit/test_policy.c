@@ -865,6 +865,38 @@ test_load(void **state)
 	assert_non_null(strstr(errs.msg[0], "/tmp: cannot read: Is a directory"));
 }
 
+/* The example in docs/policy.md loads and its tests pass. */
+static void
+test_doc_example(void **state)
+{
+	static char text[1 << 16];
+	char path[1024];
+	const char *begin, *end;
+	struct pp_policy *pol;
+	static const struct pp_policy_service svcs[] = {
+		{ "web", 443, PP_TUN_TCP }, { "db", 5432, PP_TUN_TCP },
+		{ "dns", 53, PP_TUN_UDP },
+	};
+	FILE *f;
+	size_t n;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/docs/policy.md", PP_SOURCE_DIR);
+	assert_non_null(f = fopen(path, "r"));
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	assert_non_null(begin = strstr(text, "```ini\n# example: acme\n"));
+	begin += 7;
+	assert_non_null(end = strstr(begin, "```"));
+	if (pp_policy_parse("policy.md", begin, (size_t)(end - begin), svcs, 3,
+	    NOW, &pol, &errs) != 0) {
+		print_errors();
+		fail();
+	}
+	pp_policy_free(pol);
+}
+
 int
 main(void)
 {
@@ -881,6 +913,7 @@ main(void)
 		cmocka_unit_test(test_empty_denies),
 		cmocka_unit_test(test_time),
 		cmocka_unit_test(test_load),
+		cmocka_unit_test(test_doc_example),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
