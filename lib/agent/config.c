@@ -11,6 +11,7 @@
  */
 #include "agent/config.h"
 #include "base/error.h"
+#include "base/ini.h"
 #include "base/log.h"
 #include "base/random.h"
 #include "signal/msg.h"
@@ -92,167 +93,26 @@ struct parser {
 static void __attribute__((format(printf, 3, 4)))
 err_at(struct parser *p, int line, const char *fmt, ...)
 {
-	struct pp_cfg_errors *e = p->errs;
-	char *m;
-	size_t size = sizeof(e->msg[0]);
 	va_list ap;
-	int k;
 
-	if (e->n < PP_CFG_MAX_ERRORS) {
-		m = e->msg[e->n];
-		/* Line 0: the problem is the file's, not one line's. */
-		k = line > 0 ? snprintf(m, size, "%s:%d: ", p->path, line)
-		    : snprintf(m, size, "%s: ", p->path);
-		if (k >= 0 && (size_t)k < size) {
-			va_start(ap, fmt);
-			vsnprintf(m + k, size - (size_t)k, fmt, ap);
-			va_end(ap);
-		}
-	}
-	e->n++;
+	va_start(ap, fmt);
+	pp_ini_verr(p->errs->msg, PP_CFG_MAX_ERRORS, &p->errs->n, p->path, line,
+	    fmt, ap);
+	va_end(ap);
 }
 
 #define err(p, ...)	err_at((p), (p)->line, __VA_ARGS__)
 
-/*
- * Echoes user text inside a message: quoted, with quotes, backslashes and
- * control bytes escaped, and cut after about 48 bytes (at a character
- * boundary) so that one long value cannot crowd out the rest of the message.
- */
+/* User text inside a message: quoted, escaped, cut (lib/base/ini.h). */
 static const char *
 q(char *buf, size_t size, const char *s, size_t len)
 {
-	size_t o = 0, i;
-
-	buf[o++] = '"';
-	for (i = 0; i < len && o + 8 < size; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (o > 48 && (c & 0xc0) != 0x80)
-			break;
-		if (c == '"' || c == '\\') {
-			buf[o++] = '\\';
-			buf[o++] = (char)c;
-		} else if (c < 0x20 || c == 0x7f) {
-			o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
-		} else {
-			buf[o++] = (char)c;
-		}
-	}
-	buf[o++] = '"';
-	if (i < len) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
+	return pp_ini_quote(buf, size, s, len);
 }
 
-#define QBUF	80
+#define QBUF	PP_INI_QBUF
 
 /* --- small value checks ------------------------------------------------ */
-
-static int
-is_space(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static int
-word_eq(const char *s, size_t len, const char *w)
-{
-	return strlen(w) == len && strncasecmp(s, w, len) == 0;
-}
-
-/* 1: true, 0: false, -1: not a boolean. */
-static int
-parse_bool(const char *s, size_t len)
-{
-	static const char *const yes[] = { "yes", "true", "on", "1" };
-	static const char *const no[] = { "no", "false", "off", "0" };
-
-	for (size_t i = 0; i < NELEM(yes); i++) {
-		if (word_eq(s, len, yes[i]))
-			return 1;
-		if (word_eq(s, len, no[i]))
-			return 0;
-	}
-	return -1;
-}
-
-/* Decimal digits only (no sign, no spaces); saturates instead of wrapping. */
-static int
-parse_num(const char *s, size_t len, unsigned long *out)
-{
-	unsigned long v = 0;
-
-	if (len == 0)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		if (v < 1000000000UL)
-			v = v * 10 + (unsigned long)(s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
-/* A port 1..65535, or why not in why ("port 70000 out of range 1-65535");
- * what names it ("port", "port_min"). */
-static int
-parse_port(const char *what, const char *s, size_t len, uint16_t *out,
-    char *why, size_t whylen)
-{
-	unsigned long v;
-	char qb[QBUF];
-
-	if (parse_num(s, len, &v) < 0) {
-		snprintf(why, whylen, "%s %s is not a number: use 1-65535",
-		    what, q(qb, sizeof(qb), s, len));
-		return -1;
-	}
-	if (v < 1 || v > 65535) {
-		snprintf(why, whylen, "%s %.*s out of range 1-65535",
-		    what, (int)(len > 20 ? 20 : len), s);
-		return -1;
-	}
-	*out = (uint16_t)v;
-	return 0;
-}
-
-static int
-ip_literal(const char *s, size_t len, int family)
-{
-	char tmp[INET6_ADDRSTRLEN + 1];
-	unsigned char bin[16];
-
-	if (len == 0 || len >= sizeof(tmp))
-		return 0;
-	memcpy(tmp, s, len);
-	tmp[len] = '\0';
-	return inet_pton(family, tmp, bin) == 1;
-}
-
-/* A DNS name or an IPv4 literal; what looks like dotted digits must be one. */
-static int
-host_ok(const char *s, size_t len)
-{
-	int digits_only = 1;
-
-	if (len == 0 || len > 253 || s[0] == '-' || s[0] == '.')
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    c == '-' || c == '_')
-			digits_only = 0;
-		else if (!(c >= '0' && c <= '9') && c != '.')
-			return 0;
-	}
-	return !digits_only || ip_literal(s, len, AF_INET);
-}
 
 /*
  * HOST:PORT, [IPV6]:PORT, or without the port when need_port is 0 (*port
@@ -277,7 +137,7 @@ parse_hostport(const char *s, size_t len, int need_port, int literal,
 		}
 		h = s + 1;
 		hlen = (size_t)(rb - h);
-		if (!ip_literal(h, hlen, AF_INET6)) {
+		if (!pp_ini_ip_literal(h, hlen, AF_INET6)) {
 			snprintf(why, whylen, "%s is not an IPv6 address",
 			    q(qb, sizeof(qb), h, hlen));
 			return -1;
@@ -303,7 +163,8 @@ parse_hostport(const char *s, size_t len, int need_port, int literal,
 			snprintf(why, whylen, "missing host before `:PORT`");
 			return -1;
 		}
-		if (literal ? !ip_literal(h, hlen, AF_INET) : !host_ok(h, hlen)) {
+		if (literal ? !pp_ini_ip_literal(h, hlen, AF_INET) :
+		    !pp_ini_host_ok(h, hlen)) {
 			snprintf(why, whylen, literal ?
 			    "%s is not an IP address (a name is not allowed here)" :
 			    "%s is not a host name or IP address",
@@ -317,8 +178,8 @@ parse_hostport(const char *s, size_t len, int need_port, int literal,
 			    v6 ? "address" : "host");
 			return -1;
 		}
-	} else if (parse_port("port", colon + 1, len - (size_t)(colon + 1 - s), port,
-	    why, whylen) < 0) {
+	} else if (pp_ini_port("port", colon + 1,
+	    len - (size_t)(colon + 1 - s), port, why, whylen) < 0) {
 		return -1;
 	}
 	if (hlen >= hostsize) {
@@ -351,7 +212,7 @@ static void
 set_bool(struct parser *p, const char *key, int *dst, const char *v, size_t len)
 {
 	char qb[QBUF];
-	int b = parse_bool(v, len);
+	int b = pp_ini_bool(v, len);
 
 	if (b < 0)
 		err(p, "%s%s %s is not a boolean: use yes or no", p->prefix,
@@ -379,9 +240,9 @@ set_proto(struct parser *p, enum pp_tun_proto *dst, const char *v, size_t len)
 {
 	char qb[QBUF];
 
-	if (word_eq(v, len, "tcp"))
+	if (pp_ini_word_eq(v, len, "tcp"))
 		*dst = PP_TUN_TCP;
-	else if (word_eq(v, len, "udp"))
+	else if (pp_ini_word_eq(v, len, "udp"))
 		*dst = PP_TUN_UDP;
 	else
 		err(p, "%sproto %s unknown: use tcp or udp", p->prefix,
@@ -394,7 +255,7 @@ set_port(struct parser *p, const char *key, uint16_t *dst, const char *v,
 {
 	char why[160];
 
-	if (parse_port(key, v, len, dst, why, sizeof(why)) < 0)
+	if (pp_ini_port(key, v, len, dst, why, sizeof(why)) < 0)
 		err(p, "%s%s", p->prefix, why);
 }
 
@@ -416,9 +277,10 @@ agent_control_mode(struct parser *p, const char *v, size_t len)
 	char qb[QBUF];
 
 	/* Nothing wider: the socket hands out control of the tunnels. */
-	if (word_eq(v, len, "0600") || word_eq(v, len, "600"))
+	if (pp_ini_word_eq(v, len, "0600") || pp_ini_word_eq(v, len, "600"))
 		p->cfg->control_mode = 0600;
-	else if (word_eq(v, len, "0660") || word_eq(v, len, "660"))
+	else if (pp_ini_word_eq(v, len, "0660") ||
+	    pp_ini_word_eq(v, len, "660"))
 		p->cfg->control_mode = 0660;
 	else
 		err(p, "%scontrol_mode %s not allowed: use 0600 (owner only) "
@@ -491,7 +353,7 @@ signaling_url(struct parser *p, const char *v, size_t len)
 		return;
 	}
 	for (size_t i = 0; i < len; i++) {
-		if (is_space(v[i])) {
+		if (pp_ini_is_space(v[i])) {
 			err(p, "%surl %s contains a space: write it as %%20",
 			    p->prefix, q(qb, sizeof(qb), v, len));
 			return;
@@ -606,8 +468,8 @@ turn_url_ok(const char *u, size_t len, char *why, size_t whylen)
 		size_t qlen = len - (size_t)(qm - u);
 
 		hlen = (size_t)(qm - hp);
-		if (!word_eq(qm, qlen, "?transport=tcp") &&
-		    (tls || !word_eq(qm, qlen, "?transport=udp"))) {
+		if (!pp_ini_word_eq(qm, qlen, "?transport=tcp") &&
+		    (tls || !pp_ini_word_eq(qm, qlen, "?transport=udp"))) {
 			snprintf(why, whylen, tls ? "turns: takes no parameter "
 			    "but ?transport=tcp" : "the only parameter is "
 			    "?transport=udp or ?transport=tcp");
@@ -633,10 +495,10 @@ ice_turn(struct parser *p, const char *v, size_t len)
 	char why[160], qb[QBUF];
 
 	ulen = strcspn(u, " \t");
-	for (user = u + ulen; user < end && is_space(*user); user++)
+	for (user = u + ulen; user < end && pp_ini_is_space(*user); user++)
 		;
 	userlen = strcspn(user, " \t");
-	for (pw = user + userlen; pw < end && is_space(*pw); pw++)
+	for (pw = user + userlen; pw < end && pp_ini_is_space(*pw); pw++)
 		;
 	pwlen = (size_t)(end - pw);
 	if (turn_url_ok(u, ulen, why, sizeof(why)) < 0) {
@@ -673,7 +535,8 @@ ice_address(struct parser *p, const char *v, size_t len)
 	struct pp_cfg *c = p->cfg;
 	char qb[QBUF];
 
-	if (!ip_literal(v, len, AF_INET) && !ip_literal(v, len, AF_INET6)) {
+	if (!pp_ini_ip_literal(v, len, AF_INET) &&
+	    !pp_ini_ip_literal(v, len, AF_INET6)) {
 		err(p, "%saddress %s: use an IP address of this host, like "
 		    "192.0.2.10", p->prefix, q(qb, sizeof(qb), v, len));
 		return;
@@ -724,7 +587,7 @@ tunnel_compression(struct parser *p, const char *v, size_t len)
 	char qb[QBUF];
 
 	for (size_t i = 0; i < NELEM(names); i++) {
-		if (word_eq(v, len, names[i].name)) {
+		if (pp_ini_word_eq(v, len, names[i].name)) {
 			p->cfg->compression = names[i].c;
 			return;
 		}
@@ -774,15 +637,16 @@ consume_bind(struct parser *p, const char *v, size_t len)
 {
 	char qb[QBUF];
 
-	if (word_eq(v, len, "auto")) {
+	if (pp_ini_word_eq(v, len, "auto")) {
 		snprintf(p->cfg->bind, sizeof(p->cfg->bind), "auto");
 		return;
 	}
 	/* An IPv6 address may come in brackets as elsewhere; store it bare. */
 	if (len >= 2 && v[0] == '[' && v[len - 1] == ']' &&
-	    ip_literal(v + 1, len - 2, AF_INET6))
+	    pp_ini_ip_literal(v + 1, len - 2, AF_INET6))
 		v++, len -= 2;
-	if (!ip_literal(v, len, AF_INET) && !ip_literal(v, len, AF_INET6)) {
+	if (!pp_ini_ip_literal(v, len, AF_INET) &&
+	    !pp_ini_ip_literal(v, len, AF_INET6)) {
 		err(p, "%sbind %s: use auto or an IP address like 127.0.0.1",
 		    p->prefix, q(qb, sizeof(qb), v, len));
 		return;
@@ -809,9 +673,9 @@ consume_peers(struct parser *p, const char *v, size_t len)
 		if (e == NULL)
 			e = end;
 		b = e;
-		while (a < b && is_space(*a))
+		while (a < b && pp_ini_is_space(*a))
 			a++;
-		while (b > a && is_space(b[-1]))
+		while (b > a && pp_ini_is_space(b[-1]))
 			b--;
 		if (a == b) {
 			err(p, "%speers: empty name between commas: remove the "
@@ -1117,35 +981,21 @@ fill:
 static void
 parse_header(struct parser *p, const char *s, size_t len)
 {
-	const char *rb = memchr(s, ']', len), *t, *name, *end;
+	struct pp_ini_header h;
 	const struct section *sd = NULL;
+	const char *t, *name;
 	size_t tlen, nlen;
-	char qb[QBUF];
+	char qb[QBUF], why[PP_INI_WHY];
 
 	close_section(p);
 	p->sect = S_SKIP;
 	p->sect_line = p->line;
 	memset(p->key_line, 0, sizeof(p->key_line));
-	if (rb == NULL) {
-		err(p, "section header without `]`: write [section] or "
-		    "[section NAME]");
+	if (pp_ini_header(s, len, &h, why, sizeof(why)) < 0) {
+		err(p, "%s", why);
 		return;
 	}
-	for (end = rb + 1; end < s + len && is_space(*end); end++)
-		;
-	if (end < s + len && *end != '#' && *end != ';') {
-		err(p, "unexpected text after `]`: start a comment with #");
-		return;
-	}
-	for (t = s + 1; t < rb && is_space(*t); t++)
-		;
-	for (tlen = 0; t + tlen < rb && !is_space(t[tlen]); tlen++)
-		;
-	for (name = t + tlen; name < rb && is_space(*name); name++)
-		;
-	for (end = rb; end > name && is_space(end[-1]); end--)
-		;
-	nlen = (size_t)(end - name);
+	t = h.type, tlen = h.tlen, name = h.name, nlen = h.nlen;
 	for (size_t i = 0; i < NELEM(sections); i++)
 		if (strlen(sections[i].name) == tlen &&
 		    memcmp(t, sections[i].name, tlen) == 0)
@@ -1182,61 +1032,17 @@ parse_header(struct parser *p, const char *s, size_t len)
 
 /* --- lines --------------------------------------------------------------- */
 
-/*
- * The value after `=`: quoted ("..." with \" and \\) or bare up to a # or ;
- * that follows a space.  Writes it NUL-terminated to out (as large as the
- * line).  Returns its length or -1 (reported).
- */
+/* The value after `=` into out (as large as the line): its length or -1
+ * (reported). */
 static long
 parse_value(struct parser *p, const char *v, const char *end, char *out)
 {
-	size_t o = 0;
+	char why[PP_INI_WHY];
+	long n = pp_ini_value(v, end, out, why, sizeof(why));
 
-	while (v < end && is_space(*v))
-		v++;
-	if (v < end && *v == '"') {
-		for (v++;; v++) {
-			if (v == end) {
-				err(p, "missing closing `\"` in the value");
-				return -1;
-			}
-			if (*v == '"')
-				break;
-			if (*v == '\\') {
-				if (v + 1 == end) {
-					err(p, "missing closing `\"` in the value");
-					return -1;
-				}
-				if (v[1] != '"' && v[1] != '\\') {
-					err(p, "unknown escape in quoted value: "
-					    "only \\\" and \\\\ are escapes");
-					return -1;
-				}
-				v++;
-			}
-			out[o++] = *v;
-		}
-		for (v++; v < end && is_space(*v); v++)
-			;
-		if (v < end && *v != '#' && *v != ';') {
-			err(p, "text after the closing `\"`: put it inside the "
-			    "quotes, or start a comment with #");
-			return -1;
-		}
-	} else {
-		const char *s = v;
-
-		/* v[-1] exists: at worst it is the '='. */
-		for (; v < end; v++)
-			if ((*v == '#' || *v == ';') && is_space(v[-1]))
-				break;
-		while (v > s && is_space(v[-1]))
-			v--;
-		o = (size_t)(v - s);
-		memcpy(out, s, o);
-	}
-	out[o] = '\0';
-	return (long)o;
+	if (n < 0)
+		err(p, "%s", why);
+	return n;
 }
 
 static void
@@ -1264,35 +1070,15 @@ unknown_key(struct parser *p, const char *key)
 static void
 parse_pair(struct parser *p, const char *s, size_t len, char *val)
 {
-	const char *eq = memchr(s, '=', len), *k, *kend;
-	char key[32], qb[QBUF];
-	size_t klen;
+	const char *v;
+	char key[PP_INI_KEY_MAX], why[PP_INI_WHY];
 	long vlen;
 	int i;
 
-	if (eq == NULL) {
-		err(p, "expected `key = value`, a [section] or a # comment");
+	if (pp_ini_key(s, len, key, &v, why, sizeof(why)) < 0) {
+		err(p, "%s", why);
 		return;
 	}
-	for (k = s, kend = eq; kend > k && is_space(kend[-1]); kend--)
-		;
-	klen = (size_t)(kend - k);
-	if (klen == 0) {
-		err(p, "missing key before `=`");
-		return;
-	}
-	for (size_t j = 0; j < klen; j++) {
-		char c = k[j];
-
-		if (klen >= sizeof(key) || !((c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '_')) {
-			err(p, "invalid key %s: keys are lowercase letters, "
-			    "digits and _", q(qb, sizeof(qb), k, klen));
-			return;
-		}
-	}
-	memcpy(key, k, klen);
-	key[klen] = '\0';
 	if (p->sect == S_SKIP)
 		return;	/* the header was reported; its keys would only add noise */
 	if (p->sect == S_NONE) {
@@ -1313,7 +1099,7 @@ parse_pair(struct parser *p, const char *s, size_t len, char *val)
 		p->key_line[i] = p->line;
 	/* Present, even if its value is wrong: not reported as missing too. */
 	p->ever[p->sect] |= 1u << i;
-	if ((vlen = parse_value(p, eq + 1, s + len, val)) < 0)
+	if ((vlen = parse_value(p, v, s + len, val)) < 0)
 		return;
 	if (vlen == 0) {
 		err(p, "%s%s is empty: give a value, or remove the line for "
@@ -1323,70 +1109,15 @@ parse_pair(struct parser *p, const char *s, size_t len, char *val)
 	p->sd->keys[i].set(p, val, (size_t)vlen);
 }
 
-/* Length of a valid UTF-8 sequence at s (RFC 3629), or 0. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len;
-	unsigned lo = 0x80, hi = 0xbf;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	/* Overlong forms, surrogates and beyond U+10FFFF. */
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return len;
-}
-
 /* Bytes before meaning: 0 if the line may be interpreted. */
 static int
 check_bytes(struct parser *p, const char *s, size_t len)
 {
-	const unsigned char *u = (const unsigned char *)s;
+	char why[PP_INI_WHY];
 
-	if (len > PP_CFG_LINE_MAX) {
-		err(p, "line is %zu bytes long, at most %d: shorten it",
-		    len, PP_CFG_LINE_MAX);
+	if (pp_ini_check_bytes(s, len, PP_CFG_LINE_MAX, why, sizeof(why)) < 0) {
+		err(p, "%s", why);
 		return -1;
-	}
-	for (size_t i = 0; i < len;) {
-		size_t n;
-
-		if (u[i] == 0) {
-			err(p, "NUL byte at column %zu: is this a text file?", i + 1);
-			return -1;
-		}
-		if ((u[i] < 0x20 && u[i] != '\t') || u[i] == 0x7f) {
-			err(p, "control character 0x%02x at column %zu: remove it",
-			    u[i], i + 1);
-			return -1;
-		}
-		if ((n = utf8_seq(u + i, len - i)) == 0) {
-			err(p, "invalid UTF-8 at column %zu: save the file as UTF-8",
-			    i + 1);
-			return -1;
-		}
-		i += n;
 	}
 	return 0;
 }
@@ -1394,16 +1125,16 @@ check_bytes(struct parser *p, const char *s, size_t len)
 static void
 parse_line(struct parser *p, const char *s, size_t len, char *val)
 {
-	while (len > 0 && is_space(*s))
-		s++, len--;
-	while (len > 0 && is_space(s[len - 1]))
-		len--;
-	if (len == 0 || s[0] == '#' || s[0] == ';')
-		return;
-	if (s[0] == '[')
+	switch (pp_ini_classify(&s, &len)) {
+	case PP_INI_BLANK:
+		break;
+	case PP_INI_HEADER:
 		parse_header(p, s, len);
-	else
+		break;
+	case PP_INI_PAIR:
 		parse_pair(p, s, len, val);
+		break;
+	}
 }
 
 static int
@@ -1464,8 +1195,9 @@ pp_cfg_parse(const char *path, const char *text, size_t len,
     struct pp_cfg *cfg, struct pp_cfg_errors *errs)
 {
 	struct parser p;
+	const char *s;
 	char *buf;
-	size_t off = 0;
+	size_t off, llen;
 
 	memset(&p, 0, sizeof(p));
 	memset(errs, 0, sizeof(*errs));
@@ -1487,17 +1219,9 @@ pp_cfg_parse(const char *path, const char *text, size_t len,
 		err_at(&p, 0, "out of memory");
 		return PP_ECONFIG;
 	}
-	/* Editors on some systems start UTF-8 files with a byte order mark. */
-	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
-		off = 3;
-	while (off < len) {
-		const char *s = text + off, *nl = memchr(s, '\n', len - off);
-		size_t llen = nl ? (size_t)(nl - s) : len - off;
-
-		off += llen + (nl != NULL);
+	off = pp_ini_bom(text, len);
+	while (pp_ini_next_line(text, len, &off, &s, &llen)) {
 		p.line++;
-		if (llen > 0 && s[llen - 1] == '\r')
-			llen--;
 		if (check_bytes(&p, s, llen) < 0)
 			continue;
 		memcpy(buf, s, llen);
