@@ -31,6 +31,14 @@ Modes:
                   so each side believes the other is a v1 peer with no
                   identity.
 
+  --forge-fingerprints  (with the default mode) the subtler swap: the SDP
+                  it sends each side carries the OTHER real peer's DTLS
+                  fingerprint (a=fingerprint lines copied from the real
+                  offer/answer), while its DTLS sessions still use its own
+                  certificates.  Both peers would then sign the same pair of
+                  fingerprints; only DTLS's own check of the certificate
+                  against the SDP stops it (the handshake must fail).
+
 Log lines the tests look for (stderr, one per event):
   listening on wss://HOST:PORT/ws
   MITM session A->B: answered A's offer with our own DTLS fingerprint FP
@@ -43,7 +51,7 @@ Log lines the tests look for (stderr, one per event):
 
 Usage:
   /usr/bin/python3 tests/interop/mitm_server.py [--listen 127.0.0.1:0]
-      [--passthrough | [--inject-begin] [--downgrade]]
+      [--passthrough | [--inject-begin] [--downgrade] [--forge-fingerprints]]
       [--host-address 127.0.0.1] [--cert-dir DIR] [--verbose]
 
 aiortc 1.4 notes (see aiortc_peer.py): it never trickles (its SDP carries
@@ -115,6 +123,24 @@ def sdp_fingerprint(sdp):
         if line.startswith("a=fingerprint:"):
             return line[len("a=fingerprint:"):].strip()
     return "?"
+
+
+def fingerprint_lines(sdp):
+    return [l for l in (sdp or "").splitlines()
+            if l.startswith("a=fingerprint:")]
+
+
+def forge_fingerprints(sdp, lines):
+    """sdp with each run of a=fingerprint lines replaced by `lines`."""
+    out, prev = [], False
+    for line in sdp.splitlines():
+        fp = line.startswith("a=fingerprint:")
+        if fp and not prev:
+            out.extend(lines)
+        elif not fp:
+            out.append(line)
+        prev = fp
+    return "\r\n".join(out) + "\r\n"
 
 
 # ---------------------------------------------------------------- channels
@@ -240,6 +266,7 @@ class Session:
         self.injected = {}	# uuid -> side it was sent to
         self.injected_done = False
         self.closed = False
+        self.answered = asyncio.Event()
         self.task = asyncio.ensure_future(self._start())
 
     def peer(self, side):
@@ -379,17 +406,13 @@ class Session:
                         type(e).__name__, e)
 
     async def _negotiate(self):
-        # Answer A ourselves.
+        forge = self.server.args.forge_fingerprints
         await self.pc_a.setRemoteDescription(
             RTCSessionDescription(sdp=self.offer, type="offer"))
         self.remote["A"] = self.offer
         await self._early("A")
-        await self.pc_a.setLocalDescription(await self.pc_a.createAnswer())
-        answer = self.pc_a.localDescription.sdp
-        log.info("MITM %s: answered %s's offer with our own DTLS fingerprint "
-                 "%s (theirs: %s)", self.tag, self.a, sdp_fingerprint(answer),
-                 sdp_fingerprint(self.offer))
-        await self.server.push_sdp(self.a, self.b, "answer", answer)
+        if not forge:
+            await self._answer_a()
         # Offer to B as A, shaped like A's offer: the offerer creates the
         # control channel before the offer (v1 spec), plus audio if A had it.
         pipe = self._pipe(CONTROL)
@@ -398,9 +421,37 @@ class Session:
             self.pc_b.addTransceiver("audio", direction="recvonly")
         await self.pc_b.setLocalDescription(await self.pc_b.createOffer())
         offer = self.pc_b.localDescription.sdp
-        log.info("MITM %s: offered %s our own DTLS fingerprint %s", self.tag,
-                 self.b, sdp_fingerprint(offer))
+        if forge:
+            log.info("MITM %s: FORGED offer to %s: %s's DTLS fingerprint %s "
+                     "in the SDP, our own %s in DTLS", self.tag, self.b,
+                     self.a, sdp_fingerprint(self.offer),
+                     sdp_fingerprint(offer))
+            offer = forge_fingerprints(offer, fingerprint_lines(self.offer))
+        else:
+            log.info("MITM %s: offered %s our own DTLS fingerprint %s",
+                     self.tag, self.b, sdp_fingerprint(offer))
         await self.server.push_sdp(self.b, self.a, "offer", offer)
+        if forge:
+            # A's answer must carry B's real fingerprint: wait for it.
+            await self.answered.wait()
+            await self._answer_a()
+
+    async def _answer_a(self):
+        """Answers A ourselves (forged: with B's real fingerprint)."""
+        await self.pc_a.setLocalDescription(await self.pc_a.createAnswer())
+        answer = self.pc_a.localDescription.sdp
+        if self.server.args.forge_fingerprints:
+            log.info("MITM %s: FORGED answer to %s: %s's DTLS fingerprint %s "
+                     "in the SDP, our own %s in DTLS", self.tag, self.a,
+                     self.b, sdp_fingerprint(self.remote["B"]),
+                     sdp_fingerprint(answer))
+            answer = forge_fingerprints(answer,
+                                        fingerprint_lines(self.remote["B"]))
+        else:
+            log.info("MITM %s: answered %s's offer with our own DTLS "
+                     "fingerprint %s (theirs: %s)", self.tag, self.a,
+                     sdp_fingerprint(answer), sdp_fingerprint(self.offer))
+        await self.server.push_sdp(self.a, self.b, "answer", answer)
 
     async def on_answer(self, sdp):
         if self.closed or self.remote["B"] is not None:
@@ -408,6 +459,7 @@ class Session:
         log.info("MITM %s: %s answered with DTLS fingerprint %s", self.tag,
                  self.b, sdp_fingerprint(sdp))
         self.remote["B"] = sdp
+        self.answered.set()
         try:
             await self.pc_b.setRemoteDescription(
                 RTCSessionDescription(sdp=sdp, type="answer"))
@@ -635,7 +687,9 @@ async def amain(args):
         log.info("listening on wss://%s:%d/ws (%s)", sock[0], sock[1],
                  "passthrough" if args.passthrough else "man in the middle"
                  + (", injecting BEGIN_PROXY" if args.inject_begin else "")
-                 + (", downgrading INIT to v1" if args.downgrade else ""))
+                 + (", downgrading INIT to v1" if args.downgrade else "")
+                 + (", forging fingerprints" if args.forge_fingerprints
+                    else ""))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         import signal
@@ -653,12 +707,14 @@ def main(argv=None):
     p.add_argument("--passthrough", action="store_true")
     p.add_argument("--inject-begin", action="store_true")
     p.add_argument("--downgrade", action="store_true")
+    p.add_argument("--forge-fingerprints", action="store_true")
     p.add_argument("--host-address", action="append", default=[])
     p.add_argument("--cert-dir")
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args(argv)
-    if args.passthrough and (args.inject_begin or args.downgrade):
-        p.error("--passthrough relays honestly: no --inject-begin/--downgrade")
+    if args.passthrough and (args.inject_begin or args.downgrade or
+                             args.forge_fingerprints):
+        p.error("--passthrough relays honestly: no attack options")
     logging.basicConfig(stream=sys.stderr,
                         level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s mitm_server %(message)s")
