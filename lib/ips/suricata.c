@@ -935,8 +935,12 @@ last_error(struct pp_suri *s, char *out, size_t cap)
 		if ((nl = strchr(line, '\n')) != NULL)
 			*nl = '\0';
 		if (strncmp(line, "E: ", 3) == 0 || strstr(line, "Error") ||
-		    strstr(line, "error"))
-			snprintf(out, cap, "%s", line);
+		    strstr(line, "error")) {
+			size_t n = strnlen(line, cap - 1);
+
+			memcpy(out, line, n);	/* cut to fit, on purpose */
+			out[n] = '\0';
+		}
 	}
 }
 

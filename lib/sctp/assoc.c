@@ -692,6 +692,22 @@ pp_sctp_set_packet_max(struct pp_sctp *a, size_t n)
 	pp__sctp_enter(a);
 	rc = sockopt(a, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof(pp),
 	    "SCTP_PEER_ADDR_PARAMS");
+	if (rc == 0) {
+		/*
+		 * With big packets a message is often a single packet, and the
+		 * peer's delayed SACK (every second packet, else after 200 ms)
+		 * then holds the sender's window for 200 ms at a time: a paced
+		 * stream backs up.  A SACK per 16 KiB packet costs little.
+		 */
+		struct sctp_sack_info si;
+
+		memset(&si, 0, sizeof(si));
+		si.sack_assoc_id = SCTP_FUTURE_ASSOC;
+		si.sack_delay = 200;
+		si.sack_freq = n > PP_SCTP_DEFAULT_PACKET ? 1 : 2;
+		(void)sockopt(a, IPPROTO_SCTP, SCTP_DELAYED_SACK, &si, sizeof(si),
+		    "SCTP_DELAYED_SACK");
+	}
 	pp__sctp_flush(a, 0);
 	pp__sctp_leave(a);
 	if (rc == 0)
