@@ -936,10 +936,10 @@ last_error(struct pp_suri *s, char *out, size_t cap)
 			*nl = '\0';
 		if (strncmp(line, "E: ", 3) == 0 || strstr(line, "Error") ||
 		    strstr(line, "error")) {
-			size_t n = strnlen(line, cap - 1);
+			size_t len = strnlen(line, cap - 1);
 
-			memcpy(out, line, n);	/* cut to fit, on purpose */
-			out[n] = '\0';
+			memcpy(out, line, len);	/* cut to fit, on purpose */
+			out[len] = '\0';
 		}
 	}
 }
