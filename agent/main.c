@@ -3,6 +3,7 @@
  * a running agent over its control socket.  Wiring only: the work is in
  * lib/agent and lib/tunnel.
  */
+#include "agent/access.h"
 #include "agent/agent.h"
 #include "agent/config.h"
 #include "agent/ctl.h"
@@ -37,6 +38,10 @@ usage(FILE *f)
 "  status         signaling, peers with their path, traffic and channels\n"
 "  peers          the peers and their state\n"
 "  services       services shared and consumed, with local addresses\n"
+"  reload         re-read the policy (as SIGHUP does)\n"
+"Policy:\n"
+"  explain PEER SERVICE   which rule of the policy decides whether PEER may\n"
+"                 use SERVICE (a name, tcp/PORT or udp/PORT) here, and why\n"
 "\n"
 "Options:\n"
 "  -c, --config FILE      config file (default $PEERPIPE_CONFIG, else "
@@ -127,9 +132,39 @@ print_id(const struct opts *o)
 	return 0;
 }
 
+static int
+explain(const struct opts *o, const char *peer, const char *service)
+{
+	struct pp_cfg *cfg = calloc(1, sizeof(*cfg));
+	struct pp_access *acc = NULL;
+	char dir[1024], *buf = malloc(16384);
+	int rc = 1;
+
+	if (cfg == NULL || buf == NULL || load_config(o->config, cfg) < 0)
+		goto out;
+	if (cfg->policy[0] == '\0') {
+		fprintf(stderr, "peerpipe explain: %s names no [agent] policy: every "
+		    "peer may use every service\n", o->config);
+		goto out;
+	}
+	if (cfg->state_dir[0])
+		snprintf(dir, sizeof(dir), "%s", cfg->state_dir);
+	else
+		pp_agent_default_state_dir(cfg->name, dir, sizeof(dir));
+	if (pp_access_new(cfg, dir, &acc) < 0)
+		goto out;
+	rc = pp_access_explain(acc, peer, service, buf, 16384) < 0 ? 1 : 0;
+	fputs(buf, rc ? stderr : stdout);
+out:
+	pp_access_free(acc);
+	free(buf);
+	free(cfg);
+	return rc;
+}
+
 /* ---- running an agent ---- */
 
-static uv_signal_t sigterm, sigint;
+static uv_signal_t sigterm, sigint, sighup;
 static struct pp_agent *agent;
 
 static void
@@ -140,6 +175,15 @@ on_signal(uv_signal_t *h, int signum)
 	pp_agent_stop(agent);
 	uv_close((uv_handle_t *)&sigterm, NULL);
 	uv_close((uv_handle_t *)&sigint, NULL);
+	uv_close((uv_handle_t *)&sighup, NULL);
+}
+
+static void
+on_hup(uv_signal_t *h, int signum)
+{
+	(void)h, (void)signum;
+	pp_info("peerpipe", "SIGHUP: reloading the policy");
+	(void)pp_agent_reload(agent);
 }
 
 static int
@@ -184,9 +228,12 @@ run_agent(const struct opts *o, enum pp_agent_mode mode)
 	uv_signal_start(&sigterm, on_signal, SIGTERM);
 	uv_signal_init(&loop, &sigint);
 	uv_signal_start(&sigint, on_signal, SIGINT);
+	uv_signal_init(&loop, &sighup);
+	uv_signal_start(&sighup, on_hup, SIGHUP);
 	if ((rc = pp_agent_new(&loop, &ac, &agent)) < 0) {
 		uv_close((uv_handle_t *)&sigterm, NULL);
 		uv_close((uv_handle_t *)&sigint, NULL);
+		uv_close((uv_handle_t *)&sighup, NULL);
 		uv_run(&loop, UV_RUN_DEFAULT);
 		free(cfg);
 		return 1;
@@ -303,6 +350,8 @@ print_human(const char *cmd, json_t *r)
 		json_array_foreach(json_object_get(r, "peers"), i, v)
 			print_peer(v);
 		print_services(json_object_get(r, "services"));
+	} else if (strcmp(cmd, "reload") == 0) {
+		printf("policy reloaded\n");
 	} else if (strcmp(cmd, "peers") == 0) {
 		if (json_array_size(r) == 0)
 			printf("(no peers yet)\n");
@@ -388,6 +437,13 @@ main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
+	if (strcmp(cmd, "explain") == 0) {
+		if (argc - optind != 2) {
+			fprintf(stderr, "usage: peerpipe explain PEER SERVICE [-c FILE]\n");
+			return 2;
+		}
+		return explain(&o, argv[optind], argv[optind + 1]);
+	}
 	if (optind < argc) {
 		fprintf(stderr, "peerpipe: unexpected argument \"%s\"\n", argv[optind]);
 		return 2;
@@ -401,7 +457,7 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "id") == 0)
 		return print_id(&o);
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "peers") == 0 ||
-	    strcmp(cmd, "services") == 0)
+	    strcmp(cmd, "services") == 0 || strcmp(cmd, "reload") == 0)
 		return ask(&o, cmd);
 	fprintf(stderr, "peerpipe: unknown command \"%s\" (see peerpipe --help)\n",
 	    cmd);

@@ -8,6 +8,7 @@
  */
 #include "agent/agent.h"
 
+#include "agent/access.h"
 #include "agent/ctl.h"
 #include "base/clock.h"
 #include "base/error.h"
@@ -80,6 +81,7 @@ struct pp_agent {
 	struct pp_dtls_cert *cert;
 	struct pp_identity *id;
 	char id_text[PP_ID_PUB_STRLEN + 1];
+	struct pp_access *access;
 	char state_dir[1024];
 	struct pp_tun_service services[PP_CFG_MAX_SERVICES];
 	char svc_host[PP_CFG_MAX_SERVICES][64];	/* pinned IP literals */
@@ -327,20 +329,28 @@ static int
 tun_identity(void *ctx, const uint8_t *pub, char *why, size_t whylen)
 {
 	struct peer *p = ctx;
+	int rc;
 
-	(void)why, (void)whylen;
-	if (pub == NULL) {
+	if ((rc = pp_access_admit(p->a->access, p->name, pub, why, whylen)) < 0)
+		return rc;
+	if (pub == NULL)
 		p->identity[0] = '\0';
-		pp_info(SUB, "peer %s: no verified identity (v1 peer, or no key on "
-		    "one side)", p->name);
-		return 0;
-	}
-	pp_id_pub_format(pub, p->identity, sizeof(p->identity));
+	else
+		pp_id_pub_format(pub, p->identity, sizeof(p->identity));
 	return 0;
 }
 
+static int
+tun_allow(void *ctx, uint16_t port, enum pp_tun_proto proto)
+{
+	struct peer *p = ctx;
+
+	return pp_access_allow(p->a->access, p->name,
+	    p->tun ? pp_tun_peer_identity(p->tun) : NULL, port, proto);
+}
+
 static const struct pp_tun_ops tun_ops = { tun_ready, tun_fatal, tun_listen,
-    tun_identity, NULL };
+    tun_identity, tun_allow };
 
 /* ---- peer connection callbacks ---- */
 
@@ -958,9 +968,40 @@ ctl_handle(void *ctx, const char *cmd, json_t *args, char *err, size_t errlen)
 		return peers_json(a);
 	if (strcmp(cmd, "services") == 0)
 		return services_json(a);
+	if (strcmp(cmd, "reload") == 0) {
+		if (pp_agent_reload(a) < 0) {
+			snprintf(err, errlen, "the policy has errors (see the agent's "
+			    "log); the previous one stays in force");
+			return NULL;
+		}
+		return json_pack("{s:b}", "reloaded", 1);
+	}
 	snprintf(err, errlen, "unknown command \"%s\" (status, peers, services, "
-	    "subscribe)", cmd);
+	    "reload, subscribe)", cmd);
 	return NULL;
+}
+
+int
+pp_agent_reload(struct pp_agent *a)
+{
+	int changed, rc;
+
+	if ((rc = pp_access_reload(a->access, &changed)) < 0 || !changed)
+		return rc;
+	for (struct peer *p = a->peers; p; p = p->next) {
+		char why[512];
+
+		if (p->tun == NULL || p->doomed || p->state != PEER_CONNECTED)
+			continue;
+		/* Still admitted at all (a key may have been revoked)? */
+		if (pp_access_admit(a->access, p->name,
+		    pp_tun_peer_identity(p->tun), why, sizeof(why)) < 0) {
+			peer_doom(p, "%s", why);
+			continue;
+		}
+		pp_tun_policy_changed(p->tun);
+	}
+	return 0;
 }
 
 /* ---- lifetime ---- */
@@ -1166,8 +1207,10 @@ pp_agent_new(uv_loop_t *loop, const struct pp_agent_config *ac,
 		pp_id_public_text(a->id, a->id_text, sizeof(a->id_text));
 		pp_info(SUB, "identity %s (%s)", a->id_text, path);
 	}
-	if ((rc = pp_dtls_cert_new("peerpipe", &a->cert)) < 0)
+	if ((rc = pp_access_new(&a->cfg, a->state_dir, &a->access)) < 0)
 		goto fail_id;
+	if ((rc = pp_dtls_cert_new("peerpipe", &a->cert)) < 0)
+		goto fail_access;
 	if ((rc = pp_ctl_new(loop, a->control, a->cfg.control_mode, ctl_handle, a,
 	    &a->ctl)) < 0) {
 		pp_err(SUB, "control socket %s: %s", a->control, pp_strerror(rc));
@@ -1199,6 +1242,8 @@ fail_ctl:
 	pp_ctl_free(a->ctl);
 fail_cert:
 	pp_dtls_cert_free(a->cert);
+fail_access:
+	pp_access_free(a->access);
 fail_id:
 	pp_id_free(a->id);
 fail:
@@ -1248,6 +1293,7 @@ pp_agent_free(struct pp_agent *a)
 	}
 	pp_dtls_cert_free(a->cert);
 	pp_id_free(a->id);
+	pp_access_free(a->access);
 	OPENSSL_cleanse(a->sig_turn_cfg, sizeof(a->sig_turn_cfg));
 	OPENSSL_cleanse(a->sig_turn, sizeof(a->sig_turn));
 	free(a);

@@ -47,6 +47,14 @@ int pp_agent_new(uv_loop_t *loop, const struct pp_agent_config *ac,
 void pp_agent_stop(struct pp_agent *a);
 void pp_agent_free(struct pp_agent *a);	/* NULL-safe, after on_stopped */
 
+/*
+ * Reads the policy again (SIGHUP, `peerpipe reload`): peers it no longer
+ * admits are cut, ports it no longer allows are closed and offered no more,
+ * permitted connections go on.  0, or PP_ECONFIG (errors logged; the old
+ * policy stays).
+ */
+int pp_agent_reload(struct pp_agent *a);
+
 /* The control socket path in use. */
 const char *pp_agent_control_path(const struct pp_agent *a);
 

@@ -295,6 +295,12 @@ agent_state_dir(struct parser *p, const char *v, size_t len)
 	    v, len);
 }
 
+static void
+agent_policy(struct parser *p, const char *v, size_t len)
+{
+	set_str(p, "policy", p->cfg->policy, sizeof(p->cfg->policy), v, len);
+}
+
 /* Lowercase copy for the pp_log parsers, which take exact words. */
 static void
 lower(char *dst, size_t size, const char *v, size_t len)
@@ -745,6 +751,7 @@ static const struct key agent_keys[] = {
 	{ "control", agent_control, 0 },
 	{ "control_mode", agent_control_mode, 0 },
 	{ "state_dir", agent_state_dir, 0 },
+	{ "policy", agent_policy, 0 },
 	{ "log_level", agent_log_level, 0 },
 	{ "log_format", agent_log_format, 0 },
 };

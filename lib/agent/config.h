@@ -5,7 +5,8 @@
  * how to fix", all of them, not just the first.  No I/O besides reading the
  * file in pp_cfg_load(); thread-safe.
  *
- *   [agent]      name, control, control_mode, state_dir, log_level, log_format
+ *   [agent]      name, control, control_mode, state_dir, policy, log_level,
+ *                log_format
  *   [signaling]  url, ca, insecure
  *   [room]       name, uuid
  *   [ice]        stun, turn, address (repeatable), port_min, port_max,
@@ -71,6 +72,7 @@ struct pp_cfg {
 	char control[108];		/* "" : default chosen by the agent */
 	unsigned control_mode;		/* default 0600; 0600 or 0660 */
 	char state_dir[1024];		/* "" : default chosen by the agent */
+	char policy[1024];		/* access policy file (docs/policy.md); "": none */
 	int log_level;			/* PP_LOG_* ; default info */
 	int log_json;			/* log_format = text|json */
 	/* [signaling] */

@@ -37,7 +37,7 @@ def free_port(kind=socket.SOCK_STREAM, host="127.0.0.1"):
 
 def write_config(path, name, url, room_uuid, room_name="agent-tests",
                  services=(), compression="none", extra="", control=None,
-                 log_level="info", bind=None, extended=False):
+                 log_level="info", bind=None, extended=False, policy=None):
     """services: (name, port, proto, target_host, target_port) tuples."""
     lines = [
         "[agent]", "name = %s" % name,
@@ -45,6 +45,7 @@ def write_config(path, name, url, room_uuid, room_name="agent-tests",
                                                   name + ".sock")),
         "log_level = %s" % log_level,
         "state_dir = %s" % os.path.join(os.path.dirname(path), name + "-state"),
+    ] + (["policy = %s" % policy] if policy else []) + [
         "",
         "[signaling]", "url = %s" % url, "insecure = yes", "",
         "[room]", "name = %s" % room_name, "uuid = %s" % room_uuid, "",

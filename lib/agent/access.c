@@ -1,0 +1,329 @@
+/*
+ * Admission and authorization for the agent: the policy when there is one,
+ * pinned identity keys when there is not.  See access.h.
+ */
+#include "agent/access.h"
+
+#include "base/error.h"
+#include "base/log.h"
+#include "identity/identity.h"
+#include "policy/policy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SUB "access"
+#define MAX_PINS 4096
+
+struct pin {
+	char name[PP_TUN_NAME_MAX + 1];
+	uint8_t key[PP_ID_PUB_LEN];
+};
+
+struct pp_access {
+	char gateway[PP_TUN_NAME_MAX + 1];	/* our own name, for gateway = */
+	char policy_path[1024];
+	struct pp_policy *policy;
+	struct pp_policy_service svcs[PP_CFG_MAX_SERVICES];
+	char svc_names[PP_CFG_MAX_SERVICES][64];
+	size_t nsvcs;
+	uint8_t hash[PP_POLICY_HASH_LEN];
+	char pin_path[1200];
+	struct pin *pins;
+	size_t npins;
+};
+
+static int64_t
+now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static int
+load_policy(struct pp_access *acc, struct pp_policy **out)
+{
+	struct pp_policy_errors *errs = calloc(1, sizeof(*errs));
+	int rc;
+
+	if (errs == NULL)
+		return -ENOMEM;
+	rc = pp_policy_load(acc->policy_path, acc->svcs, acc->nsvcs, now_s(), out,
+	    errs);
+	if (rc < 0) {
+		size_t shown = errs->n < PP_POLICY_MAX_ERRORS ? errs->n :
+		    PP_POLICY_MAX_ERRORS;
+
+		for (size_t i = 0; i < shown; i++)
+			pp_err(SUB, "%s", errs->msg[i]);
+		if (errs->n > shown)
+			pp_err(SUB, "%s: ... and %zu more", acc->policy_path,
+			    errs->n - shown);
+	}
+	free(errs);
+	return rc;
+}
+
+/* known-peers: "NAME ed25519:KEY" lines; others are skipped. */
+static void
+load_pins(struct pp_access *acc)
+{
+	char line[256];
+	FILE *f = fopen(acc->pin_path, "re");
+
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) && acc->npins < MAX_PINS) {
+		char *sp = strrchr(line, ' '), *nl;
+		struct pin *p = &acc->pins[acc->npins];
+
+		if ((nl = strchr(line, '\n')) != NULL)
+			*nl = '\0';
+		if (sp == NULL || (size_t)(sp - line) > PP_TUN_NAME_MAX ||
+		    pp_id_pub_parse(sp + 1, strlen(sp + 1), p->key) < 0)
+			continue;
+		snprintf(p->name, sizeof(p->name), "%.*s", (int)(sp - line), line);
+		acc->npins++;
+	}
+	fclose(f);
+}
+
+static const struct pin *
+pin_find(const struct pp_access *acc, const char *name)
+{
+	for (size_t i = 0; i < acc->npins; i++)
+		if (strcmp(acc->pins[i].name, name) == 0)
+			return &acc->pins[i];
+	return NULL;
+}
+
+static void
+pin_add(struct pp_access *acc, const char *name, const uint8_t *key)
+{
+	char text[PP_ID_PUB_STRLEN + 1];
+	struct pin *p;
+	FILE *f;
+	int fd;
+
+	if (acc->npins == MAX_PINS)
+		return;
+	p = &acc->pins[acc->npins++];
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	memcpy(p->key, key, PP_ID_PUB_LEN);
+	pp_id_pub_format(key, text, sizeof(text));
+	fd = open(acc->pin_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || (f = fdopen(fd, "a")) == NULL) {
+		pp_warn(SUB, "%s: cannot record %s's key: %s", acc->pin_path, name,
+		    strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	fprintf(f, "%s %s\n", name, text);
+	fclose(f);
+}
+
+int
+pp_access_new(const struct pp_cfg *cfg, const char *state_dir,
+    struct pp_access **out)
+{
+	struct pp_access *acc = calloc(1, sizeof(*acc));
+	int rc;
+
+	if (acc == NULL || (acc->pins = calloc(MAX_PINS, sizeof(*acc->pins))) == NULL) {
+		free(acc);
+		return -ENOMEM;
+	}
+	snprintf(acc->gateway, sizeof(acc->gateway), "%s", cfg->name);
+	for (size_t i = 0; i < cfg->nservices; i++) {
+		snprintf(acc->svc_names[i], sizeof(acc->svc_names[i]), "%s",
+		    cfg->services[i].name);
+		acc->svcs[i].name = acc->svc_names[i];
+		acc->svcs[i].port = cfg->services[i].port;
+		acc->svcs[i].proto = cfg->services[i].proto;
+	}
+	acc->nsvcs = cfg->nservices;
+	snprintf(acc->pin_path, sizeof(acc->pin_path), "%s/known-peers", state_dir);
+	load_pins(acc);
+	if (cfg->policy[0]) {
+		snprintf(acc->policy_path, sizeof(acc->policy_path), "%s", cfg->policy);
+		if ((rc = load_policy(acc, &acc->policy)) < 0) {
+			pp_access_free(acc);
+			return rc;
+		}
+		pp_policy_hash(acc->policy, acc->hash);
+		pp_info(SUB, "policy %s loaded: default deny", acc->policy_path);
+	} else if (cfg->nservices > 0) {
+		pp_warn(SUB, "no [agent] policy: every peer in the room may reach "
+		    "every service shared here; identity keys are pinned on first "
+		    "contact in %s", acc->pin_path);
+	}
+	*out = acc;
+	return 0;
+}
+
+void
+pp_access_free(struct pp_access *acc)
+{
+	if (acc == NULL)
+		return;
+	pp_policy_free(acc->policy);
+	free(acc->pins);
+	free(acc);
+}
+
+int
+pp_access_has_policy(const struct pp_access *acc)
+{
+	return acc->policy != NULL;
+}
+
+int
+pp_access_reload(struct pp_access *acc, int *changed)
+{
+	struct pp_policy *pol;
+	uint8_t hash[PP_POLICY_HASH_LEN];
+	int rc;
+
+	*changed = 0;
+	if (acc->policy_path[0] == '\0')
+		return 0;
+	if ((rc = load_policy(acc, &pol)) < 0) {
+		pp_err(SUB, "policy %s not reloaded: the previous one stays in force",
+		    acc->policy_path);
+		return rc;
+	}
+	pp_policy_hash(pol, hash);
+	*changed = memcmp(hash, acc->hash, sizeof(hash)) != 0;
+	memcpy(acc->hash, hash, sizeof(hash));
+	pp_policy_free(acc->policy);
+	acc->policy = pol;
+	pp_info(SUB, "policy %s reloaded%s", acc->policy_path,
+	    *changed ? "" : " (no change in meaning)");
+	return 0;
+}
+
+int
+pp_access_admit(struct pp_access *acc, const char *name, const uint8_t *pub,
+    char *why, size_t whylen)
+{
+	char have[PP_ID_PUB_STRLEN + 1], want[PP_ID_PUB_STRLEN + 1];
+	uint8_t key[PP_ID_PUB_LEN];
+	const struct pin *pin;
+	int rc;
+
+	if (pub)
+		pp_id_pub_format(pub, have, sizeof(have));
+	if (acc->policy) {
+		rc = pp_policy_peer_key(acc->policy, name, key);
+		if (pub && rc == 0 && CRYPTO_memcmp(key, pub, PP_ID_PUB_LEN) == 0)
+			return 0;
+		if (pub == NULL && rc == PP_EINVAL) {
+			pp_warn(SUB, "peer %s: admitted WITHOUT identity as [legacy %s] "
+			    "of the policy (a v1 peer)", name, name);
+			return 0;
+		}
+		if (rc == 0) {
+			pp_id_pub_format(key, want, sizeof(want));
+			snprintf(why, whylen, "peer %s presents %s but the policy "
+			    "knows it as %s: refused (another device using its "
+			    "name, or a man in the middle)", name,
+			    pub ? have : "no identity", want);
+		} else if (pub) {
+			snprintf(why, whylen, "peer %s (%s) is not in the policy %s: "
+			    "refused; to admit it add [peer %s] with key = %s",
+			    name, have, acc->policy_path, name, have);
+		} else {
+			snprintf(why, whylen, "peer %s has no verified identity (a v1 "
+			    "peer, or one stripped by a man in the middle) and the "
+			    "policy %s has no [legacy %s]: refused", name,
+			    acc->policy_path, name);
+		}
+		return PP_EDENIED;
+	}
+	pin = pin_find(acc, name);
+	if (pin && pub && CRYPTO_memcmp(pin->key, pub, PP_ID_PUB_LEN) == 0)
+		return 0;
+	if (pin) {
+		pp_id_pub_format(pin->key, want, sizeof(want));
+		snprintf(why, whylen, "peer %s was pinned to %s and now presents %s: "
+		    "refused (a man in the middle, or a new device; if the peer "
+		    "really changed its key, delete its line from %s)", name, want,
+		    pub ? have : "no identity", acc->pin_path);
+		return PP_EDENIED;
+	}
+	if (pub) {
+		pin_add(acc, name, pub);
+		pp_info(SUB, "peer %s: identity %s pinned on first contact", name,
+		    have);
+	} else {
+		pp_warn(SUB, "peer %s: no verified identity (v1 peer); admitted "
+		    "because there is no policy", name);
+	}
+	return 0;
+}
+
+int
+pp_access_allow(const struct pp_access *acc, const char *name,
+    const uint8_t *pub, uint16_t port, enum pp_tun_proto proto)
+{
+	struct pp_policy_peer_id who = { name, pub };
+	struct pp_policy_decision d;
+
+	if (acc->policy == NULL)
+		return 1;
+	if (pp_policy_decide(acc->policy, acc->gateway, &who, proto, port,
+	    now_s(), &d) == 0)
+		return 1;
+	pp_debug(SUB, "peer %s port %u/%s: %s", name, port,
+	    pp_tun_proto_name(proto), d.reason);
+	return 0;
+}
+
+int
+pp_access_explain(const struct pp_access *acc, const char *name,
+    const char *service, char *buf, size_t len)
+{
+	struct pp_policy_peer_id who = { name, NULL };
+	enum pp_tun_proto proto = PP_TUN_TCP;
+	uint8_t key[PP_ID_PUB_LEN];
+	unsigned long port = 0;
+	uint16_t p16 = 0;
+	int rc;
+
+	if (acc->policy == NULL) {
+		snprintf(buf, len, "no policy: every peer may use every service\n");
+		return PP_ECONFLICT;
+	}
+	if ((rc = pp_policy_peer_key(acc->policy, name, key)) == 0)
+		who.key = key;
+	else if (rc != PP_EINVAL) {
+		snprintf(buf, len, "%s: no [peer %s] or [legacy %s] in %s\n", name,
+		    name, name, acc->policy_path);
+		return PP_ENOTFOUND;
+	}
+	if ((strncmp(service, "tcp/", 4) == 0 || strncmp(service, "udp/", 4) == 0)) {
+		char *end;
+
+		proto = service[0] == 't' ? PP_TUN_TCP : PP_TUN_UDP;
+		port = strtoul(service + 4, &end, 10);
+		if (*end != '\0' || port == 0 || port > 65535) {
+			snprintf(buf, len, "%s: use a service name, tcp/PORT or "
+			    "udp/PORT\n", service);
+			return PP_ENOTFOUND;
+		}
+		p16 = (uint16_t)port;
+	} else if (pp_policy_service_find(acc->policy, acc->gateway, service,
+	    &proto, &p16) < 0) {
+		snprintf(buf, len, "%s: no such service here or in the policy\n",
+		    service);
+		return PP_ENOTFOUND;
+	}
+	return pp_policy_explain(acc->policy, acc->gateway, &who, proto, p16,
+	    now_s(), buf, len) < 0 ? 0 : 0;
+}

@@ -1,0 +1,53 @@
+/*
+ * Who may come in and what they may reach (docs/identity.md, policy.md).
+ *
+ * With a policy file: a peer is admitted only as one of its entries, a v2
+ * peer by the key its [peer NAME] names, a v1 peer only through a
+ * [legacy NAME]; each service port is then decided by the policy's rules.
+ * Without one: every peer may use every service (v1 behaviour), and the
+ * identity key first seen for a peer name is pinned in the state directory
+ * (known-peers): the same name with another key, or with none (a v2 peer
+ * stripped to v1 by a man in the middle), is refused from then on.
+ *
+ * Thread: the agent's loop thread.  Files are read at new/reload and the
+ * pin file appended to on first contact.
+ */
+#ifndef PP_AGENT_ACCESS_H
+#define PP_AGENT_ACCESS_H
+
+#include "agent/config.h"
+#include "tunnel/proto.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pp_access;
+
+/* Loads the policy named in cfg (if any) and the pinned keys.  Every
+ * policy error is logged as FILE:LINE; PP_ECONFIG then. */
+int pp_access_new(const struct pp_cfg *cfg, const char *state_dir,
+    struct pp_access **out);
+void pp_access_free(struct pp_access *acc);
+
+/* Reads the policy again; on errors keeps the old one (logged).  0, or
+ * PP_ECONFIG.  *changed: whether decisions may differ now. */
+int pp_access_reload(struct pp_access *acc, int *changed);
+
+/* May the peer (pub: its verified key, or NULL) come in at all?  0, or
+ * PP_EDENIED with the reason and the fix in why. */
+int pp_access_admit(struct pp_access *acc, const char *name,
+    const uint8_t *pub, char *why, size_t whylen);
+
+/* May it use port/proto here?  1 or 0. */
+int pp_access_allow(const struct pp_access *acc, const char *name,
+    const uint8_t *pub, uint16_t port, enum pp_tun_proto proto);
+
+int pp_access_has_policy(const struct pp_access *acc);
+
+/* `peerpipe explain`: the policy's reasoning for name (by its policy entry)
+ * and a service (NAME, or tcp/PORT, udp/PORT) into buf.  0, PP_ENOTFOUND
+ * (no such peer or service, said in buf), or PP_ECONFLICT without policy. */
+int pp_access_explain(const struct pp_access *acc, const char *name,
+    const char *service, char *buf, size_t len);
+
+#endif
