@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DEFAULT_CONFIG	"/etc/peerpipe/peerpipe.conf"
 #define CALL_TIMEOUT_MS	5000
@@ -39,6 +40,8 @@ usage(FILE *f)
 "  peers          the peers and their state\n"
 "  services       services shared and consumed, with local addresses\n"
 "  reload         re-read the policy (as SIGHUP does)\n"
+"  bans [--show ID]  peers banned by the IPS or the Sentinel (with evidence)\n"
+"  unban NAME|ID  lift a ban\n"
 "Policy:\n"
 "  explain PEER SERVICE   which rule of the policy decides whether PEER may\n"
 "                 use SERVICE (a name, tcp/PORT or udp/PORT) here, and why\n"
@@ -58,6 +61,7 @@ struct opts {
 	const char *control;
 	const char *log_level;
 	const char *log_format;
+	const char *show;
 	int json;
 };
 
@@ -352,6 +356,26 @@ print_human(const char *cmd, json_t *r)
 		print_services(json_object_get(r, "services"));
 	} else if (strcmp(cmd, "reload") == 0) {
 		printf("policy reloaded\n");
+	} else if (strcmp(cmd, "unban") == 0) {
+		printf("%lld ban(s) lifted\n", jint(r, "lifted"));
+	} else if (strcmp(cmd, "bans") == 0 && json_is_array(r)) {
+		if (json_array_size(r) == 0)
+			printf("(no bans)\n");
+		json_array_foreach(r, i, v) {
+			time_t until = (time_t)jint(v, "until");
+			char ts[32];
+			struct tm tm;
+
+			gmtime_r(&until, &tm);
+			strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			printf("  %-4lld %-20s until %s  %s\n", jint(v, "id"),
+			    jstr(v, "name"), ts, jstr(v, "reason"));
+		}
+	} else if (strcmp(cmd, "bans") == 0) {
+		char *txt = json_dumps(r, JSON_INDENT(2));
+
+		printf("%s\n", txt ? txt : "");
+		free(txt);
 	} else if (strcmp(cmd, "peers") == 0) {
 		if (json_array_size(r) == 0)
 			printf("(no peers yet)\n");
@@ -363,7 +387,7 @@ print_human(const char *cmd, json_t *r)
 }
 
 static int
-ask(const struct opts *o, const char *cmd)
+ask(const struct opts *o, const char *cmd, json_t *args)
 {
 	char path[108], err[512];
 	json_t *result = NULL;
@@ -386,7 +410,7 @@ ask(const struct opts *o, const char *cmd)
 			pp_agent_default_control(cfg->name, path, sizeof(path));
 		free(cfg);
 	}
-	if ((rc = pp_ctl_call(path, cmd, NULL, CALL_TIMEOUT_MS, &result, err,
+	if ((rc = pp_ctl_call(path, cmd, args, CALL_TIMEOUT_MS, &result, err,
 	    sizeof(err))) < 0) {
 		fprintf(stderr, "peerpipe %s: %s\n", cmd, err);
 		return 1;
@@ -410,6 +434,7 @@ main(int argc, char **argv)
 		{ "config", 1, NULL, 'c' }, { "control", 1, NULL, 'C' },
 		{ "json", 0, NULL, 'j' }, { "log-level", 1, NULL, 'l' },
 		{ "log-format", 1, NULL, 'f' }, { "help", 0, NULL, 'h' },
+		{ "show", 1, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o;
@@ -433,9 +458,27 @@ main(int argc, char **argv)
 		case 'j': o.json = 1; break;
 		case 'l': o.log_level = optarg; break;
 		case 'f': o.log_format = optarg; break;
+		case 's': o.show = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (strcmp(cmd, "unban") == 0 || strcmp(cmd, "bans") == 0) {
+		json_t *args = json_object();
+		int rc;
+
+		if (strcmp(cmd, "unban") == 0) {
+			if (argc - optind != 1) {
+				fprintf(stderr, "usage: peerpipe unban NAME|ID [-c FILE]\n");
+				return 2;
+			}
+			json_object_set_new(args, "target", json_string(argv[optind]));
+		} else if (o.show) {
+			json_object_set_new(args, "show", json_integer(atoi(o.show)));
+		}
+		rc = ask(&o, cmd, args);
+		json_decref(args);
+		return rc;
 	}
 	if (strcmp(cmd, "explain") == 0) {
 		if (argc - optind != 2) {
@@ -458,7 +501,7 @@ main(int argc, char **argv)
 		return print_id(&o);
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "peers") == 0 ||
 	    strcmp(cmd, "services") == 0 || strcmp(cmd, "reload") == 0)
-		return ask(&o, cmd);
+		return ask(&o, cmd, NULL);
 	fprintf(stderr, "peerpipe: unknown command \"%s\" (see peerpipe --help)\n",
 	    cmd);
 	return 2;

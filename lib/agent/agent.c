@@ -9,12 +9,14 @@
 #include "agent/agent.h"
 
 #include "agent/access.h"
+#include "agent/bans.h"
 #include "agent/ctl.h"
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "ice/gloop.h"
 #include "identity/identity.h"
+#include "ips/ips.h"
 #include "rtc/pc.h"
 #include "signal/client.h"
 #include "tunnel/tunnel.h"
@@ -23,6 +25,7 @@
 #include <openssl/crypto.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +85,10 @@ struct pp_agent {
 	struct pp_identity *id;
 	char id_text[PP_ID_PUB_STRLEN + 1];
 	struct pp_access *access;
+	struct pp_bans *bans;
+	struct pp_ips *ips;
+	char ips_dir[1100];
+	struct pp_suri_service suri_svcs[PP_CFG_MAX_SERVICES];
 	char state_dir[1024];
 	struct pp_tun_service services[PP_CFG_MAX_SERVICES];
 	char svc_host[PP_CFG_MAX_SERVICES][64];	/* pinned IP literals */
@@ -270,6 +277,163 @@ peer_doom(struct peer *p, const char *fmt, ...)
 	uv_timer_start(&p->a->reaper, reaper_cb, 0, 0);
 }
 
+/* Bans the peer (name and key), records it, and cuts its connection. */
+static void
+peer_ban(struct peer *p, const char *reason, json_t *evidence)
+{
+	struct pp_agent *a = p->a;
+	json_t *arr = json_array(), *ev;
+	int id;
+
+	if (evidence)
+		json_array_append(arr, evidence);
+	id = pp_bans_add(a->bans, p->name, p->identity, a->cfg.ban_seconds, reason,
+	    arr);
+	json_decref(arr);
+	ev = json_pack("{s:s, s:s, s:i, s:i, s:s}", "peer", p->name, "key",
+	    p->identity, "ban_id", id, "seconds", (int)a->cfg.ban_seconds,
+	    "reason", reason);
+	pp_bans_event(a->bans, "ban", ev);
+	json_decref(ev);
+	peer_doom(p, "banned for %u s: %s", a->cfg.ban_seconds, reason);
+}
+
+/* ---- IPS ---- */
+
+static json_t *
+eve_json(const struct pp_eve_event *ev)
+{
+	return json_pack("{s:s, s:s, s:s, s:i, s:s, s:i, s:s, s:I, s:i, s:s, "
+	    "s:s, s:i, s:s}",
+	    "eve_type", ev->type == PP_EVE_DROP ? "drop" : "alert",
+	    "eve_timestamp", ev->timestamp,
+	    "src_ip", ev->src_ip, "src_port", ev->src_port,
+	    "dest_ip", ev->dest_ip, "dest_port", ev->dest_port,
+	    "proto", ev->proto == IPPROTO_UDP ? "UDP" : "TCP",
+	    "flow_id", (json_int_t)ev->flow_id,
+	    "signature_id", (int)ev->signature_id, "signature", ev->signature,
+	    "category", ev->category, "severity", ev->severity,
+	    "action", ev->action == PP_EVE_BLOCKED ? "blocked" : "allowed");
+}
+
+/*
+ * An alert: which forwarded connection was it?  Our socket to the service
+ * is one end of the 5-tuple (the source when the packet went to the
+ * server).  That connection is cut at once and its peer banned.
+ */
+static void
+ips_event(const struct pp_eve_event *ev, void *ctx)
+{
+	struct pp_agent *a = ctx;
+	enum pp_tun_proto proto = ev->proto == IPPROTO_UDP ? PP_TUN_UDP : PP_TUN_TCP;
+	uint16_t ports[2];
+	int nports = 0;
+	json_t *fields = eve_json(ev);
+	struct peer *hit = NULL;
+
+	if (ev->to_server != 0)
+		ports[nports++] = ev->src_port;
+	if (ev->to_server != 1)
+		ports[nports++] = ev->dest_port;
+	for (struct peer *p = a->peers; p && !hit; p = p->next)
+		for (int i = 0; i < nports && !hit; i++)
+			if (p->tun && !p->doomed &&
+			    pp_tun_cut(p->tun, proto, ports[i]))
+				hit = p;
+	if (hit)
+		json_object_set_new(fields, "peer", json_string(hit->name));
+	pp_bans_event(a->bans, ev->type == PP_EVE_DROP ? "drop" : "alert", fields);
+	if (hit) {
+		char reason[320];
+
+		pp_bans_event(a->bans, "cut", fields);
+		snprintf(reason, sizeof(reason), "IPS: %.200s (sid %u)",
+		    ev->signature, ev->signature_id);
+		peer_ban(hit, reason, fields);
+	} else if (ev->type == PP_EVE_ALERT) {
+		pp_info(SUB, "IPS alert %u (%s) matches no open forwarded connection "
+		    "(already cut)", ev->signature_id, ev->signature);
+	}
+	json_decref(fields);
+}
+
+static void
+ips_state(enum pp_ips_state st, const char *reason, void *ctx)
+{
+	struct pp_agent *a = ctx;
+
+	if (st == PP_IPS_READY)
+		pp_info(SUB, "IPS ready (%s): service traffic flows, inspected",
+		    pp_ips_get_mode(a->ips) == PP_IPS_INLINE ? "inline" : "IDS");
+	else
+		pp_warn(SUB, "IPS %s: %s%s", pp_ips_state_name(st), reason ? reason : "",
+		    pp_ips_serving(a->ips) ? "" : " (service traffic held: fail-closed)");
+	if (a->ctl) {
+		json_t *ev = json_pack("{s:s, s:s}", "state", pp_ips_state_name(st),
+		    "reason", reason ? reason : "");
+
+		pp_ctl_broadcast(a->ctl, "ips", ev);
+		json_decref(ev);
+	}
+}
+
+static int
+ips_start(struct pp_agent *a)
+{
+	static const struct pp_ips_ops ops = { ips_state, ips_event };
+	struct pp_ips_config ic;
+	char instance[17], rules[1100], err[512];
+	uint32_t h = 2166136261u;
+	int rc;
+
+	for (const char *c = a->cfg.name; *c; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	for (const char *c = a->state_dir; *c; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	snprintf(instance, sizeof(instance), "pp%08x", h);
+	snprintf(a->ips_dir, sizeof(a->ips_dir), "%s/ips", a->state_dir);
+	if (a->cfg.ips_rules[0])
+		snprintf(rules, sizeof(rules), "%s", a->cfg.ips_rules);
+	else
+		snprintf(rules, sizeof(rules), "%s/peerpipe.rules", PP_RULES_DIR);
+	for (size_t i = 0; i < a->cfg.nservices; i++) {
+		snprintf(a->suri_svcs[i].addr, sizeof(a->suri_svcs[i].addr), "%.45s",
+		    a->svc_host[i]);
+		a->suri_svcs[i].port = a->cfg.services[i].target_port;
+		a->suri_svcs[i].kind = PP_SURI_GENERIC;
+	}
+	memset(&ic, 0, sizeof(ic));
+	ic.instance = instance;
+	ic.state_dir = a->ips_dir;
+	ic.rules_file = rules;
+	ic.et_dir = a->cfg.ips_et_open[0] ? a->cfg.ips_et_open : NULL;
+	ic.et_drop_priority = (int)a->cfg.ips_et_drop_priority;
+	ic.services = a->suri_svcs;
+	ic.nservices = a->cfg.nservices;
+	ic.mode = a->cfg.ips_mode == PP_CFG_IPS_INLINE ? PP_IPS_INLINE :
+	    a->cfg.ips_mode == PP_CFG_IPS_IDS ? PP_IPS_IDS : PP_IPS_AUTO;
+	ic.mark = 0x5000u | (h & 0x0fffu);
+	ic.mark_mask = 0xffffu;
+	ic.queue_num = a->cfg.ips_queue ? (uint16_t)a->cfg.ips_queue :
+	    (uint16_t)(1000 + h % 20000);
+	ic.fail_open = a->cfg.ips_fail_open;
+	if ((rc = pp_ips_new(a->loop, &ic, &ops, a, &a->ips, err, sizeof(err))) < 0 ||
+	    (rc = pp_ips_start(a->ips, err, sizeof(err))) < 0) {
+		pp_err(SUB, "IPS: %s", err);
+		pp_ips_free(a->ips);
+		a->ips = NULL;
+		return rc;
+	}
+	if (pp_ips_get_mode(a->ips) == PP_IPS_IDS)
+		pp_warn(SUB, "IPS in IDS mode (no CAP_NET_ADMIN or no NFQUEUE): "
+		    "Suricata only watches, so an attack CAN reach the service "
+		    "before the gateway cuts the peer");
+	if (a->cfg.ips_fail_open)
+		pp_warn(SUB, "IPS fail-open configured: while Suricata is down, "
+		    "service traffic flows UNINSPECTED");
+	return 0;
+}
+
 /* ---- signaling ---- */
 
 static void
@@ -331,6 +495,14 @@ tun_identity(void *ctx, const uint8_t *pub, char *why, size_t whylen)
 	struct peer *p = ctx;
 	int rc;
 
+	if (p->a->bans) {
+		char key[PP_ID_PUB_STRLEN + 1] = "";
+
+		if (pub)
+			pp_id_pub_format(pub, key, sizeof(key));
+		if ((rc = pp_bans_check(p->a->bans, p->name, key, why, whylen)) < 0)
+			return rc;
+	}
 	if ((rc = pp_access_admit(p->a->access, p->name, pub, why, whylen)) < 0)
 		return rc;
 	if (pub == NULL)
@@ -349,8 +521,51 @@ tun_allow(void *ctx, uint16_t port, enum pp_tun_proto proto)
 	    p->tun ? pp_tun_peer_identity(p->tun) : NULL, port, proto);
 }
 
+static int
+tun_serving(void *ctx)
+{
+	struct peer *p = ctx;
+
+	return p->a->ips == NULL || pp_ips_serving(p->a->ips);
+}
+
+static int
+tun_service_socket(void *ctx, int fd)
+{
+	struct peer *p = ctx;
+
+	return p->a->ips && pp_ips_get_mode(p->a->ips) == PP_IPS_INLINE ?
+	    pp_ips_mark_socket(p->a->ips, fd) : 0;
+}
+
+static void peer_ban(struct peer *p, const char *reason, json_t *evidence);
+
+/* The Sentinel: refused requests for many ports is a port scan (T1046). */
+static void
+tun_refused(void *ctx, uint16_t port, enum pp_tun_proto proto,
+    const char *reason)
+{
+	struct peer *p = ctx;
+	struct pp_agent *a = p->a;
+	char why[200];
+	json_t *ev;
+
+	(void)reason;
+	if (a->bans == NULL || p->doomed || !pp_bans_scan_note(a->bans, p->name,
+	    port, proto == PP_TUN_UDP, pp_now_ms() / 1000, a->cfg.scan_ports,
+	    a->cfg.scan_window))
+		return;
+	snprintf(why, sizeof(why), "port scan: %u distinct ports refused within "
+	    "%u s (MITRE T1046)", a->cfg.scan_ports, a->cfg.scan_window);
+	ev = json_pack("{s:s, s:s, s:i, s:s}", "peer", p->name, "reason", why,
+	    "last_port", port, "technique", "T1046");
+	pp_bans_event(a->bans, "scan", ev);
+	peer_ban(p, why, ev);
+	json_decref(ev);
+}
+
 static const struct pp_tun_ops tun_ops = { tun_ready, tun_fatal, tun_listen,
-    tun_identity, tun_allow };
+    tun_identity, tun_allow, tun_serving, tun_service_socket, tun_refused };
 
 /* ---- peer connection callbacks ---- */
 
@@ -483,6 +698,20 @@ peer_make_pc(struct peer *p)
 	return 0;
 }
 
+/* A banned peer gets no connection from us, and its offers no answer. */
+static int
+peer_banned(struct peer *p)
+{
+	char why[512];
+
+	if (p->a->bans == NULL ||
+	    pp_bans_check(p->a->bans, p->name, p->identity, why, sizeof(why)) == 0)
+		return 0;
+	snprintf(p->last_error, sizeof(p->last_error), "%.250s", why);
+	pp_debug(SUB, "%s", why);
+	return 1;
+}
+
 static void
 peer_offer(struct peer *p)
 {
@@ -513,7 +742,7 @@ on_offer(struct peer *p, const char *sdp, size_t len)
 		peer_release(p);
 	}
 	uv_timer_stop(&p->retry);
-	if (peer_make_pc(p) < 0)
+	if (peer_banned(p) || peer_make_pc(p) < 0)
 		return;
 	if (pp_pc_set_remote_offer(p->pc, sdp, len, &answer, err, sizeof(err)) < 0) {
 		pp_warn(SUB, "peer %s: offer refused: %s", p->name, err);
@@ -968,6 +1197,39 @@ ctl_handle(void *ctx, const char *cmd, json_t *args, char *err, size_t errlen)
 		return peers_json(a);
 	if (strcmp(cmd, "services") == 0)
 		return services_json(a);
+	if (strcmp(cmd, "bans") == 0) {
+		json_t *show = json_object_get(args, "show");
+		json_t *r;
+
+		if (json_is_integer(show)) {
+			if ((r = pp_bans_get(a->bans, (int)json_integer_value(show))) == NULL)
+				snprintf(err, errlen, "no ban %lld (peerpipe bans lists "
+				    "them)", (long long)json_integer_value(show));
+			return r;
+		}
+		return pp_bans_list(a->bans, 0);
+	}
+	if (strcmp(cmd, "unban") == 0) {
+		const char *who = json_string_value(json_object_get(args, "target"));
+		int n;
+
+		if (who == NULL) {
+			snprintf(err, errlen, "unban needs a peer name or a ban id");
+			return NULL;
+		}
+		if ((n = pp_bans_remove(a->bans, who)) < 0) {
+			snprintf(err, errlen, "no ban for \"%s\" (peerpipe bans lists "
+			    "them)", who);
+			return NULL;
+		}
+		pp_info(SUB, "unbanned %s (%d ban(s) lifted)", who, n);
+		/* it may come back now: offer if it is ours to offer */
+		for (struct peer *p = a->peers; p; p = p->next)
+			if (strcmp(p->name, who) == 0 && p->offerer && p->in_room &&
+			    p->pc == NULL)
+				peer_offer(p);
+		return json_pack("{s:i}", "lifted", n);
+	}
 	if (strcmp(cmd, "reload") == 0) {
 		if (pp_agent_reload(a) < 0) {
 			snprintf(err, errlen, "the policy has errors (see the agent's "
@@ -977,7 +1239,7 @@ ctl_handle(void *ctx, const char *cmd, json_t *args, char *err, size_t errlen)
 		return json_pack("{s:b}", "reloaded", 1);
 	}
 	snprintf(err, errlen, "unknown command \"%s\" (status, peers, services, "
-	    "reload, subscribe)", cmd);
+	    "reload, bans, unban, subscribe)", cmd);
 	return NULL;
 }
 
@@ -1209,6 +1471,8 @@ pp_agent_new(uv_loop_t *loop, const struct pp_agent_config *ac,
 	}
 	if ((rc = pp_access_new(&a->cfg, a->state_dir, &a->access)) < 0)
 		goto fail_id;
+	if ((rc = pp_bans_open(a->state_dir, &a->bans)) < 0)
+		goto fail_access;
 	if ((rc = pp_dtls_cert_new("peerpipe", &a->cert)) < 0)
 		goto fail_access;
 	if ((rc = pp_ctl_new(loop, a->control, a->cfg.control_mode, ctl_handle, a,
@@ -1216,8 +1480,11 @@ pp_agent_new(uv_loop_t *loop, const struct pp_agent_config *ac,
 		pp_err(SUB, "control socket %s: %s", a->control, pp_strerror(rc));
 		goto fail_cert;
 	}
-	if ((rc = pp_gloop_new(loop, &a->gl)) < 0)
+	if (a->mode == PP_AGENT_GATEWAY && a->cfg.ips_mode != PP_CFG_IPS_OFF &&
+	    a->cfg.nservices > 0 && (rc = ips_start(a)) < 0)
 		goto fail_ctl;
+	if ((rc = pp_gloop_new(loop, &a->gl)) < 0)
+		goto fail_ips;
 	memset(&sc, 0, sizeof(sc));
 	sc.url = a->cfg.url;
 	sc.insecure = a->cfg.insecure;
@@ -1238,11 +1505,14 @@ pp_agent_new(uv_loop_t *loop, const struct pp_agent_config *ac,
 	/* Handles made so far free themselves once the loop runs again. */
 fail_gloop:
 	pp_gloop_free(a->gl);
+fail_ips:
+	pp_ips_free(a->ips);
 fail_ctl:
 	pp_ctl_free(a->ctl);
 fail_cert:
 	pp_dtls_cert_free(a->cert);
 fail_access:
+	pp_bans_free(a->bans);
 	pp_access_free(a->access);
 fail_id:
 	pp_id_free(a->id);
@@ -1272,6 +1542,9 @@ pp_agent_stop(struct pp_agent *a)
 	pp_sigc_stop(a->sig);
 	pp_ctl_free(a->ctl);
 	a->ctl = NULL;
+	/* after the service connections above: its chains go first */
+	pp_ips_free(a->ips);
+	a->ips = NULL;
 	uv_close((uv_handle_t *)&a->reaper, NULL);
 	uv_close((uv_handle_t *)&a->rejoin, NULL);
 	uv_close((uv_handle_t *)&a->turn_timer, NULL);
@@ -1294,6 +1567,7 @@ pp_agent_free(struct pp_agent *a)
 	pp_dtls_cert_free(a->cert);
 	pp_id_free(a->id);
 	pp_access_free(a->access);
+	pp_bans_free(a->bans);
 	OPENSSL_cleanse(a->sig_turn_cfg, sizeof(a->sig_turn_cfg));
 	OPENSSL_cleanse(a->sig_turn, sizeof(a->sig_turn));
 	free(a);

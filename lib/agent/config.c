@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
-#define MAX_KEYS	8	/* keys of the largest section */
+#define MAX_KEYS	16	/* keys of the largest section */
 
 /* The signaling server's rule for user and room names, for messages (it
  * goes inside printf formats, hence the %%). */
@@ -44,6 +44,7 @@ enum sect {
 	S_SERVICE,
 	S_CONSUME,
 	S_FORWARD,
+	S_IPS,
 	S_SKIP,		/* a broken header: its keys are not checked */
 	S_COUNT_,
 };
@@ -793,8 +794,107 @@ static const struct key forward_keys[] = {
 	{ "listen", forward_listen, 0 },
 };
 
+static void
+ips_mode(struct parser *p, const char *v, size_t len)
+{
+	static const char *const names[] = { "off", "auto", "inline", "ids" };
+	char qb[QBUF];
+
+	for (size_t i = 0; i < NELEM(names); i++)
+		if (pp_ini_word_eq(v, len, names[i])) {
+			p->cfg->ips_mode = (enum pp_cfg_ips_mode)i;
+			return;
+		}
+	err(p, "%smode %s unknown: use off, auto, inline or ids", p->prefix,
+	    q(qb, sizeof(qb), v, len));
+}
+
+static void
+ips_rules(struct parser *p, const char *v, size_t len)
+{
+	set_str(p, "rules", p->cfg->ips_rules, sizeof(p->cfg->ips_rules), v, len);
+}
+
+static void
+ips_et_open(struct parser *p, const char *v, size_t len)
+{
+	set_str(p, "et_open", p->cfg->ips_et_open, sizeof(p->cfg->ips_et_open),
+	    v, len);
+}
+
+/* A whole number in [min, max]. */
+static void
+set_uint(struct parser *p, const char *key, unsigned *dst, unsigned min,
+    unsigned max, const char *v, size_t len)
+{
+	char qb[QBUF];
+	unsigned long n = 0;
+	size_t i;
+
+	for (i = 0; i < len && i < 10 && v[i] >= '0' && v[i] <= '9'; i++)
+		n = n * 10 + (unsigned long)(v[i] - '0');
+	if (len == 0 || i != len || n < min || n > max) {
+		err(p, "%s%s %s: use a whole number from %u to %u", p->prefix, key,
+		    q(qb, sizeof(qb), v, len), min, max);
+		return;
+	}
+	*dst = (unsigned)n;
+}
+
+static void
+ips_et_drop_priority(struct parser *p, const char *v, size_t len)
+{
+	set_uint(p, "et_drop_priority", &p->cfg->ips_et_drop_priority, 0, 4, v, len);
+}
+
+static void
+ips_queue(struct parser *p, const char *v, size_t len)
+{
+	set_uint(p, "queue", &p->cfg->ips_queue, 0, 65535, v, len);
+}
+
+static void
+ips_fail_open(struct parser *p, const char *v, size_t len)
+{
+	set_bool(p, "fail_open", &p->cfg->ips_fail_open, v, len);
+}
+
+static void
+ips_ban_seconds(struct parser *p, const char *v, size_t len)
+{
+	set_uint(p, "ban_seconds", &p->cfg->ban_seconds, 1, 365u * 86400, v, len);
+}
+
+static void
+ips_scan_ports(struct parser *p, const char *v, size_t len)
+{
+	set_uint(p, "scan_ports", &p->cfg->scan_ports, 2, 1000, v, len);
+}
+
+static void
+ips_scan_window(struct parser *p, const char *v, size_t len)
+{
+	set_uint(p, "scan_window", &p->cfg->scan_window, 1, 86400, v, len);
+}
+
+static const struct key ips_keys[] = {
+	{ "mode", ips_mode, 0 },
+	{ "rules", ips_rules, 0 },
+	{ "et_open", ips_et_open, 0 },
+	{ "et_drop_priority", ips_et_drop_priority, 0 },
+	{ "queue", ips_queue, 0 },
+	{ "fail_open", ips_fail_open, 0 },
+	{ "ban_seconds", ips_ban_seconds, 0 },
+	{ "scan_ports", ips_scan_ports, 0 },
+	{ "scan_window", ips_scan_window, 0 },
+};
+
+/* The parser remembers each key's line in an array of MAX_KEYS. */
 #define SECTION(id, name, named, keys) \
 	{ id, name, named, keys, NELEM(keys) }
+_Static_assert(NELEM(agent_keys) <= MAX_KEYS, "raise MAX_KEYS");
+_Static_assert(NELEM(ice_keys) <= MAX_KEYS, "raise MAX_KEYS");
+_Static_assert(NELEM(ips_keys) <= MAX_KEYS, "raise MAX_KEYS");
 static const struct section sections[] = {
 	SECTION(S_AGENT, "agent", 0, agent_keys),
 	SECTION(S_SIGNALING, "signaling", 0, signaling_keys),
@@ -804,10 +904,11 @@ static const struct section sections[] = {
 	SECTION(S_SERVICE, "service", 1, service_keys),
 	SECTION(S_CONSUME, "consume", 0, consume_keys),
 	SECTION(S_FORWARD, "forward", 1, forward_keys),
+	SECTION(S_IPS, "ips", 0, ips_keys),
 };
 
 #define VALID_SECTIONS	"[agent], [signaling], [room], [ice], [tunnel], " \
-			"[service NAME], [consume], [forward NAME]"
+			"[service NAME], [consume], [forward NAME], [ips]"
 
 static int
 key_index(const struct section *sd, const char *key)
@@ -1195,6 +1296,10 @@ pp_cfg_defaults(struct pp_cfg *cfg)
 	cfg->log_level = PP_LOG_INFO;
 	cfg->log_json = 0;
 	cfg->compression = PP_CFG_COMP_NONE;
+	cfg->ips_et_drop_priority = 1;
+	cfg->ban_seconds = 3600;
+	cfg->scan_ports = 5;
+	cfg->scan_window = 60;
 }
 
 int

@@ -15,6 +15,8 @@
  *   [service NAME]  target = HOST:PORT, proto = tcp|udp, port = offered port
  *   [consume]    bind = auto|ADDRESS, peers = NAME, NAME ...
  *   [forward NAME]  peer, port, proto, listen = ADDRESS:PORT (fixed mapping)
+ *   [ips]        mode, rules, et_open, et_drop_priority, queue, fail_open,
+ *                ban_seconds, scan_ports, scan_window
  */
 #ifndef PP_AGENT_CONFIG_H
 #define PP_AGENT_CONFIG_H
@@ -38,6 +40,13 @@ enum pp_cfg_compression {	/* [tunnel] compression */
 	PP_CFG_COMP_ZSTD = PP_CODEC_ZSTD,
 	PP_CFG_COMP_ZSTD_HC = PP_CODEC_ZSTD_HC,
 	PP_CFG_COMP_ADAPTIVE,	/* v2 adaptive, zstd on offer to v1 peers */
+};
+
+enum pp_cfg_ips_mode {		/* [ips] mode */
+	PP_CFG_IPS_OFF,		/* default in this version: no inspection */
+	PP_CFG_IPS_AUTO,	/* inline with CAP_NET_ADMIN, else IDS */
+	PP_CFG_IPS_INLINE,
+	PP_CFG_IPS_IDS,
 };
 
 struct pp_cfg_service {
@@ -107,6 +116,16 @@ struct pp_cfg {
 	/* [forward NAME] ... */
 	struct pp_cfg_forward forwards[PP_CFG_MAX_FORWARDS];
 	size_t nforwards;
+	/* [ips] (docs/ips.md) */
+	enum pp_cfg_ips_mode ips_mode;
+	char ips_rules[1024];		/* "": the shipped rules/peerpipe.rules */
+	char ips_et_open[1024];		/* ET Open rules directory, "": none */
+	unsigned ips_et_drop_priority;	/* ET rules of priority <= this drop; default 1 */
+	unsigned ips_queue;		/* NFQUEUE number; default 0: chosen */
+	int ips_fail_open;
+	unsigned ban_seconds;		/* default 3600 */
+	unsigned scan_ports;		/* Sentinel: refused distinct ports ... */
+	unsigned scan_window;		/* ... within this many seconds: ban; 5 / 60 */
 };
 
 struct pp_cfg_errors {

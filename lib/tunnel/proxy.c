@@ -939,6 +939,8 @@ refuse(struct pp_tun *t, const struct pp_tun_begin *b, const char *reason)
 	char *json = NULL;
 
 	t->st.refused++;
+	if (t->ops.on_refused && b->port_valid && b->proto_valid)
+		t->ops.on_refused(t->ctx, b->port, b->proto, reason);
 	pp_info(SUB, "peer %s asked for port %u/%s: refused (%s)", t->peer_name,
 	    b->port_valid ? b->port : 0, b->proto_valid ?
 	    pp_tun_proto_name(b->proto) : "?", reason);
@@ -971,6 +973,20 @@ pp__px_begin(struct pp_tun *t, const struct pp_tun_begin *b)
 	if (!t->ready || (svc = pp__tun_service(t, b->port, b->proto)) == NULL ||
 	    !pp__tun_allowed(t, b->port, b->proto)) {
 		refuse(t, b, PP_TUN_ACCESS_DENIED);
+		return;
+	}
+	if (t->ops.serving && !t->ops.serving(t->ctx)) {
+		/* Fail closed: nothing reaches a service uninspected. */
+		pp_warn(SUB, "peer %s: port %u/%s refused: the IPS is not ready",
+		    t->peer_name, b->port, pp_tun_proto_name(b->proto));
+		t->st.refused++;
+		{
+			char *json = NULL;
+
+			if (pp_tun_failed_build(b->uuid, PP_TUN_ACCESS_DENIED,
+			    &json) == 0)
+				(void)pp__tun_ctl_send(t, json);
+		}
 		return;
 	}
 	if (pp__px_find(t, b->uuid) != NULL) {
@@ -1036,6 +1052,35 @@ service_ready(struct proxy *px)
 		send_start(px);
 }
 
+static uint16_t
+local_port(const uv_handle_t *h)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	uv_os_fd_t fd;
+	socklen_t sl = (socklen_t)len;
+
+	if (uv_fileno(h, &fd) < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return 0;
+	return ntohs(ss.ss_family == AF_INET6 ?
+	    ((struct sockaddr_in6 *)&ss)->sin6_port :
+	    ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+int
+pp_tun_cut(struct pp_tun *t, enum pp_tun_proto proto, uint16_t lport)
+{
+	for (struct proxy *px = t->proxies; px; px = px->next)
+		if (px->role == PX_PROVIDER && !px->closing && px->proto == proto &&
+		    px->local_port == lport && lport != 0) {
+			pp_warn(SUB, "peer %s: proxy-%s to service %s cut by the IPS",
+			    t->peer_name, px->uuid, px->svc->name);
+			px_close(px, 0);
+			return 1;
+		}
+	return 0;
+}
+
 static void
 on_connect(uv_connect_t *req, int status)
 {
@@ -1051,6 +1096,7 @@ on_connect(uv_connect_t *req, int status)
 		return;
 	}
 	(void)uv_tcp_nodelay(&px->u.tcp, 1);
+	px->local_port = local_port(&px->u.h);
 	service_ready(px);
 }
 
@@ -1077,8 +1123,10 @@ px_dc_open(struct pp_dc *dc, void *ctx)
 		px_close(px, 0);
 		return;
 	}
-	rc = px->proto == PP_TUN_TCP ? uv_tcp_init(t->loop, &px->u.tcp) :
-	    uv_udp_init(t->loop, &px->u.udp);
+	/* _ex: the socket exists now, so the IPS can mark it before connect */
+	rc = px->proto == PP_TUN_TCP ?
+	    uv_tcp_init_ex(t->loop, &px->u.tcp, ss.ss_family) :
+	    uv_udp_init_ex(t->loop, &px->u.udp, ss.ss_family);
 	if (rc < 0) {
 		px_close(px, 0);
 		return;
@@ -1086,6 +1134,18 @@ px_dc_open(struct pp_dc *dc, void *ctx)
 	px->u.h.data = px;
 	px->handles++;
 	px->sock_live = 1;
+	if (t->ops.service_socket) {
+		uv_os_fd_t fd;
+
+		if ((rc = uv_fileno(&px->u.h, &fd)) < 0 ||
+		    (rc = t->ops.service_socket(t->ctx, fd)) < 0) {
+			pp_warn(SUB, "peer %s: service %s: socket refused by the IPS "
+			    "(%s); not connecting", t->peer_name, px->svc->name,
+			    pp_strerror(rc));
+			px_close(px, 0);
+			return;
+		}
+	}
 	if (px->proto == PP_TUN_TCP) {
 		px->connect_req.data = px;
 		rc = uv_tcp_connect(&px->connect_req, &px->u.tcp,
@@ -1093,6 +1153,7 @@ px_dc_open(struct pp_dc *dc, void *ctx)
 	} else if ((rc = uv_udp_connect(&px->u.udp, (struct sockaddr *)&ss)) == 0 &&
 	    (pp__udp_sockbuf(&px->u.udp), 1) &&
 	    (rc = uv_udp_recv_start(&px->u.udp, px_alloc, px_udp_recv)) == 0) {
+		px->local_port = local_port(&px->u.h);
 		service_ready(px);
 	}
 	if (rc < 0) {

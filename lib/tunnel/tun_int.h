@@ -58,6 +58,7 @@ struct proxy {
 	uv_shutdown_t shutdown_req;
 	uv_connect_t connect_req;
 	const struct pp_tun_service *svc;	/* provider */
+	uint16_t local_port;		/* provider: our end of the service socket */
 
 	/* consumer UDP: the session's client and the listener it came to */
 	struct listener *ul;

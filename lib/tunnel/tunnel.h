@@ -112,6 +112,14 @@ struct pp_tun_ops {
 	 * once authenticated, PORTS) and for every BEGIN_PROXY.  NULL: yes.
 	 */
 	int (*allow)(void *ctx, uint16_t port, enum pp_tun_proto proto);
+	/* Gateway IPS hooks, all optional.  serving: may service connections
+	 * be opened now (fail-closed while the IPS is not ready)?  1 or 0.
+	 * service_socket: the socket about to connect to a service (mark it);
+	 * negative refuses.  on_refused: a BEGIN_PROXY we refused (Sentinel). */
+	int (*serving)(void *ctx);
+	int (*service_socket)(void *ctx, int fd);
+	void (*on_refused)(void *ctx, uint16_t port, enum pp_tun_proto proto,
+	    const char *reason);
 };
 
 int pp_tun_new(struct pp_pc *pc, const struct pp_tun_config *cfg,
@@ -126,6 +134,12 @@ void pp_tun_free(struct pp_tun *t);
  * it may no longer use.  Returns how many were closed.
  */
 unsigned pp_tun_policy_changed(struct pp_tun *t);
+/*
+ * Closes at once the forwarded connection whose socket to the service has
+ * this local port (the IPS saw an attack on it).  1 if there was one.
+ */
+int pp_tun_cut(struct pp_tun *t, enum pp_tun_proto proto, uint16_t local_port);
+
 /* The peer's identity key once verified (NULL before, or without one). */
 const uint8_t *pp_tun_peer_identity(const struct pp_tun *t);
 

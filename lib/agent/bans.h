@@ -1,0 +1,56 @@
+/*
+ * The gateway's bans and security events (docs/ips.md, "Reaction").
+ *
+ * A ban keeps a peer out (by user name, and by identity key when it has
+ * one) until it expires; bans live in STATE/bans.json (one JSON object a
+ * line, rewritten whole on change) and so survive restarts.  Each ban keeps
+ * its evidence: the eve records that caused it.
+ *
+ * Security events (alert, cut, ban, scan, unban) go to STATE/security.json,
+ * one eve-compatible JSON object a line ("timestamp", "event_type":
+ * "peerpipe", the 5-tuple fields Suricata uses, and a "peerpipe" object),
+ * so a SIEM that ingests Suricata's eve.json takes them as they are.
+ *
+ * The Sentinel (MITRE T1046): a peer refused for scan_ports distinct ports
+ * within scan_window seconds is scanning.
+ *
+ * Thread: the agent's loop thread.
+ */
+#ifndef PP_AGENT_BANS_H
+#define PP_AGENT_BANS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+struct pp_bans;
+
+int pp_bans_open(const char *state_dir, struct pp_bans **out);
+void pp_bans_free(struct pp_bans *b);
+
+/* Bans name (and key, "" when none) for seconds; evidence (borrowed, may be
+ * NULL) is kept with it.  Returns the new ban's id (> 0) or a negative code. */
+int pp_bans_add(struct pp_bans *b, const char *name, const char *key,
+    unsigned seconds, const char *reason, json_t *evidence);
+/* 0 when neither name nor key (may be NULL) is banned now; else PP_EDENIED
+ * with "banned until ... for ..." in why. */
+int pp_bans_check(struct pp_bans *b, const char *name, const char *key,
+    char *why, size_t whylen);
+/* Lifts the bans of a peer name, or the ban with that id ("17").  Returns
+ * how many, or PP_ENOTFOUND. */
+int pp_bans_remove(struct pp_bans *b, const char *name_or_id);
+/* The current bans (new reference): [{id, name, key, since, until, reason}]
+ * and with evidence when with_evidence. */
+json_t *pp_bans_list(struct pp_bans *b, int with_evidence);
+json_t *pp_bans_get(struct pp_bans *b, int id);	/* with evidence, or NULL */
+
+/* Appends one security event; fields (borrowed) go into its "peerpipe"
+ * object, except src_ip/src_port/dest_ip/dest_port/proto, which go to the
+ * top level as in eve. */
+void pp_bans_event(struct pp_bans *b, const char *event, json_t *fields);
+
+/* Sentinel: notes a refused port of peer name at now_s; 1 when that makes
+ * scan_ports distinct ports within window seconds (then forgets them). */
+int pp_bans_scan_note(struct pp_bans *b, const char *name, uint16_t port,
+    int udp, uint64_t now_s, unsigned scan_ports, unsigned window);
+
+#endif
