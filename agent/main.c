@@ -157,8 +157,11 @@ explain(const struct opts *o, const char *peer, const char *service)
 		pp_agent_default_state_dir(cfg->name, dir, sizeof(dir));
 	if (pp_access_new(cfg, dir, &acc) < 0)
 		goto out;
-	rc = pp_access_explain(acc, peer, service, buf, 16384) < 0 ? 1 : 0;
-	fputs(buf, rc ? stderr : stdout);
+	/* exit 0: allowed, 1: denied (the reasoning on stdout either way),
+	 * 2: no such peer or service */
+	rc = pp_access_explain(acc, peer, service, buf, 16384);
+	fputs(buf, rc == 0 || rc == PP_EDENIED ? stdout : stderr);
+	rc = rc == 0 ? 0 : rc == PP_EDENIED ? 1 : 2;
 out:
 	pp_access_free(acc);
 	free(buf);

@@ -325,5 +325,5 @@ pp_access_explain(const struct pp_access *acc, const char *name,
 		return PP_ENOTFOUND;
 	}
 	return pp_policy_explain(acc->policy, acc->gateway, &who, proto, p16,
-	    now_s(), buf, len) < 0 ? 0 : 0;
+	    now_s(), buf, len);	/* 0 allowed, PP_EDENIED denied */
 }

@@ -45,8 +45,9 @@ int pp_access_allow(const struct pp_access *acc, const char *name,
 int pp_access_has_policy(const struct pp_access *acc);
 
 /* `peerpipe explain`: the policy's reasoning for name (by its policy entry)
- * and a service (NAME, or tcp/PORT, udp/PORT) into buf.  0, PP_ENOTFOUND
- * (no such peer or service, said in buf), or PP_ECONFLICT without policy. */
+ * and a service (NAME, or tcp/PORT, udp/PORT) into buf.  0 (allowed),
+ * PP_EDENIED (denied), PP_ENOTFOUND (no such peer or service, said in buf),
+ * or PP_ECONFLICT without policy. */
 int pp_access_explain(const struct pp_access *acc, const char *name,
     const char *service, char *buf, size_t len);
 

@@ -331,14 +331,32 @@ ips_event(const struct pp_eve_event *ev, void *ctx)
 	json_t *fields = eve_json(ev);
 	struct peer *hit = NULL;
 
-	if (ev->to_server != 0)
-		ports[nports++] = ev->src_port;
-	if (ev->to_server != 1)
-		ports[nports++] = ev->dest_port;
+	const char *svc_ip[2];
+	uint16_t svc_port[2];
+
+	/* Our end of the service connection, and the service's (either may
+	 * be the packet's source). */
+	if (ev->to_server != 0) {
+		ports[nports] = ev->src_port;
+		svc_ip[nports] = ev->dest_ip;
+		svc_port[nports++] = ev->dest_port;
+	}
+	if (ev->to_server != 1) {
+		ports[nports] = ev->dest_port;
+		svc_ip[nports] = ev->src_ip;
+		svc_port[nports++] = ev->src_port;
+	}
+	if (!ev->has_alert || ev->signature_id == 0) {
+		/* a drop no rule asked for (e.g. a memcap): nobody to blame */
+		pp_info(SUB, "IPS dropped a packet without a rule (%s:%u -> %s:%u)",
+		    ev->src_ip, ev->src_port, ev->dest_ip, ev->dest_port);
+		json_decref(fields);
+		return;
+	}
 	for (struct peer *p = a->peers; p && !hit; p = p->next)
 		for (int i = 0; i < nports && !hit; i++)
-			if (p->tun && !p->doomed &&
-			    pp_tun_cut(p->tun, proto, ports[i]))
+			if (p->tun && !p->doomed && pp_tun_cut(p->tun, proto,
+			    ports[i], svc_ip[i], svc_port[i]))
 				hit = p;
 	if (hit)
 		json_object_set_new(fields, "peer", json_string(hit->name));
@@ -551,6 +569,10 @@ tun_refused(void *ctx, uint16_t port, enum pp_tun_proto proto,
 	json_t *ev;
 
 	(void)reason;
+	/* Only refusals of an admitted peer count: before that anyone (a
+	 * signaling server in the middle) could speak in its name. */
+	if (p->state != PEER_CONNECTED)
+		return;
 	if (a->bans == NULL || p->doomed || !pp_bans_scan_note(a->bans, p->name,
 	    port, proto == PP_TUN_UDP, pp_now_ms() / 1000, a->cfg.scan_ports,
 	    a->cfg.scan_window))
@@ -718,7 +740,8 @@ peer_offer(struct peer *p)
 	char err[256], *sdp;
 
 	/* turn_kick() offers once the credentials are in (or not coming) */
-	if (p->pc != NULL || turn_hold(p->a) || peer_make_pc(p) < 0)
+	if (p->pc != NULL || peer_banned(p) || turn_hold(p->a) ||
+	    peer_make_pc(p) < 0)
 		return;
 	if (pp_pc_create_offer(p->pc, &sdp, err, sizeof(err)) < 0) {
 		peer_doom(p, "cannot make an offer: %s", err);
@@ -1253,7 +1276,8 @@ pp_agent_reload(struct pp_agent *a)
 	for (struct peer *p = a->peers; p; p = p->next) {
 		char why[512];
 
-		if (p->tun == NULL || p->doomed || p->state != PEER_CONNECTED)
+		if (p->tun == NULL || p->doomed || (p->state != PEER_CONNECTED &&
+		    p->state != PEER_DISCONNECTED))
 			continue;
 		/* Still admitted at all (a key may have been revoked)? */
 		if (pp_access_admit(a->access, p->name,

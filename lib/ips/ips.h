@@ -11,7 +11,7 @@
  *   - the canary: each time Suricata becomes ready, a marked loopback
  *     connection proves that a drop rule drops before the IPS says READY.
  *
- * How the agent uses it (not wired yet):
+ * How the agent uses it (lib/agent/agent.c: ips_start, ips_event):
  *   1. pp_ips_new() + pp_ips_start() when the gateway starts; serve services
  *      only while pp_ips_serving() says so (READY; or fail-open configured).
  *   2. For every TCP/UDP socket it opens to a service: pp_ips_mark_socket(fd)

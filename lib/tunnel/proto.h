@@ -173,7 +173,7 @@ int pp_tun_ports_build(const struct pp_tun_port *ports, size_t n, char **out);
 struct pp_tun_auth_view {
 	int offerer;			/* the signer made the SDP offer */
 	const char *signer_name, *other_name, *room_uuid;
-	const char *signer_fp, *other_fp;	/* "sha-256 AB:CD:..." */
+	const char *signer_fp, *other_fp;	/* "AB:CD:...", no prefix */
 	const uint8_t *signer_nonce, *other_nonce;	/* PP_TUN_NONCE_LEN */
 };
 int pp_tun_auth_transcript(const struct pp_tun_auth_view *v, char *out,

@@ -1068,11 +1068,16 @@ local_port(const uv_handle_t *h)
 }
 
 int
-pp_tun_cut(struct pp_tun *t, enum pp_tun_proto proto, uint16_t lport)
+pp_tun_cut(struct pp_tun *t, enum pp_tun_proto proto, uint16_t lport,
+    const char *svc_ip, uint16_t svc_port)
 {
+	/* A local port alone is not unique: the kernel may give it to
+	 * connections to different destinations. */
 	for (struct proxy *px = t->proxies; px; px = px->next)
 		if (px->role == PX_PROVIDER && !px->closing && px->proto == proto &&
-		    px->local_port == lport && lport != 0) {
+		    px->local_port == lport && lport != 0 &&
+		    px->svc->target_port == svc_port &&
+		    strcmp(px->svc->host, svc_ip) == 0) {
 			pp_warn(SUB, "peer %s: proxy-%s to service %s cut by the IPS",
 			    t->peer_name, px->uuid, px->svc->name);
 			px_close(px, 0);

@@ -80,7 +80,7 @@ pp__tun_ctl_send(struct pp_tun *t, char *json)
 static void
 fatal(struct pp_tun *t, const char *fmt, ...)
 {
-	char why[256];
+	char why[600];
 	va_list ap;
 
 	if (t->dead)
@@ -393,7 +393,7 @@ become_ready(struct pp_tun *t)
 static void
 identity_known(struct pp_tun *t, const uint8_t *pub)
 {
-	char why[256] = "refused by policy";
+	char why[512] = "refused by policy";
 
 	uv_timer_stop(&t->auth_timer);
 	if (t->ops.on_identity &&

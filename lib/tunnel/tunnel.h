@@ -136,9 +136,11 @@ void pp_tun_free(struct pp_tun *t);
 unsigned pp_tun_policy_changed(struct pp_tun *t);
 /*
  * Closes at once the forwarded connection whose socket to the service has
- * this local port (the IPS saw an attack on it).  1 if there was one.
+ * this local port and goes to svc_ip:svc_port (the IPS saw an attack on
+ * it).  1 if there was one.
  */
-int pp_tun_cut(struct pp_tun *t, enum pp_tun_proto proto, uint16_t local_port);
+int pp_tun_cut(struct pp_tun *t, enum pp_tun_proto proto, uint16_t local_port,
+    const char *svc_ip, uint16_t svc_port);
 
 /* The peer's identity key once verified (NULL before, or without one). */
 const uint8_t *pp_tun_peer_identity(const struct pp_tun *t);

@@ -159,8 +159,11 @@ def test_rights_differ_by_identity(world):
     # explain names the deciding rule
     r = subprocess.run([agent_bin(), "explain", "laptop-bob", "db", "-c",
                         world.gw_conf], capture_output=True, timeout=30)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr      # 1: denied
     assert b"no-contractor-db" in r.stdout and b"deny" in r.stdout.lower()
+    r = subprocess.run([agent_bin(), "explain", "laptop-alice", "db", "-c",
+                        world.gw_conf], capture_output=True, timeout=30)
+    assert r.returncode == 0 and b"engineers" in r.stdout, r.stdout
 
 
 def test_reload_closes_forbidden_keeps_permitted(world):
