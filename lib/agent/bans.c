@@ -40,11 +40,14 @@ iso_now(char *out, size_t len)
 	struct timeval tv;
 	struct tm tm;
 
+	char date[32];
+
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
-	snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+0000",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-	    tm.tm_sec, (long)tv.tv_usec);
+	/* eve's form: 2026-11-25T07:47:42.087866+0000 */
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, len, "%.20s.%06u+0000", date,
+	    (unsigned)(tv.tv_usec % 1000000));
 }
 
 /* Written whole under a temporary name and renamed: never half a file. */
