@@ -191,6 +191,9 @@ pp_access_reload(struct pp_access *acc, int *changed)
 	int rc;
 
 	*changed = 0;
+	/* known-peers may have been edited (a pin deleted on purpose) */
+	acc->npins = 0;
+	load_pins(acc);
 	if (acc->policy_path[0] == '\0')
 		return 0;
 	if ((rc = load_policy(acc, &pol)) < 0) {

@@ -235,6 +235,7 @@ peer_release(struct peer *p)
 	p->doomed = 0;
 	p->awaiting_answer = 0;
 	p->nlisteners = 0;
+	p->identity[0] = '\0';		/* verified again on the next connection */
 	set_state(p, PEER_IDLE);
 }
 
