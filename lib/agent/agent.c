@@ -354,6 +354,14 @@ ips_event(const struct pp_eve_event *ev, void *ctx)
 		json_decref(fields);
 		return;
 	}
+	/* The reaction policy: [ips] react and react_severity. */
+	if ((ev->severity > 0 && (unsigned)ev->severity > a->cfg.ips_react_severity) ||
+	    (a->cfg.ips_react_blocked_only && ev->action != PP_EVE_BLOCKED)) {
+		pp_bans_event(a->bans, ev->type == PP_EVE_DROP ? "drop" : "alert",
+		    fields);
+		json_decref(fields);
+		return;
+	}
 	for (struct peer *p = a->peers; p && !hit; p = p->next)
 		for (int i = 0; i < nports && !hit; i++)
 			if (p->tun && !p->doomed && pp_tun_cut(p->tun, proto,

@@ -877,7 +877,30 @@ ips_scan_window(struct parser *p, const char *v, size_t len)
 	set_uint(p, "scan_window", &p->cfg->scan_window, 1, 86400, v, len);
 }
 
+static void
+ips_react(struct parser *p, const char *v, size_t len)
+{
+	char qb[QBUF];
+
+	if (pp_ini_word_eq(v, len, "alerts"))
+		p->cfg->ips_react_blocked_only = 0;
+	else if (pp_ini_word_eq(v, len, "blocked"))
+		p->cfg->ips_react_blocked_only = 1;
+	else
+		err(p, "%sreact %s unknown: use alerts (cut on every alert) or "
+		    "blocked (only when Suricata dropped the packet)", p->prefix,
+		    q(qb, sizeof(qb), v, len));
+}
+
+static void
+ips_react_severity(struct parser *p, const char *v, size_t len)
+{
+	set_uint(p, "react_severity", &p->cfg->ips_react_severity, 1, 4, v, len);
+}
+
 static const struct key ips_keys[] = {
+	{ "react", ips_react, 0 },
+	{ "react_severity", ips_react_severity, 0 },
 	{ "mode", ips_mode, 0 },
 	{ "rules", ips_rules, 0 },
 	{ "et_open", ips_et_open, 0 },
@@ -1298,6 +1321,7 @@ pp_cfg_defaults(struct pp_cfg *cfg)
 	cfg->compression = PP_CFG_COMP_NONE;
 	cfg->ips_et_drop_priority = 1;
 	cfg->ban_seconds = 3600;
+	cfg->ips_react_severity = 3;
 	cfg->scan_ports = 5;
 	cfg->scan_window = 60;
 }
