@@ -451,6 +451,8 @@ ips_start(struct pp_agent *a)
 		a->ips = NULL;
 		return rc;
 	}
+	pp_info(SUB, "IPS instance %s (netfilter chains PP-%s-*), state %s",
+	    instance, instance, a->ips_dir);
 	if (pp_ips_get_mode(a->ips) == PP_IPS_IDS)
 		pp_warn(SUB, "IPS in IDS mode (no CAP_NET_ADMIN or no NFQUEUE): "
 		    "Suricata only watches, so an attack CAN reach the service "
