@@ -6,10 +6,12 @@
 # attacking connection.  Prints figures; it is not a test and has no
 # pass/fail threshold.  See docs/bench-ips.md.
 #
-#   bench/ips.sh [--build DIR] [--seconds S] [--rr-seconds S] [--attacks N]
-#                [--et-open DIR] [--configs LIST]
+#   bench/ips.sh [--build DIR] [--seconds S] [--rounds N] [--rr-seconds S]
+#                [--attacks N] [--et-open DIR] [--configs LIST]
 #
 #   --seconds S      iperf3 -t per cell (default 10)
+#   --rounds N       each throughput cell N times, configurations in turn;
+#                    the figure is the median (default 3)
 #   --rr-seconds S   rounds of 1 s of round trips and of connections/s,
 #                    configurations in turn (default 5)
 #   --attacks N      attack requests per inline configuration, each from a
@@ -28,6 +30,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$repo/bench/common.sh"
 build=${BUILD:-$repo/build}
 secs=10
+rounds=3
 rr_secs=5
 attacks=5
 et_dir=$repo/../shared/data/et-open
@@ -36,11 +39,12 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--build) build=$2; shift 2 ;;
 	--seconds) secs=$2; shift 2 ;;
+	--rounds) rounds=$2; shift 2 ;;
 	--rr-seconds) rr_secs=$2; shift 2 ;;
 	--attacks) attacks=$2; shift 2 ;;
 	--et-open) et_dir=$2; shift 2 ;;
 	--configs) configs=$2; shift 2 ;;
-	-h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,25p' "$0"; exit 0 ;;
 	*) die "unknown option $1 (--help)" ;;
 	esac
 done
@@ -117,7 +121,7 @@ label() {
 echo "== PeerPipe IPS benchmark =="
 machine_info
 echo "tools      $(iperf3 --version | head -n1 | cut -d' ' -f1-2)$(command -v suricata >/dev/null && echo ", $(suricata -V 2>&1 | sed -n 's/.*Suricata version \([^ ]*\).*/Suricata \1/p')")"
-echo "settings   iperf3 -t $secs, round trips $rr_secs x 1 s, $attacks attacks per inline configuration"
+echo "settings   iperf3 -t $secs x $rounds rounds, round trips $rr_secs x 1 s, $attacks attacks per inline configuration"
 
 # ---- services ----
 iperf_port=$(free_port)
@@ -208,7 +212,8 @@ for c in "${tunnels[@]}"; do
 done
 echo
 
-declare -A R	# R[config,metric]
+declare -A R	# R[config,metric]: the figures of the summary
+declare -A T	# T[config,cell]: one figure per round
 clk=$(getconf CLK_TCK)
 
 # iperf_cell CONFIG NAME ARGS...: one iperf3 run; Gbit/s and the CPU of the
@@ -223,7 +228,7 @@ iperf_cell() {
 	if ! iperf3 -c "${ip_addr[$p]%:*}" -p "${ip_addr[$p]##*:}" -t "$secs" \
 		-J "$@" >"$js" 2>&1; then
 		echo "  $p iperf3 $name: failed: $($py -c 'import json,sys; print(json.load(open(sys.argv[1])).get("error","?"))' "$js" 2>/dev/null || tail -n 3 "$js")"
-		R[$p,$name]=fail
+		T[$p,$name.fail]+=x
 		return
 	fi
 	# shellcheck disable=SC2086  # a pid list
@@ -243,8 +248,8 @@ print("%.3f %.2f %.2f %.2f %.2f" % (e["bits_per_second"] / 1e9,
 		"$js" "$clk" "$((t1 - t0))" "$((b1 - b0))")
 	read -r gbps spgb cores icores others <<<"$out"
 	if [ -z "${fwd_pids[$p]}" ]; then spgb=-; cores=-; fi
-	R[$p,$name]=$gbps
-	R[$p,$name.cpu]=$spgb
+	T[$p,$name]+="$gbps "
+	T[$p,$name.cpu]+="$spgb "
 	printf '  %-6s iperf3 %-3s %7s Gbit/s | forwarders %5s CPU s/GB, %4s cores | iperf3 %s cores | others %s cores\n' \
 		"$p" "$name" "$gbps" "$spgb" "$cores" "$icores" "$others"
 }
@@ -257,15 +262,25 @@ for c in direct off demo et; do has "$c" && all+=("$c"); done
 
 # Throughput: each cell for every configuration in turn, so that other work
 # on the machine hits them alike.
-echo "-- throughput (client -> service is what the rules inspect) --"
-for cell in 1 4 1R; do
-	for c in "${all[@]}"; do
-		case $cell in
-		1) iperf_cell "$c" 1 ;;
-		4) iperf_cell "$c" 4 -P 4 ;;
-		1R) iperf_cell "$c" 1R -R ;;
-		esac
+echo "-- throughput: $rounds rounds, each cell for each configuration in turn --"
+for ((r = 1; r <= rounds; r++)); do
+	echo " round $r"
+	for cell in 1 4 1R; do
+		for c in "${all[@]}"; do
+			case $cell in
+			1) iperf_cell "$c" 1 ;;
+			4) iperf_cell "$c" 4 -P 4 ;;
+			1R) iperf_cell "$c" 1R -R ;;
+			esac
+		done
 	done
+done
+for c in "${all[@]}"; do
+	for cell in 1 4 1R 1.cpu; do
+		R[$c,$cell]=$(tr ' ' '\n' <<<"${T[$c,$cell]:-}" | { grep -v '^-\?$' || true; } | median)
+	done
+	printf '  %-6s medians: 1 stream %s, 4 streams %s, 1 stream -R %s Gbit/s (rounds: %s| %s| %s)\n' \
+		"$c" "${R[$c,1]}" "${R[$c,4]}" "${R[$c,1R]}" "${T[$c,1]:-}" "${T[$c,4]:-}" "${T[$c,1R]:-}"
 done
 
 echo "-- 64-byte round trips and connections/s: $rr_secs rounds of 1 s each, configurations in turn --"
@@ -287,10 +302,10 @@ for ((r = 0; r < rr_secs; r++)); do
 	done
 done
 for c in "${all[@]}"; do
-	R[$c,p50]=$(tr ' ' '\n' <<<"${l50[$c]:-}" | grep . | median)
-	R[$c,p99]=$(tr ' ' '\n' <<<"${l99[$c]:-}" | grep . | median)
-	R[$c,cps]=$(tr ' ' '\n' <<<"${cr[$c]:-}" | grep . | median)
-	R[$c,cps50]=$(tr ' ' '\n' <<<"${c50[$c]:-}" | grep . | median)
+	R[$c,p50]=$(tr ' ' '\n' <<<"${l50[$c]:-}" | { grep . || true; } | median)
+	R[$c,p99]=$(tr ' ' '\n' <<<"${l99[$c]:-}" | { grep . || true; } | median)
+	R[$c,cps]=$(tr ' ' '\n' <<<"${cr[$c]:-}" | { grep . || true; } | median)
+	R[$c,cps50]=$(tr ' ' '\n' <<<"${c50[$c]:-}" | { grep . || true; } | median)
 	printf '  %-6s round trip p50 %s us (rounds: %s), p99 %s us; %s connections/s (rounds: %s)\n' \
 		"$c" "${R[$c,p50]}" "${l50[$c]% }" "${R[$c,p99]}" "${R[$c,cps]}" "${cr[$c]% }"
 done
@@ -392,10 +407,10 @@ for c in demo et; do
 		printf '  attack %d: sid %s %s, %s bytes echoed; eve alert -> cut %s ms, send -> cut %s ms, send -> client sees the close %s ms\n' \
 			"$i" "$sid" "$action" "$echoed" "$v1" "$v2" "$v3"
 	done
-	R[$c,a2c]=$(tr ' ' '\n' <<<"$a2c" | grep . | median)
-	R[$c,a2cmax]=$(tr ' ' '\n' <<<"$a2c" | grep . | sort -g | tail -n 1)
-	R[$c,s2c]=$(tr ' ' '\n' <<<"$s2c" | grep . | median)
-	R[$c,s2x]=$(tr ' ' '\n' <<<"$s2x" | grep . | median)
+	R[$c,a2c]=$(tr ' ' '\n' <<<"$a2c" | { grep . || true; } | median)
+	R[$c,a2cmax]=$(tr ' ' '\n' <<<"$a2c" | { grep . || true; } | sort -g | tail -n 1)
+	R[$c,s2c]=$(tr ' ' '\n' <<<"$s2c" | { grep . || true; } | median)
+	R[$c,s2x]=$(tr ' ' '\n' <<<"$s2x" | { grep . || true; } | median)
 	R[$c,cuts]="$n_ok/$attacks"
 	R[$c,leaked]="$n_echo"
 	bans=$("$agent_bin" bans --control "$state/ips-gw-$c.sock" 2>/dev/null | grep -c 'intr-' || true)
