@@ -88,6 +88,10 @@ struct pp_agent {
 	struct pp_bans *bans;
 	struct pp_ips *ips;
 	char ips_dir[1100];
+	/* flows already cut, so the drop record that follows an alert names
+	 * its peer too */
+	struct { uint64_t flow; char name[PP_TUN_NAME_MAX + 1]; } cut_flows[16];
+	unsigned ncut;
 	struct pp_suri_service suri_svcs[PP_CFG_MAX_SERVICES];
 	char state_dir[1024];
 	struct pp_tun_service services[PP_CFG_MAX_SERVICES];
@@ -367,8 +371,21 @@ ips_event(const struct pp_eve_event *ev, void *ctx)
 			if (p->tun && !p->doomed && pp_tun_cut(p->tun, proto,
 			    ports[i], svc_ip[i], svc_port[i]))
 				hit = p;
-	if (hit)
+	if (hit) {
 		json_object_set_new(fields, "peer", json_string(hit->name));
+		if (ev->flow_id) {
+			unsigned k = a->ncut++ % 16;
+
+			a->cut_flows[k].flow = ev->flow_id;
+			snprintf(a->cut_flows[k].name, sizeof(a->cut_flows[k].name),
+			    "%s", hit->name);
+		}
+	} else if (ev->flow_id) {
+		for (unsigned k = 0; k < 16; k++)
+			if (a->cut_flows[k].flow == ev->flow_id)
+				json_object_set_new(fields, "peer",
+				    json_string(a->cut_flows[k].name));
+	}
 	pp_bans_event(a->bans, ev->type == PP_EVE_DROP ? "drop" : "alert", fields);
 	if (hit) {
 		char reason[320];
