@@ -2,7 +2,9 @@
 
     public 198.51.100.0/24: a bridge in namespace <p>-pub, which also holds
         198.51.100.2 (the signaling server) and 198.51.100.3 (coturn: STUN
-        and TURN); routers' WAN ends are 198.51.100.101 (A), .102 (B)
+        and TURN); routers' WAN ends are 198.51.100.101 (A), .102 (B);
+        its default route leads into a void (what the public side sends to
+        private addresses is lost, as on the internet, instead of failing)
     LAN A 10.1.0.0/24: host <p>-a 10.1.0.2 behind router <p>-ra 10.1.0.1
     LAN B 10.2.0.0/24: host <p>-b 10.2.0.2 behind router <p>-rb 10.2.0.1
         (with nat "none" the LAN is 203.0.113.0/24 and is routed: a public
