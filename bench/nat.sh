@@ -6,9 +6,12 @@
 # See docs/bench-nat.md.
 #
 #   bench/nat.sh [--build DIR] [--runs N] [--bulk-runs N] [--flavours LIST]
+#                [--interleave ROUNDS]
 #
 # LIST is comma-separated A/B pairs of eim, symmetric, none, udp-block
-# (default eim/eim,eim/none,symmetric/symmetric,udp-block/eim).  Use a
+# (default eim/eim,eim/none,symmetric/symmetric,udp-block/eim).  With
+# --interleave only throughput is measured, one run of every flavour per
+# round, so that direct and relayed runs see the same machine.  Use a
 # Release build: sanitizers change the figures.
 set -euo pipefail
 
@@ -19,7 +22,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--build) build=$2; shift 2 ;;
 	--build=*) build=${1#--build=}; shift ;;
-	-h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,15p' "$0"; exit 0 ;;
 	*) args+=("$1"); shift ;;
 	esac
 done

@@ -46,6 +46,34 @@ def one(tmp, fa, fb, transports, timeout, bulk):
         scene.close(check=False)
 
 
+def transports_of(fl):
+    return ("udp", "tcp") if "udp-block" in fl else ("udp",)
+
+
+def interleave(args):
+    flavours = args.flavours.split(",")
+    got = {fl: [] for fl in flavours}
+    for i in range(args.interleave):
+        for fl in flavours:
+            fa, fb = fl.split("/")
+            with tempfile.TemporaryDirectory(prefix="ppnat-") as tmp:
+                r = one(tmp, fa, fb, transports_of(fl), args.timeout,
+                        bulk=True)
+            got[fl].append(r["mbit_s"] if r else None)
+            print("round %d %-20s %s" % (i + 1, fl, "%.0f Mbit/s, %s" % (
+                r["mbit_s"], r["path"]) if r else "no connection"))
+            sys.stdout.flush()
+    print("%-20s %5s %10s %6s %6s" % ("flavour (A/B)", "ok", "Mbit/s p50",
+                                      "min", "max"))
+    for fl in flavours:
+        v = [x for x in got[fl] if x is not None]
+        print("%-20s %2d/%-2d %10s %6s %6s" % (
+            fl, len(v), len(got[fl]),
+            "%.0f" % statistics.median(v) if v else "-",
+            "%.0f" % min(v) if v else "-", "%.0f" % max(v) if v else "-"))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
@@ -53,6 +81,10 @@ def main():
     ap.add_argument("--flavours", default="eim/eim,eim/none,symmetric/symmetric,"
                     "udp-block/eim")
     ap.add_argument("--timeout", type=float, default=40)
+    ap.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
+                    help="throughput only: ROUNDS rounds of one run of every "
+                    "flavour in turn, so that direct and relayed see the same "
+                    "machine")
     args = ap.parse_args()
     why = netns.why_not()
     if why:
@@ -63,12 +95,14 @@ def main():
         platform.node(), os.cpu_count(), platform.release(),
         os.environ.get("PP_AGENT_BIN")))
     print("bulk: %d MiB each way per run" % (test_nat.BULK_BYTES >> 20))
+    if args.interleave:
+        return interleave(args)
     print("%-20s %5s %9s %9s %9s %9s %10s  %s" % (
         "flavour (A/B)", "ok", "setup p50", "setup p99", "wall p50",
         "wall p99", "Mbit/s p50", "path"))
     for fl in args.flavours.split(","):
         fa, fb = fl.split("/")
-        transports = ("udp", "tcp") if "udp-block" in fl else ("udp",)
+        transports = transports_of(fl)
         res = []
         # Flavours that cannot connect are tried twice, not RUNS times.
         for i in range(args.runs):

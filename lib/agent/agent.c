@@ -37,7 +37,8 @@
 #define RETRY_MAX_MS	30000
 #define REJOIN_MS	2000
 #define PROBE_MS	3000
-#define TURN_WAIT_MS	5000		/* offers wait this long for TURN credentials */
+#define TURN_WAIT_MS	5000		/* offers (answers) wait for TURN credentials */
+#define HELD_MAX	48		/* an offer and what trickles behind it */
 
 enum peer_state {
 	PEER_IDLE,		/* no peer connection */
@@ -71,6 +72,12 @@ struct peer {
 	/* what the tunnel reported of the peer's offer */
 	struct pp_tun_listener_info listeners[PP_TUN_MAX_PORTS];
 	size_t nlisteners;
+	/*
+	 * SDP_STATE messages from this peer waiting for our TURN credentials:
+	 * its offer came first (see on_sdp_state), then its candidates.
+	 */
+	json_t *held[HELD_MAX];
+	unsigned nheld;
 };
 
 struct pp_agent {
@@ -818,6 +825,24 @@ on_sdp_state(struct pp_agent *a, json_t *data)
 	if (type == NULL || from == NULL || (p = peer_get(a, from)) == NULL)
 		return;
 	p->in_room = 1;
+	/*
+	 * An offer may overtake the credentials we asked for right behind our
+	 * join (the member we joined offers as soon as it hears of us).
+	 * Answered now, our side would have no relay for this whole attempt:
+	 * it and what trickles behind it wait for turn_kick().
+	 */
+	if (p->nheld > 0 || (strcmp(type, "offer") == 0 && turn_hold(a))) {
+		if (p->nheld == HELD_MAX) {
+			pp_warn(SUB, "peer %s: too many messages while waiting for "
+			    "TURN credentials; one dropped", p->name);
+			return;
+		}
+		if (p->nheld == 0)
+			pp_debug(SUB, "peer %s: offer waits for our TURN "
+			    "credentials", p->name);
+		p->held[p->nheld++] = json_incref(data);
+		return;
+	}
 	if (strcmp(type, "offer") == 0 && json_is_string(sdp)) {
 		on_offer(p, json_string_value(sdp), json_string_length(sdp));
 	} else if (strcmp(type, "answer") == 0 && json_is_string(sdp)) {
@@ -882,10 +907,32 @@ turn_hold(const struct pp_agent *a)
 	return a->turn_waiting && pp_now_ms() >= a->sig_turn_expires_ms;
 }
 
-/* Offers what waited for the credentials. */
+static void
+drop_held(struct peer *p)
+{
+	for (unsigned i = 0; i < p->nheld; i++)
+		json_decref(p->held[i]);
+	p->nheld = 0;
+}
+
+/* Answers and offers what waited for the credentials. */
 static void
 turn_kick(struct pp_agent *a)
 {
+	for (struct peer *p = a->peers; p; p = p->next) {
+		json_t *held[HELD_MAX];
+		unsigned n = p->nheld;
+
+		if (n == 0)
+			continue;
+		memcpy(held, p->held, n * sizeof(held[0]));
+		p->nheld = 0;
+		for (unsigned i = 0; i < n; i++) {
+			if (!a->stopping)
+				on_sdp_state(a, held[i]);
+			json_decref(held[i]);
+		}
+	}
 	for (struct peer *p = a->peers; p; p = p->next)
 		if (p->in_room && p->offerer && p->pc == NULL && !p->doomed &&
 		    !uv_is_active((uv_handle_t *)&p->retry))
@@ -999,8 +1046,9 @@ join(struct pp_agent *a)
 	if (m && pp_sigc_send(a->sig, m) < 0)
 		pp_warn(SUB, "cannot ask to join the room");
 	json_decref(m);
-	/* Right behind the join: the server answers in order, so the
-	 * credentials come before any offer a member could send us. */
+	/* Right behind the join.  The answer may still come after an offer
+	 * from a member (it offers as soon as it hears of us): that offer
+	 * waits for it (on_sdp_state). */
 	turn_request(a);
 }
 
@@ -1029,6 +1077,9 @@ sig_disconnected(void *ctx, const char *why)
 	struct pp_agent *a = ctx;
 
 	a->in_room = 0;
+	/* Offers held for TURN credentials are stale by the next join. */
+	for (struct peer *p = a->peers; p; p = p->next)
+		drop_held(p);
 	pp_warn(SUB, "signaling lost (%s); peer connections stay up, "
 	    "reconnecting", why ? why : "");
 }
@@ -1058,6 +1109,7 @@ sig_message(void *ctx, const char *type, json_t *data)
 		    (p = peer_find(a, json_string_value(v))) != NULL) {
 			/* Its tunnel may well be fine (its signaling dropped). */
 			p->in_room = 0;
+			drop_held(p);
 			uv_timer_stop(&p->retry);
 		}
 	} else if (strcmp(type, "SDP_STATE") == 0) {
@@ -1590,6 +1642,7 @@ pp_agent_stop(struct pp_agent *a)
 		}
 		uv_close((uv_handle_t *)&p->retry, NULL);
 		uv_close((uv_handle_t *)&p->probe, NULL);
+		drop_held(p);
 	}
 	pp_sigc_stop(a->sig);
 	pp_ctl_free(a->ctl);
@@ -1614,6 +1667,7 @@ pp_agent_free(struct pp_agent *a)
 	pp_sigc_free(a->sig);
 	while ((p = a->peers) != NULL) {
 		a->peers = p->next;
+		drop_held(p);
 		free(p);
 	}
 	pp_dtls_cert_free(a->cert);

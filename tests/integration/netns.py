@@ -2,7 +2,9 @@
 
     public 198.51.100.0/24: a bridge in namespace <p>-pub, which also holds
         198.51.100.2 (the signaling server) and 198.51.100.3 (coturn: STUN
-        and TURN); routers' WAN ends are 198.51.100.101 (A), .102 (B)
+        and TURN); routers' WAN ends are 198.51.100.101 (A), .102 (B);
+        its default route leads into a void (what the public side sends to
+        private addresses is lost, as on the internet, instead of failing)
     LAN A 10.1.0.0/24: host <p>-a 10.1.0.2 behind router <p>-ra 10.1.0.1
     LAN B 10.2.0.0/24: host <p>-b 10.2.0.2 behind router <p>-rb 10.2.0.1
         (with nat "none" the LAN is 203.0.113.0/24 and is routed: a public
@@ -47,6 +49,7 @@ SIGNAL_IP = PUBLIC_NET + ".2"
 TURN_IP = PUBLIC_NET + ".3"
 ROUTER_WAN = {"a": PUBLIC_NET + ".101", "b": PUBLIC_NET + ".102"}
 PRIVATE_LAN = {"a": "10.1.0", "b": "10.2.0"}
+SINK_NET = "192.0.2"		# the public namespace's default route: a void
 ROUTED_LAN = {"a": "203.0.113", "b": "203.0.113"}	# only one side is "none"
 PREFIX = "ppn"
 CLONE_NEWNET = 0x40000000
@@ -189,6 +192,25 @@ class Net:
         self._ip("pub", "link", "set", "br0", "up")
         for ip in (SIGNAL_IP, TURN_IP):
             self._ip("pub", "addr", "add", ip + "/24", "dev", "br0")
+        # The rest of "the internet": a default route to a gateway that
+        # is never there (a fixed neighbour entry, so no ARP and no ICMP
+        # error comes back), out of a veth whose other end, in the same
+        # namespace, discards frames not addressed to it.  A server on the
+        # real internet that sends to an address nobody routes to it (a
+        # peer's private host candidate, 10.x) sees the packet vanish;
+        # without a default route sendto() fails with ENETUNREACH instead,
+        # and coturn 4.6 closes the whole relay allocation on any failed
+        # send (tobeclosed in send_data_from_ioa_socket_nbh), which no real
+        # relay would do for such a check.  Nothing leaves the namespace.
+        self._ip("pub", "link", "add", "sink", "type", "veth", "peer", "name",
+                 "sink-end")
+        for dev in ("sink", "sink-end"):
+            self._ip("pub", "link", "set", dev, "up")
+        self._ip("pub", "addr", "add", SINK_NET + ".1/30", "dev", "sink")
+        self._ip("pub", "neigh", "add", SINK_NET + ".2", "lladdr",
+                 "02:00:00:00:00:02", "dev", "sink", "nud", "permanent")
+        self._ip("pub", "route", "add", "default", "via", SINK_NET + ".2",
+                 "dev", "sink")
         for side in ("a", "b"):
             self._router(side)
         # Routed ("none") LANs are reachable from the public segment.
@@ -415,7 +437,7 @@ class Coturn:
                 "no-rfc5780", "no-software-attribute",
                 "pidfile=%s" % os.path.join(tmpdir, "turnserver.pid"),
                 "userdb=%s" % os.path.join(tmpdir, "turndb"),
-                "log-file=stdout", "simple-log",
+                "log-file=stdout", "simple-log", "verbose",
             ]) + "\n")
 
     def start(self, timeout=20):

@@ -242,14 +242,6 @@ def check_path_and_bulk(scene, want, name, timeout=60):
     return cl, gw
 
 
-RELAY_XFAIL = pytest.mark.xfail(
-    reason="libnice 0.1.21 drops what coturn relays back over a UDP TURN "
-    "allocation (ChannelData with the checks' answers is logged as 'DROPPING "
-    "packet from unknown source <relay>:3478') and a relay-to-relay "
-    "CreatePermission ends in 438 then 400: no relayed pair succeeds "
-    "(docs/bench-nat.md)", strict=False)
-
-
 def test_eim_both_sides_goes_direct(scenes):
     scene = scenes("eim", "eim")
     cl, gw = check_path_and_bulk(scene, "direct", "eim/eim")
@@ -265,17 +257,19 @@ def test_public_gateway_goes_direct(scenes):
     assert cl["path"]["remote_addr"] == scene.net.host_ip["b"], cl["path"]
 
 
-@RELAY_XFAIL
 def test_symmetric_both_sides_needs_relay(scenes):
     scene = scenes("symmetric", "symmetric")
     check_path_and_bulk(scene, "relay", "symmetric/symmetric", timeout=40)
 
 
-@RELAY_XFAIL
 def test_udp_blocked_needs_turn_over_tcp(scenes):
     scene = scenes("udp-block", "eim", turn_transports=("udp", "tcp"))
     cl, _ = check_path_and_bulk(scene, "relay", "udp-block/eim", timeout=40)
     assert cl["path"]["local_type"] == "relay", cl["path"]
+    # The client's relay is a TURN-over-TCP allocation (its UDP never gets
+    # out of LAN A): coturn saw a TCP connection from router A.
+    assert "tcp or tls connected to: %s:" % netns.ROUTER_WAN["a"] in \
+        scene.turn.log(), scene.turn.log()[-3000:]
 
 
 def test_symmetric_without_relay_fails_clearly(scenes):
