@@ -217,3 +217,31 @@ def test_protocol_violations_tear_down(world, svc, violation):
         v1.send_control("c-gateway", text="this is not json")
         gw.wait_log(r"peer v1-laptop: bad control message")
     v1.wait("PEER", name="c-gateway", state="closed")
+
+
+def test_no_open_proxy(world, svc):
+    """Exfiltration control (T1048): the gateway connects only where a
+    service entry names, at the address resolved once at start, never to
+    a port a peer asks for; a target given by name is pinned."""
+    bystander = TcpService(echo_handler)   # something else listening here
+    try:
+        gw = world.agent("gateway", "c-gateway", services=[
+            ("echo", 21501, "tcp", "localhost", svc["echo"].port)])
+        gw.wait_log(r"service echo: localhost is 127\.0\.0\.1 \(pinned for "
+                    r"this run\)")
+        v1 = world.v1("v1-laptop", ["--listen-mode", "per-peer"])
+        v1.wait("PEER", name="c-gateway", state="connected")
+        asks = []
+        for port in (bystander.port, 22, svc["udp"].port):
+            u = str(uuid.uuid4())
+            asks.append(u)
+            v1.send_control("c-gateway", message={
+                "type": "BEGIN_PROXY", "port": port, "protocol": "TCP",
+                "uuid": u})
+        for u in asks:
+            assert _wait_failed(v1, u, "ACCESS_DENIED")
+        assert bystander.accepted == 0, "the gateway connected elsewhere"
+        a = addr(v1.wait("LISTEN", peer="c-gateway", port=21501))
+        assert exchange(a, b"named service") == b"named service"
+    finally:
+        bystander.close()
