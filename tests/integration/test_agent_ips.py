@@ -231,3 +231,33 @@ def test_sentinel_bans_a_port_scan(tmp_path, server):
         v1.stop()
         assert gw.stop() == 0
         web.close()
+
+
+def test_suricata_killed_fails_closed_then_resumes(ipsworld):
+    """kill -9 of the gateway's Suricata: service traffic stops (fail-closed),
+    the gateway restarts Suricata, traffic resumes; no chain left behind."""
+    w = ipsworld
+    good = w.client("laptop-good")
+    g = good.wait_listener(GW, 28080)
+    assert http(g, b"/before").endswith(b"ok\n")
+    m = re.findall(r"suricata starting: pid (\d+)", w.gw.log())
+    assert m, w.gw.log_tail()
+    readies = len(re.findall(r"IPS ready \(inline\)", w.gw.log()))
+    os.kill(int(m[-1]), signal.SIGKILL)
+    w.gw.wait_log(r"IPS (down|starting)", timeout=30)
+    # while it is down nothing reaches the service
+    seen = len(w.web.requests)
+    try:
+        reply = http(g, b"/while-down", timeout=3)
+    except OSError:
+        reply = b""
+    if len(re.findall(r"IPS ready \(inline\)", w.gw.log())) == readies:
+        assert not reply.endswith(b"ok\n"), reply
+        assert not any(b"/while-down" in r for r in w.web.requests[seen:])
+    # back, and traffic resumes for the unbanned peer
+    deadline = time.monotonic() + 120
+    while len(re.findall(r"IPS ready \(inline\)", w.gw.log())) == readies:
+        assert time.monotonic() < deadline, w.gw.log_tail()
+        time.sleep(0.1)
+    assert http(g, b"/after").endswith(b"ok\n")
+    assert w.gw.ctl("bans") == []
