@@ -443,8 +443,13 @@ ips_start(struct pp_agent *a)
 		h = (h ^ (uint8_t)*c) * 16777619u;
 	snprintf(instance, sizeof(instance), "pp%08x", h);
 	snprintf(a->ips_dir, sizeof(a->ips_dir), "%s/ips", a->state_dir);
+	/* The configured rules, else the installed ones, else the source tree's
+	 * (a build run in place). */
 	if (a->cfg.ips_rules[0])
 		snprintf(rules, sizeof(rules), "%s", a->cfg.ips_rules);
+	else if (snprintf(rules, sizeof(rules), "%s/peerpipe.rules",
+	    PP_RULES_INSTALL_DIR) > 0 && access(rules, R_OK) == 0)
+		;
 	else
 		snprintf(rules, sizeof(rules), "%s/peerpipe.rules", PP_RULES_DIR);
 	for (size_t i = 0; i < a->cfg.nservices; i++) {
@@ -461,6 +466,7 @@ ips_start(struct pp_agent *a)
 	ic.et_drop_priority = (int)a->cfg.ips_et_drop_priority;
 	ic.services = a->suri_svcs;
 	ic.nservices = a->cfg.nservices;
+	ic.ids_iface = a->cfg.ips_interface[0] ? a->cfg.ips_interface : NULL;
 	ic.mode = a->cfg.ips_mode == PP_CFG_IPS_INLINE ? PP_IPS_INLINE :
 	    a->cfg.ips_mode == PP_CFG_IPS_IDS ? PP_IPS_IDS : PP_IPS_AUTO;
 	ic.mark = 0x5000u | (h & 0x0fffu);
@@ -1346,11 +1352,25 @@ ctl_handle(void *ctx, const char *cmd, json_t *args, char *err, size_t errlen)
 	return NULL;
 }
 
+static void
+ips_reloaded(int status, const char *reason, void *ctx)
+{
+	(void)ctx;
+	if (status < 0)
+		pp_warn(SUB, "IPS rules not reloaded: %s", reason ? reason : "");
+	else
+		pp_info(SUB, "IPS rules reloaded%s%s", reason ? ": " : "",
+		    reason ? reason : "");
+}
+
 int
 pp_agent_reload(struct pp_agent *a)
 {
 	int changed, rc;
 
+	/* The rule files may have changed too (e.g. suricata-update). */
+	if (a->ips && pp_ips_reload(a->ips, ips_reloaded, a) < 0)
+		pp_warn(SUB, "IPS rules not reloaded now: Suricata is not ready");
 	if ((rc = pp_access_reload(a->access, &changed)) < 0 || !changed)
 		return rc;
 	for (struct peer *p = a->peers; p; p = p->next) {

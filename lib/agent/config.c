@@ -898,7 +898,24 @@ ips_react_severity(struct parser *p, const char *v, size_t len)
 	set_uint(p, "react_severity", &p->cfg->ips_react_severity, 1, 4, v, len);
 }
 
+static void
+ips_interface(struct parser *p, const char *v, size_t len)
+{
+	char qb[QBUF];
+
+	/* IFNAMSIZ: 15 characters, no '/', no whitespace */
+	for (size_t i = 0; i < len; i++)
+		if (v[i] == '/' || v[i] == ' ' || v[i] == '\t' || len > 15) {
+			err(p, "%sinterface %s is not a network interface name "
+			    "(like eth0)", p->prefix, q(qb, sizeof(qb), v, len));
+			return;
+		}
+	set_str(p, "interface", p->cfg->ips_interface,
+	    sizeof(p->cfg->ips_interface), v, len);
+}
+
 static const struct key ips_keys[] = {
+	{ "interface", ips_interface, 0 },
 	{ "react", ips_react, 0 },
 	{ "react_severity", ips_react_severity, 0 },
 	{ "mode", ips_mode, 0 },

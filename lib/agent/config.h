@@ -15,7 +15,7 @@
  *   [service NAME]  target = HOST:PORT, proto = tcp|udp, port = offered port
  *   [consume]    bind = auto|ADDRESS, peers = NAME, NAME ...
  *   [forward NAME]  peer, port, proto, listen = ADDRESS:PORT (fixed mapping)
- *   [ips]        mode, rules, et_open, et_drop_priority, queue, fail_open,
+ *   [ips]        mode, interface, rules, et_open, et_drop_priority, queue, fail_open,
  *                react, react_severity, ban_seconds, scan_ports, scan_window
  */
 #ifndef PP_AGENT_CONFIG_H
@@ -123,6 +123,7 @@ struct pp_cfg {
 	unsigned ips_et_drop_priority;	/* ET rules of priority <= this drop; default 1 */
 	unsigned ips_queue;		/* NFQUEUE number; default 0: chosen */
 	int ips_fail_open;
+	char ips_interface[16];		/* IDS mode: interface to watch; "": lo */
 	int ips_react_blocked_only;	/* react = blocked|alerts (default alerts) */
 	unsigned ips_react_severity;	/* cut+ban for severity <= this (1 high..4); 3 */
 	unsigned ban_seconds;		/* default 3600 */

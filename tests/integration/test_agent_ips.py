@@ -261,3 +261,9 @@ def test_suricata_killed_fails_closed_then_resumes(ipsworld):
         time.sleep(0.1)
     assert http(g, b"/after").endswith(b"ok\n")
     assert w.gw.ctl("bans") == []
+    # `peerpipe reload` reloads the rules too, live
+    r = subprocess.run([agent_bin(), "reload", "--control", w.gw.control],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    w.gw.wait_log(r"IPS rules reloaded", timeout=60)
+    assert http(g, b"/after-reload").endswith(b"ok\n")
