@@ -445,13 +445,15 @@ ips_start(struct pp_agent *a)
 	snprintf(a->ips_dir, sizeof(a->ips_dir), "%s/ips", a->state_dir);
 	/* The configured rules, else the installed ones, else the source tree's
 	 * (a build run in place). */
-	if (a->cfg.ips_rules[0])
+	if (a->cfg.ips_rules[0]) {
 		snprintf(rules, sizeof(rules), "%s", a->cfg.ips_rules);
-	else if (snprintf(rules, sizeof(rules), "%s/peerpipe.rules",
-	    PP_RULES_INSTALL_DIR) > 0 && access(rules, R_OK) == 0)
-		;
-	else
-		snprintf(rules, sizeof(rules), "%s/peerpipe.rules", PP_RULES_DIR);
+	} else {
+		snprintf(rules, sizeof(rules), "%s/peerpipe.rules",
+		    PP_RULES_INSTALL_DIR);
+		if (access(rules, R_OK) != 0)
+			snprintf(rules, sizeof(rules), "%s/peerpipe.rules",
+			    PP_RULES_DIR);
+	}
 	for (size_t i = 0; i < a->cfg.nservices; i++) {
 		snprintf(a->suri_svcs[i].addr, sizeof(a->suri_svcs[i].addr), "%.45s",
 		    a->svc_host[i]);

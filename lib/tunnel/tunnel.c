@@ -240,9 +240,12 @@ listener_add(struct pp_tun *t, const char *host, uint16_t port,
 			rc = uv_udp_recv_start(&l->u.udp, udp_alloc, on_udp_recv);
 	}
 	if (rc < 0) {
-		/* uv_*_open failing leaves fd ours; uv_close does not close it */
+		uv_os_fd_t owned;
+
+		/* If uv_*_open failed the handle has no fd and it is still ours
+		 * to close; after a later failure uv_close closes it. */
 		pp_warn(SUB, "listener %s: %s", l->addr, uv_strerror(rc));
-		if (uv_fileno(&l->u.h, &(uv_os_fd_t){ 0 }) != 0)
+		if (uv_fileno(&l->u.h, &owned) != 0)
 			close(fd);
 		uv_close(&l->u.h, listener_closed);
 		return rc;

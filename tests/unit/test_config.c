@@ -284,6 +284,38 @@ test_ipv6(void **state)
 	assert_string_equal(cfg.bind, "fd00::7");
 }
 
+static void
+test_ips_policy_address(void **state)
+{
+	(void)state;
+	/* defaults */
+	assert_ok(BASE);
+	assert_int_equal(cfg.ips_mode, PP_CFG_IPS_OFF);
+	assert_int_equal(cfg.ban_seconds, 3600);
+	assert_int_equal(cfg.scan_ports, 5);
+	assert_int_equal(cfg.scan_window, 60);
+	assert_int_equal(cfg.ips_react_severity, 3);
+	assert_int_equal(cfg.ips_et_drop_priority, 1);
+	assert_string_equal(cfg.policy, "");
+	assert_ok(BASE
+	    "[ips]\nmode = inline\ninterface = eth0\nrules = /etc/pp.rules\n"
+	    "et_open = /var/lib/suricata/rules\net_drop_priority = 2\n"
+	    "queue = 7\nfail_open = yes\nreact = blocked\nreact_severity = 1\n"
+	    "ban_seconds = 60\nscan_ports = 3\nscan_window = 10\n"
+	    "[ice]\naddress = 127.0.0.1\naddress = ::1\n");
+	assert_int_equal(cfg.ips_mode, PP_CFG_IPS_INLINE);
+	assert_string_equal(cfg.ips_interface, "eth0");
+	assert_string_equal(cfg.ips_rules, "/etc/pp.rules");
+	assert_int_equal(cfg.ips_queue, 7);
+	assert_true(cfg.ips_fail_open);
+	assert_true(cfg.ips_react_blocked_only);
+	assert_int_equal(cfg.ips_react_severity, 1);
+	assert_int_equal(cfg.ban_seconds, 60);
+	assert_int_equal(cfg.scan_ports, 3);
+	assert_int_equal(cfg.naddrs, 2);
+	assert_string_equal(cfg.addrs[1], "::1");
+}
+
 struct bad {
 	const char *text;
 	size_t len;		/* 0: strlen(text) */
@@ -308,6 +340,15 @@ static const struct bad bad[] = {
 	{ BASE "= 1\n", 0, 8, "missing key before `=`" },
 	{ BASE "[tunnel]\nCompression = lz4\n", 0, 9, "invalid key \"Compression\": keys are lowercase" },
 	{ "name = x\n" BASE, 0, 1, "key `name` outside a section: put it under its [section] header" },
+	/* [ips], [ice] address, [agent] policy */
+	{ BASE "[ips]\nmode = on\n", 0, 9, "[ips] mode \"on\" unknown: use off, auto, inline or ids" },
+	{ BASE "[ips]\nreact = some\n", 0, 9, "use alerts (cut on every alert) or blocked" },
+	{ BASE "[ips]\nreact_severity = 5\n", 0, 9, "react_severity \"5\": use a whole number from 1 to 4" },
+	{ BASE "[ips]\nscan_ports = 1\n", 0, 9, "scan_ports \"1\": use a whole number from 2 to 1000" },
+	{ BASE "[ips]\nban_seconds = -3\n", 0, 9, "ban_seconds \"-3\": use a whole number" },
+	{ BASE "[ips]\ninterface = eth0/1\n", 0, 9, "is not a network interface name" },
+	{ BASE "[ips]\nmode = ids\nmode = inline\n", 0, 10, "duplicate key `mode`" },
+	{ BASE "[ice]\naddress = my-laptop\n", 0, 9, "[ice] address \"my-laptop\": use an IP address" },
 	{ BASE "[tunnel]\ncompression =\n", 0, 9, "[tunnel] compression is empty: give a value, or remove the line" },
 	{ BASE "[tunnel]\ncompression = \"\"\n", 0, 9, "compression is empty" },
 	/* quoting */
@@ -732,6 +773,7 @@ main(void)
 		cmocka_unit_test(test_turn_from_signaling),
 		cmocka_unit_test(test_quoting_comments),
 		cmocka_unit_test(test_ipv6),
+		cmocka_unit_test(test_ips_policy_address),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_required),
 		cmocka_unit_test(test_many_errors),
