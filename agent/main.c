@@ -376,7 +376,21 @@ print_human(const char *cmd, json_t *r)
 		}
 	} else if (strcmp(cmd, "bans") == 0) {
 		char *txt = json_dumps(r, JSON_INDENT(2));
+		json_t *pcap = json_object_get(r, "pcap");
 
+		printf("ban %lld: %s, %s\n", jint(r, "id"), jstr(r, "name"),
+		    jstr(r, "reason"));
+		if (json_is_object(pcap))
+			printf("evidence pcap: %s (%lld packets, %lld bytes; %lld "
+			    "payload bytes%s)%s\n", jstr(pcap, "path"),
+			    jint(pcap, "packets"), jint(pcap, "bytes"),
+			    jint(pcap, "payload_bytes"),
+			    json_is_true(json_object_get(pcap, "complete")) ?
+			    ", from the connection's start" : ", the last ones",
+			    json_is_false(json_object_get(pcap, "present")) ?
+			    " - REMOVED since (only the newest are kept)" : "");
+		else
+			printf("evidence pcap: none\n");
 		printf("%s\n", txt ? txt : "");
 		free(txt);
 	} else if (strcmp(cmd, "peers") == 0) {
