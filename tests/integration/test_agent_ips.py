@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -68,6 +69,100 @@ def http(addr, path, timeout=10, header=b""):
             out += d
     finally:
         s.close()
+
+
+def read_pcap(path):
+    """The packets of a classic pcap file, parsed here with struct (not by
+    the writer under test): [(proto, src, sport, dst, dport, tcp_flags,
+    payload)].  Raw IPv4/IPv6 (LINKTYPE_RAW 101, IPV4 228, IPV6 229) or
+    Ethernet (1) frames."""
+    with open(path, "rb") as f:
+        data = f.read()
+    magic = data[:4]
+    if magic == b"\xd4\xc3\xb2\xa1":
+        e = "<"
+    elif magic == b"\xa1\xb2\xc3\xd4":
+        e = ">"
+    else:
+        raise AssertionError("%s: not a pcap file (magic %r)" % (path, magic))
+    vmaj, vmin, _, _, snap, linktype = struct.unpack(e + "HHiIII", data[4:24])
+    assert (vmaj, vmin) == (2, 4), (vmaj, vmin)
+    assert linktype in (1, 101, 228, 229), linktype
+    pkts, off = [], 24
+    while off < len(data):
+        _, _, incl, orig = struct.unpack(e + "IIII", data[off:off + 16])
+        assert incl <= orig and off + 16 + incl <= len(data), "truncated pcap"
+        frame = data[off + 16:off + 16 + incl]
+        off += 16 + incl
+        if linktype == 1:
+            frame = frame[14:]
+        if frame[0] >> 4 == 4:
+            ihl = (frame[0] & 15) * 4
+            proto = frame[9]
+            src, dst = (socket.inet_ntop(socket.AF_INET, frame[12:16]),
+                        socket.inet_ntop(socket.AF_INET, frame[16:20]))
+            l4 = frame[ihl:struct.unpack("!H", frame[2:4])[0]]
+        else:
+            proto = frame[6]
+            src, dst = (socket.inet_ntop(socket.AF_INET6, frame[8:24]),
+                        socket.inet_ntop(socket.AF_INET6, frame[24:40]))
+            l4 = frame[40:40 + struct.unpack("!H", frame[4:6])[0]]
+        sport, dport = struct.unpack("!HH", l4[:4])
+        if proto == 6:
+            flags, payload = l4[13], l4[(l4[12] >> 4) * 4:]
+        else:
+            flags, payload = 0, l4[8:]
+        pkts.append((proto, src, sport, dst, dport, flags, payload))
+    return pkts
+
+
+def check_evidence(gw, web_port, marker=b"EVIL 0xdeadc0de"):
+    """The ban's evidence: its eve record, and a pcap of the decrypted flow
+    (listed by `peerpipe bans --show`) that holds the attack on the flow's
+    5-tuple.  Returns the ban."""
+    bans = gw.ctl("bans")
+    assert len(bans) == 1, bans
+    shown = subprocess.run([agent_bin(), "bans", "--show", str(bans[0]["id"]),
+                            "--json", "--control", gw.control],
+                           capture_output=True, timeout=30)
+    ban = json.loads(shown.stdout)
+    ev = ban["evidence"]
+    assert ev and ev[0]["signature_id"] == 9000001, ev
+    eve = ev[0]
+    pcap = ban["pcap"]
+    assert pcap["present"] is True, pcap
+    path = pcap["path"]
+    assert path.endswith("/evidence/%d.pcap" % ban["id"]), path
+    st = os.stat(path)
+    assert st.st_mode & 0o777 == 0o600, oct(st.st_mode)
+    assert st.st_size == pcap["bytes"], (st.st_size, pcap)
+    pkts = read_pcap(path)
+    assert len(pkts) == pcap["packets"], (len(pkts), pcap)
+    # the flow as Suricata saw it: our socket -> the service, over TCP
+    if eve["dest_port"] == web_port:
+        ours = (eve["src_ip"], eve["src_port"])
+    else:
+        ours = (eve["dest_ip"], eve["dest_port"])
+    svc = ("127.0.0.1", web_port)
+    for (proto, src, sport, dst, dport, _, _) in pkts:
+        assert proto == 6
+        assert {(src, sport), (dst, dport)} == {ours, svc}, pkts[:3]
+    attack = [p for p in pkts if marker in p[6]]
+    assert attack, [p[6][:80] for p in pkts]
+    assert (attack[0][1], attack[0][2], attack[0][3], attack[0][4]) == \
+        ours + svc
+    # the plain listing names the file and its size
+    text = subprocess.run([agent_bin(), "bans", "--show", str(ban["id"]),
+                           "--control", gw.control], capture_output=True,
+                          text=True, timeout=30).stdout
+    assert "evidence pcap: %s (%d packets, %d bytes" % (
+        path, pcap["packets"], pcap["bytes"]) in text, text
+    if shutil.which("tcpdump"):
+        r = subprocess.run(["tcpdump", "-nn", "-r", path, "-A"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert marker.decode() in r.stdout
+    return ban
 
 
 def events(agent_state):
@@ -179,11 +274,7 @@ def test_attack_dropped_peer_cut_and_banned(ipsworld):
     # recorded: ban with evidence, eve-compatible security events
     bans = w.gw.ctl("bans")
     assert [x["name"] for x in bans] == ["laptop-evil"]
-    shown = subprocess.run([agent_bin(), "bans", "--show", str(bans[0]["id"]),
-                            "--json", "--control", w.gw.control],
-                           capture_output=True, timeout=30)
-    ev = json.loads(shown.stdout)["evidence"]
-    assert ev and ev[0]["signature_id"] == 9000001
+    check_evidence(w.gw, w.web.port)
     kinds = [e["peerpipe"]["event"] for e in events(w.gw_state)]
     assert "cut" in kinds and "ban" in kinds
     alert = [e for e in events(w.gw_state) if e["peerpipe"]["event"] == "cut"][0]
@@ -211,7 +302,7 @@ def test_sentinel_bans_a_port_scan(tmp_path, server):
     conf = write_config(str(tmp_path / "gw.conf"), GW, url, room,
                         room_name=ROOM_NAME,
                         services=[("web", 28081, "tcp", "127.0.0.1", web.port)],
-                        extra="[ips]\nscan_ports = 4\nscan_window = 60\n")
+                        extra="[ips]\nmode = off\nscan_ports = 4\nscan_window = 60\n")
     gw = AgentProcess("gateway", conf, str(tmp_path), GW)
     v1 = V1Peer(server, room, "v1-scanner", ["--listen-mode", "per-peer"],
                 str(tmp_path))
