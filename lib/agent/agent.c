@@ -450,9 +450,11 @@ ips_state(enum pp_ips_state st, const char *reason, void *ctx)
 {
 	struct pp_agent *a = ctx;
 
-	if (st == PP_IPS_READY)
-		pp_info(SUB, "IPS ready (%s): service traffic flows, inspected",
-		    pp_ips_get_mode(a->ips) == PP_IPS_INLINE ? "inline" : "IDS");
+	if (st == PP_IPS_READY && pp_ips_get_mode(a->ips) == PP_IPS_INLINE)
+		pp_info(SUB, "IPS ready (inline): service traffic flows, inspected");
+	else if (st == PP_IPS_READY)
+		pp_warn(SUB, "IPS ready (IDS): service traffic flows, watched; an "
+		    "attack reaches the service before the gateway cuts the peer");
 	else
 		pp_warn(SUB, "IPS %s: %s%s", pp_ips_state_name(st), reason ? reason : "",
 		    pp_ips_serving(a->ips) ? "" : " (service traffic held: fail-closed)");

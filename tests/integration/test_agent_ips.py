@@ -358,3 +358,111 @@ def test_suricata_killed_fails_closed_then_resumes(ipsworld):
     assert r.returncode == 0, r.stderr
     w.gw.wait_log(r"IPS rules reloaded", timeout=60)
     assert http(g, b"/after-reload").endswith(b"ok\n")
+
+
+# ---- IDS: Suricata only watches (AF_PACKET); the gateway cuts after ----
+#
+# The service listens on 127.0.0.1, so Suricata sniffs `lo` ([ips] interface,
+# the default): AF_PACKET on loopback sees each of the gateway's packets to
+# the service once, checksums are not validated (local traffic), and the
+# capture's BPF filter names only the services and the canary (docs/ips.md).
+
+def ids_attack(w, gw, web, attacker="laptop-evil"):
+    """An attack through the tunnel to a gateway that only watches: it
+    reaches the service, then the channel is cut and the peer banned."""
+    bad = w["client"](attacker)
+    b = bad.wait_listener(GW, 28090)
+    assert http(b, b"/fine").endswith(b"ok\n")
+    try:
+        http(b, b"/search", timeout=15, header=b"X-Note: EVIL 0xdeadc0de\r\n")
+    except OSError:
+        pass    # the cut may come before the answer
+    gw.wait_log(r"cut by the IPS", timeout=30)
+    gw.wait_log(r"peer %s: banned for 600 s: IPS: PEERPIPE demo attack "
+                r"marker" % attacker, timeout=30)
+    # an IDS cannot drop: the service did get the attack
+    assert any(b"EVIL 0xdeadc0de" in r for r in web.requests), web.requests
+    check_evidence(gw, web.port)
+    kinds = [e["peerpipe"]["event"] for e in events(w["state"])]
+    assert "alert" in kinds and "cut" in kinds and "ban" in kinds, kinds
+    # and nothing more gets through for it
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if not http(b, b"/after", timeout=3).endswith(b"ok\n"):
+                break
+        except OSError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the banned peer still reaches the service")
+
+
+@pytest.fixture
+def idsworld(tmp_path, server):
+    w = {"tmp": str(tmp_path), "agents": [],
+         "url": "wss://127.0.0.1:%d/ws" % server.port, "room": new_room(),
+         "web": HttpLog(), "state": os.path.join(str(tmp_path), GW + "-state")}
+
+    def gateway(ips_extra, prefix=()):
+        conf = write_config(
+            os.path.join(w["tmp"], "gw.conf"), GW, w["url"], w["room"],
+            room_name=ROOM_NAME,
+            services=[("web", 28090, "tcp", "127.0.0.1", w["web"].port)],
+            extra="[ips]\n%sban_seconds = 600\n" % ips_extra)
+        a = AgentProcess("gateway", conf, w["tmp"], GW, prefix=prefix)
+        w["agents"].append(a)
+        return a
+
+    def client(name):
+        conf = write_config(os.path.join(w["tmp"], name + ".conf"), name,
+                            w["url"], w["room"], room_name=ROOM_NAME)
+        a = AgentProcess("connect", conf, w["tmp"], name)
+        w["agents"].append(a)
+        return a
+
+    w["gateway"], w["client"] = gateway, client
+    yield w
+    problems = []
+    for a in w["agents"]:
+        alive, rc = a.alive(), a.stop()
+        if alive and rc != 0:
+            problems.append("%s exited %r:\n%s" % (a.name, rc, a.log_tail()))
+        rep = a.sanitizer_report()
+        if rep:
+            problems.append("sanitizer report from %s:\n%s" % (a.name, rep))
+    w["web"].close()
+    assert not problems, "\n\n".join(problems)
+
+
+def test_ids_mode_cuts_and_bans_after_the_attack(idsworld):
+    """[ips] mode = ids (as root, by choice): Suricata sniffs lo, the attack
+    reaches the service, the gateway cuts the channel and bans the peer on
+    the alert, and said loudly at start that this can happen."""
+    w = idsworld
+    gw = w["gateway"]("mode = ids\n")
+    gw.wait_log(r"IPS ready \(IDS\)", timeout=240)
+    log = gw.log()
+    assert "IDS FALLBACK" in log and "CAN REACH THE SERVICE" in log, log
+    assert "inline IPS unavailable" not in log
+    # no netfilter chain of ours in IDS mode
+    m = re.search(r"IPS instance (pp[0-9a-f]+)", log)
+    out = subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
+    assert m and "PP-%s-" % m.group(1) not in out
+    ids_attack(w, gw, w["web"])
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None,
+                    reason="needs setpriv (util-linux)")
+def test_auto_without_cap_net_admin_falls_back_to_ids(idsworld):
+    """The default mode (auto) in a gateway without CAP_NET_ADMIN (dropped
+    from its bounding set by setpriv): no netfilter rules, IDS with a loud
+    warning, and the reaction still cuts and bans."""
+    w = idsworld
+    gw = w["gateway"]("", prefix=["setpriv", "--bounding-set=-net_admin",
+                                  "--inh-caps=-net_admin", "--"])
+    gw.wait_log(r"IPS ready \(IDS\)", timeout=240)
+    log = gw.log()
+    assert re.search(r"inline IPS unavailable: .*CAP_NET_ADMIN", log), log
+    assert "IDS FALLBACK" in log and "CAN REACH THE SERVICE" in log, log
+    ids_attack(w, gw, w["web"])
