@@ -262,10 +262,11 @@ pp_bans_add(struct pp_bans *b, const char *name, const char *key,
 	if (json_array_size(b->bans) >= MAX_BANS)
 		json_array_remove(b->bans, 0);	/* the oldest goes first */
 	id = b->next_id++;
-	v = json_pack("{s:i, s:s, s:s, s:I, s:I, s:s, s:O}", "id", id, "name",
+	/* "o" steals: a reference of ours, a borrowed evidence's or a new one */
+	v = json_pack("{s:i, s:s, s:s, s:I, s:I, s:s, s:o}", "id", id, "name",
 	    name, "key", key ? key : "", "since", now, "until",
 	    now + (json_int_t)seconds, "reason", reason,
-	    "evidence", evidence ? evidence : json_array());
+	    "evidence", evidence ? json_incref(evidence) : json_array());
 	if (v == NULL)
 		return -ENOMEM;
 	if (pcap)
