@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "identity/identity.h"
+#include "ips/suricata.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -94,10 +95,28 @@ check_config(const struct opts *o)
 
 	if (cfg == NULL)
 		return 1;
-	if ((rc = load_config(o->config, cfg)) == 0)
+	if ((rc = load_config(o->config, cfg)) == 0) {
+		static const char *const modes[] = { "off", "auto", "inline",
+		    "ids" };
+		const char *suri = cfg->ips_suricata[0] ? cfg->ips_suricata :
+		    PP_SURI_DEFAULT_BIN;
+
 		printf("%s: OK: agent \"%s\", room \"%s\", %zu service(s) shared, "
-		    "%zu forward(s)\n", o->config, cfg->name, cfg->room_name,
+		    "%zu forward(s)", o->config, cfg->name, cfg->room_name,
 		    cfg->nservices, cfg->nforwards);
+		/* what a gateway of this config does about inspection */
+		if (cfg->nservices > 0 && cfg->ips_mode == PP_CFG_IPS_OFF)
+			printf(", IPS off (a gateway shares them uninspected)");
+		else if (cfg->nservices > 0)
+			printf(", IPS %s", modes[cfg->ips_mode]);
+		printf("\n");
+		if (cfg->nservices > 0 && cfg->ips_mode != PP_CFG_IPS_OFF &&
+		    access(suri, X_OK) != 0)
+			printf("%s: note: %s is not installed here: `peerpipe "
+			    "gateway` with this config refuses to start (install "
+			    "Suricata 7, or set `[ips] mode = off`)\n", o->config,
+			    suri);
+	}
 	free(cfg);
 	return rc == 0 ? 0 : 1;
 }

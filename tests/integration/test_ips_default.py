@@ -61,3 +61,20 @@ def test_agents_sharing_nothing_never_need_suricata(tmp_path, server):
             assert a.stop() == 0, a.log_tail()
         assert a.sanitizer_report() is None, a.sanitizer_report()
         assert os.path.exists(c)
+
+
+def test_check_config_says_what_a_gateway_would_do(tmp_path, server):
+    import subprocess
+    from agents import agent_bin
+    c = conf(tmp_path, server, "gw-check", "[ips]\nsuricata = %s\n" % MISSING)
+    r = subprocess.run([agent_bin(), "check-config", "-c", c],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "1 service(s) shared, 0 forward(s), IPS auto\n" in r.stdout, r.stdout
+    assert "%s is not installed here" % MISSING in r.stdout, r.stdout
+    assert "`[ips] mode = off`" in r.stdout, r.stdout
+    c = conf(tmp_path, server, "gw-check-off", "[ips]\nmode = off\n")
+    r = subprocess.run([agent_bin(), "check-config", "-c", c],
+                       capture_output=True, text=True, timeout=30)
+    assert "IPS off (a gateway shares them uninspected)" in r.stdout, r.stdout
+    assert "not installed" not in r.stdout
