@@ -261,6 +261,8 @@ run_agent(const struct opts *o, enum pp_agent_mode mode)
 		uv_close((uv_handle_t *)&sigint, NULL);
 		uv_close((uv_handle_t *)&sighup, NULL);
 		uv_run(&loop, UV_RUN_DEFAULT);
+		/* the loop's own memory too (a failed start is not a leak) */
+		(void)uv_loop_close(&loop);
 		free(cfg);
 		return 1;
 	}
