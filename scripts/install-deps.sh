@@ -25,6 +25,8 @@ test_pkgs=(libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest
 	python3-websockets python3-aiortc python3-lz4 python3-zstandard procps iproute2)
 # Suricata 7 comes from bookworm-backports (bookworm itself has 6.0).
 ips_pkgs=(suricata iptables)
+# tcpdump reads the gateway's evidence pcaps (the IPS tests check them with it)
+ips_pkgs+=(tcpdump)
 backports_pkgs=(suricata)
 
 want=()

@@ -80,6 +80,7 @@ px_maybe_free(struct proxy *px)
 	if (px->t)
 		px_unlink(px);
 	pp_codec_free(px->codec);
+	pp_tap_free(px->tap);
 	free(px->pending);
 	free(px->batch);
 	free(px);
@@ -474,6 +475,7 @@ px_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	if (n == UV_EOF) {
 		stop_reading(px);
 		px->eof_local = 1;
+		pp_tap_fin(px->tap, PP_TAP_FROM_SERVICE);
 		send_eot(px);
 		return;
 	}
@@ -485,6 +487,7 @@ px_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	px->bytes_out += (uint64_t)n;
 	px->t->st.bytes_out += (uint64_t)n;
+	pp_tap_add(px->tap, PP_TAP_FROM_SERVICE, buf->base, (size_t)n);
 	(void)px_send(px, 0, buf->base, (size_t)n);
 }
 
@@ -668,6 +671,7 @@ px_udp_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *buf,
 	if (px->t == NULL || px->closing || n <= 0 || from == NULL ||
 	    (flags & UV_UDP_PARTIAL))
 		return;
+	pp_tap_add(px->tap, PP_TAP_FROM_SERVICE, buf->base, (size_t)n);
 	px_udp_queue(px, (const uint8_t *)buf->base, (size_t)n);
 }
 
@@ -685,9 +689,10 @@ px_udp_deliver(struct proxy *px, const uint8_t *batch, size_t len)
 		if (px->role == PX_CONSUMER)
 			rc = uv_udp_try_send(&px->ul->u.udp, &b, 1,
 			    (const struct sockaddr *)&px->client);
-		else if (px->sock_live)
-			rc = uv_udp_try_send(&px->u.udp, &b, 1, NULL);
-		else
+		else if (px->sock_live &&
+		    (rc = uv_udp_try_send(&px->u.udp, &b, 1, NULL)) >= 0)
+			pp_tap_add(px->tap, PP_TAP_TO_SERVICE, d, dlen);
+		else if (!px->sock_live)
 			rc = UV_ENOTCONN;
 		if (rc < 0)
 			px_udp_drop(px);
@@ -747,6 +752,7 @@ px_tcp_deliver(struct proxy *px, const uint8_t *data, size_t len)
 		px_close(px, 0);
 		return;
 	}
+	pp_tap_add(px->tap, PP_TAP_TO_SERVICE, data, len);
 	q = uv_stream_get_write_queue_size(&px->u.s);
 	if (q <= PP_TUN_WRITE_HIGH)
 		return;
@@ -825,6 +831,7 @@ px_dc_message(struct pp_dc *dc, int binary, const uint8_t *data, size_t len,
 	if ((flags & PP_FR_EOT) && px->proto == PP_TUN_TCP && !px->eot_recv) {
 		px->eot_recv = 1;
 		if (px->sock_live && !px->shut_wr) {
+			pp_tap_fin(px->tap, PP_TAP_TO_SERVICE);
 			px->shut_wr = 1;
 			px->shutdown_req.data = px;
 			if (uv_shutdown(&px->shutdown_req, &px->u.s, on_shutdown) < 0)
@@ -1052,8 +1059,10 @@ service_ready(struct proxy *px)
 		send_start(px);
 }
 
+/* Our end of the service socket: its port (0 unknown), and its address
+ * into ip when ip is not NULL. */
 static uint16_t
-local_port(const uv_handle_t *h)
+local_end(const uv_handle_t *h, char ip[46])
 {
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
@@ -1062,15 +1071,38 @@ local_port(const uv_handle_t *h)
 
 	if (uv_fileno(h, &fd) < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
 		return 0;
+	if (ip)
+		(void)uv_ip_name((struct sockaddr *)&ss, ip, 46);
 	return ntohs(ss.ss_family == AF_INET6 ?
 	    ((struct sockaddr_in6 *)&ss)->sin6_port :
 	    ((struct sockaddr_in *)&ss)->sin_port);
 }
 
+/* The service socket is connected: learn our end, start the tap. */
+static void
+px_service_connected(struct proxy *px)
+{
+	struct pp_tap_flow f;
+
+	memset(&f, 0, sizeof(f));
+	px->local_port = local_end(&px->u.h, f.local_ip);
+	if (px->t->tap_bytes == 0 || px->local_port == 0)
+		return;
+	f.udp = px->proto == PP_TUN_UDP;
+	f.local_port = px->local_port;
+	snprintf(f.service_ip, sizeof(f.service_ip), "%s", px->svc->host);
+	f.service_port = px->svc->target_port;
+	if ((px->tap = pp_tap_new(px->t->tap_bytes, &f)) == NULL)
+		pp_warn(SUB, "peer %s proxy-%s: no memory for the evidence tap",
+		    px->t->peer_name, px->uuid);
+}
+
 int
 pp_tun_cut(struct pp_tun *t, enum pp_tun_proto proto, uint16_t lport,
-    const char *svc_ip, uint16_t svc_port)
+    const char *svc_ip, uint16_t svc_port, struct pp_tap **tap)
 {
+	if (tap)
+		*tap = NULL;
 	/* A local port alone is not unique: the kernel may give it to
 	 * connections to different destinations. */
 	for (struct proxy *px = t->proxies; px; px = px->next)
@@ -1080,6 +1112,10 @@ pp_tun_cut(struct pp_tun *t, enum pp_tun_proto proto, uint16_t lport,
 		    strcmp(px->svc->host, svc_ip) == 0) {
 			pp_warn(SUB, "peer %s: proxy-%s to service %s cut by the IPS",
 			    t->peer_name, px->uuid, px->svc->name);
+			if (tap) {
+				*tap = px->tap;
+				px->tap = NULL;
+			}
 			px_close(px, 0);
 			return 1;
 		}
@@ -1101,7 +1137,7 @@ on_connect(uv_connect_t *req, int status)
 		return;
 	}
 	(void)uv_tcp_nodelay(&px->u.tcp, 1);
-	px->local_port = local_port(&px->u.h);
+	px_service_connected(px);
 	service_ready(px);
 }
 
@@ -1158,7 +1194,7 @@ px_dc_open(struct pp_dc *dc, void *ctx)
 	} else if ((rc = uv_udp_connect(&px->u.udp, (struct sockaddr *)&ss)) == 0 &&
 	    (pp__udp_sockbuf(&px->u.udp), 1) &&
 	    (rc = uv_udp_recv_start(&px->u.udp, px_alloc, px_udp_recv)) == 0) {
-		px->local_port = local_port(&px->u.h);
+		px_service_connected(px);
 		service_ready(px);
 	}
 	if (rc < 0) {

@@ -681,6 +681,7 @@ pp_tun_new(struct pp_pc *pc, const struct pp_tun_config *cfg,
 	snprintf(t->peer_name, sizeof(t->peer_name), "%s", cfg->peer_name);
 	t->offerer = cfg->offerer;
 	t->v1_start_delay_ms = cfg->v1_start_delay_ms ? cfg->v1_start_delay_ms : 50;
+	t->tap_bytes = cfg->tap_bytes;
 	t->enc_cap = pp_codec_bound(PP_UDPB_CAP);
 	t->enc = malloc(t->enc_cap);
 	t->dec = malloc(PP_FR_PLAIN_MAX);
