@@ -84,6 +84,7 @@ struct pp_dtls {
 	const uint8_t *in_buf;	/* the datagram OpenSSL may read now */
 	size_t in_len;
 	struct dgram *out_head, *out_tail;
+	struct dgram *spare;	/* the last one sent, for the next */
 	unsigned out_count;
 	struct held *held_head, *held_tail;
 	unsigned held_count;
@@ -142,7 +143,11 @@ bio_write(BIO *b, const char *buf, int len)
 		return -1;
 	}
 	cap = n > d->packing ? n : d->packing;
-	if ((t = malloc(sizeof(*t) + cap)) == NULL) {
+	if (d->spare != NULL && d->spare->cap >= cap) {
+		t = d->spare;
+		d->spare = NULL;
+		cap = t->cap;
+	} else if ((t = malloc(sizeof(*t) + cap)) == NULL) {
 		d->bio_err = -ENOMEM;
 		return -1;
 	}
@@ -276,6 +281,7 @@ destroy(struct pp_dtls *d)
 		d->out_head = g->next;
 		free(g);
 	}
+	free(d->spare);
 	held_clear(d);
 	OPENSSL_cleanse(d, sizeof(*d));
 	free(d);
@@ -315,6 +321,10 @@ flush(struct pp_dtls *d)
 			d->out_tail = NULL;
 		d->out_count--;
 		d->ops.send_packet(d->cb_ctx, g->data, g->len);
+		if (d->spare == NULL && g->cap == d->packing) {
+			d->spare = g;	/* no need to wipe: ciphertext */
+			continue;
+		}
 		free(g);
 	}
 }

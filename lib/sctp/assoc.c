@@ -828,8 +828,8 @@ pp_sctp_packet_whole(const uint8_t *buf, size_t len)
 {
 	size_t off = sizeof(struct sctp_common_header);
 
-	if (len < off)
-		return 0;
+	if (len <= off)
+		return 0;	/* no chunk yet */
 	while (off < len) {
 		size_t clen;
 
