@@ -301,7 +301,8 @@ fit_path(struct pp_pc *pc)
 		return;
 	/* Growing: records first, then packets; shrinking: the other way. */
 	if (mtu > pc->path_mtu && (pp_dtls_set_mtu(pc->dtls, mtu) < 0 ||
-	    pp_dtls_set_packing(pc->dtls, PP_DTLS_MAX_PACKED) < 0))
+	    pp_dtls_set_packing(pc->dtls, mtu == PP_DTLS_DEFAULT_MTU ? mtu :
+	    PP_DTLS_MAX_PACKED) < 0))
 		return;
 	if (mtu != PP_DTLS_DEFAULT_MTU) {
 		size_t over = pp_dtls_record_overhead(pc->dtls);
