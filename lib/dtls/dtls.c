@@ -838,25 +838,10 @@ pp_dtls_input(struct pp_dtls *d, const uint8_t *buf, size_t len)
 int
 pp_dtls_send(struct pp_dtls *d, const void *buf, size_t len)
 {
-	struct outcome o;
-	int n;
-
-	if (d->state != PP_DTLS_CONNECTED || d->doomed)
-		return PP_ECONFLICT;
-	if (buf == NULL || len == 0)
-		return PP_EINVAL;
-	if (len > pp_dtls_max_payload(d))
+	if (d->state == PP_DTLS_CONNECTED && !d->doomed && buf != NULL &&
+	    len > pp_dtls_max_payload(d))
 		return PP_ETOOBIG;
-	enter(d);
-	clear_errors();
-	n = SSL_write(d->ssl, buf, (int)len);
-	o = outcome_of(d, n);
-	flush(d);
-	if (n > 0)
-		return leave(d, 0);
-	/* Only our BIO can refuse; the connection cannot go on without it. */
-	ssl_failed(d, o, "DTLS write");
-	return leave(d, d->bio_err ? d->bio_err : PP_EPROTO);
+	return pp_dtls_send_records(d, buf, len, len ? len : 1);
 }
 
 int
