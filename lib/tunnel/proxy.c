@@ -329,17 +329,22 @@ stop_reading(struct proxy *px)
 /*
  * Frames and sends one message.  0 when it went out or waits in pending
  * (then reading stops until it has gone); negative after closing the proxy.
+ * With room, data[-1] is ours to write: a raw message is framed in place
+ * instead of copied.
  */
 static int
-px_send(struct proxy *px, unsigned flags, const void *data, size_t len)
+px_send(struct proxy *px, unsigned flags, uint8_t *data, size_t len, int room)
 {
 	struct pp_tun *t = px->t;
+	const uint8_t *msg = t->enc;
 	ssize_t n;
 	int rc;
 
 	if (px->dc == NULL)
 		return PP_ECONFLICT;
-	n = pp_codec_encode(px->codec, flags, data, len, t->enc, t->enc_cap);
+	n = room ? pp_codec_encode_inplace(px->codec, flags, data, len, t->enc,
+	    t->enc_cap, &msg) :
+	    pp_codec_encode(px->codec, flags, data, len, t->enc, t->enc_cap);
 	if (n < 0) {
 		pp_warn(SUB, "peer %s proxy-%s: cannot encode: %s", t->peer_name,
 		    px->uuid, pp_strerror((int)n));
@@ -347,7 +352,7 @@ px_send(struct proxy *px, unsigned flags, const void *data, size_t len)
 		return (int)n;
 	}
 	if (px->pending == NULL &&
-	    (rc = pp_dc_send_binary(px->dc, t->enc, (size_t)n)) != -EAGAIN) {
+	    (rc = pp_dc_send_binary(px->dc, msg, (size_t)n)) != -EAGAIN) {
 		if (rc < 0) {
 			pp_warn(SUB, "peer %s proxy-%s: send failed: %s",
 			    t->peer_name, px->uuid, pp_strerror(rc));
@@ -374,7 +379,7 @@ px_send(struct proxy *px, unsigned flags, const void *data, size_t len)
 		px_close(px, 0);
 		return -ENOMEM;
 	}
-	memcpy(px->pending, t->enc, (size_t)n);
+	memcpy(px->pending, msg, (size_t)n);
 	px->pending_len = (size_t)n;
 	px->blocked = 1;
 	stop_reading(px);
@@ -389,7 +394,7 @@ send_eot(struct proxy *px)
 		px->pending_eot = 1;
 		return;
 	}
-	if (px_send(px, PP_FR_EOT, NULL, 0) < 0)
+	if (px_send(px, PP_FR_EOT, NULL, 0, 0) < 0)
 		return;
 	px->eot_sent = 1;
 	if (px->eot_recv)
@@ -404,7 +409,8 @@ flow_sync(struct proxy *px)
 	    px->pause_want == px->pause_sent)
 		return;
 	px->pause_sent = px->pause_want;
-	(void)px_send(px, px->pause_want ? PP_FR_PAUSE : PP_FR_RESUME, NULL, 0);
+	(void)px_send(px, px->pause_want ? PP_FR_PAUSE : PP_FR_RESUME, NULL,
+	    0, 0);
 }
 
 /* Offers the pending message again; 0 when nothing waits any more. */
@@ -459,8 +465,9 @@ px_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 	(void)hint;
 	/* v1 peers read 16 KiB and may expect no more; between our own,
-	 * bigger messages mean fewer of everything per byte. */
-	*buf = uv_buf_init((char *)px->t->rbuf, px->proto == PP_TUN_UDP ?
+	 * bigger messages mean fewer of everything per byte.  One byte of
+	 * room before it: px_send frames a raw message there. */
+	*buf = uv_buf_init((char *)px->t->rbuf + 1, px->proto == PP_TUN_UDP ?
 	    PP_UDPB_DGRAM_MAX : px->t->settings.version >= 2 ?
 	    PP_TUN_READ_SIZE_V2 : PP_TUN_READ_SIZE);
 }
@@ -488,7 +495,7 @@ px_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	px->bytes_out += (uint64_t)n;
 	px->t->st.bytes_out += (uint64_t)n;
 	pp_tap_add(px->tap, PP_TAP_FROM_SERVICE, buf->base, (size_t)n);
-	(void)px_send(px, 0, buf->base, (size_t)n);
+	(void)px_send(px, 0, (uint8_t *)buf->base, (size_t)n, 1);
 }
 
 /* Reads the socket again if nothing holds it back. */
@@ -543,7 +550,7 @@ px_udp_flush(struct proxy *px)
 	    !px->started)
 		return;
 	uv_timer_stop(&px->flush);
-	if (px_send(px, 0, px->batch->buf, px->batch->len) == 0)
+	if (px_send(px, 0, px->batch->buf, px->batch->len, 0) == 0)
 		pp_udpb_reset(px->batch);
 }
 
@@ -732,11 +739,24 @@ px_tcp_deliver(struct proxy *px, const uint8_t *data, size_t len)
 	struct wreq *w;
 	uv_buf_t b;
 	size_t q;
+	int r;
 
 	if (!px->sock_live || px->shut_wr) {
 		pp_warn(SUB, "peer %s proxy-%s: data %s; closing", t->peer_name,
 		    px->uuid, px->shut_wr ? "after EOT" : "before the service "
 		    "was connected");
+		px_close(px, 0);
+		return;
+	}
+	pp_tap_add(px->tap, PP_TAP_TO_SERVICE, data, len);
+	/* Straight to the socket when it takes it; only the rest waits. */
+	b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);	/* read only */
+	if ((r = uv_try_write(&px->u.s, &b, 1)) >= 0) {
+		data += r, len -= (size_t)r;
+		if (len == 0)
+			return;
+	} else if (r != UV_EAGAIN) {
+		pp_debug(SUB, "proxy-%s: write: %s", px->uuid, uv_strerror(r));
 		px_close(px, 0);
 		return;
 	}
@@ -752,7 +772,6 @@ px_tcp_deliver(struct proxy *px, const uint8_t *data, size_t len)
 		px_close(px, 0);
 		return;
 	}
-	pp_tap_add(px->tap, PP_TAP_TO_SERVICE, data, len);
 	q = uv_stream_get_write_queue_size(&px->u.s);
 	if (q <= PP_TUN_WRITE_HIGH)
 		return;
@@ -794,13 +813,15 @@ px_dc_message(struct pp_dc *dc, int binary, const uint8_t *data, size_t len,
 {
 	struct proxy *px = ctx;
 	struct pp_tun *t = px->t;
+	const uint8_t *plain;
 	unsigned flags = 0;
 	ssize_t n;
 
 	(void)dc, (void)binary;
 	if (t == NULL || px->closing)
 		return;
-	n = pp_codec_decode(px->codec, data, len, &flags, t->dec, PP_FR_PLAIN_MAX);
+	n = pp_codec_decode_ref(px->codec, data, len, &flags, t->dec,
+	    PP_FR_PLAIN_MAX, &plain);
 	if (n < 0) {
 		pp_warn(SUB, "peer %s proxy-%s: undecodable message (%s); closing",
 		    t->peer_name, px->uuid, pp_strerror((int)n));
@@ -822,9 +843,9 @@ px_dc_message(struct pp_dc *dc, int binary, const uint8_t *data, size_t len,
 		px->bytes_in += (uint64_t)n;
 		t->st.bytes_in += (uint64_t)n;
 		if (px->proto == PP_TUN_TCP)
-			px_tcp_deliver(px, t->dec, (size_t)n);
+			px_tcp_deliver(px, plain, (size_t)n);
 		else
-			px_udp_deliver(px, t->dec, (size_t)n);
+			px_udp_deliver(px, plain, (size_t)n);
 		if (px->closing)
 			return;
 	}
@@ -1036,7 +1057,7 @@ send_start(struct proxy *px)
 {
 	if (px->closing)
 		return;
-	if (px_send(px, PP_FR_START, NULL, 0) < 0)
+	if (px_send(px, PP_FR_START, NULL, 0, 0) < 0)
 		return;
 	px_started(px);
 }
