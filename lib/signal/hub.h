@@ -90,6 +90,23 @@ struct pp_sig_turn_config {
 int pp_sig_hub_set_turn(struct pp_sig_hub *hub,
     const struct pp_sig_turn_config *cfg);
 
+/*
+ * v2 authentication (docs/signaling.md): a client that asks AUTH_CHALLENGE
+ * gets a nonce and may sign its join with its identity key.  The first key
+ * that signs for a user name in a room binds the name to it for the
+ * server's lifetime (not only the room's): the name is refused to any other
+ * key and to unsigned (v1) joins.  require: refuse unsigned joins.
+ */
+struct pp_sig_auth_config {
+	int require;
+	unsigned max_bindings;		/* 0: PP_SIG_DEFAULT_MAX_BINDINGS */
+};
+#define PP_SIG_DEFAULT_MAX_BINDINGS	100000u
+void pp_sig_hub_set_auth(struct pp_sig_hub *hub,
+    const struct pp_sig_auth_config *cfg);
+/* How many names are bound to keys. */
+unsigned long pp_sig_hub_bindings(const struct pp_sig_hub *hub);
+
 /* The room and user name of a connection, or NULL when it is in no room. */
 const char *pp_sig_conn_user(const struct pp_sig_conn *conn);
 
