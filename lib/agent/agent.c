@@ -19,6 +19,8 @@
 #include "ips/ips.h"
 #include "rtc/pc.h"
 #include "signal/client.h"
+#include "signal/msg.h"
+#include "base/b64.h"
 #include "tunnel/tunnel.h"
 
 #include <arpa/inet.h>
@@ -69,6 +71,8 @@ struct peer {
 	int64_t setup_ms;		/* last offer/answer -> tunnel ready */
 	char last_error[256];
 	char identity[PP_ID_PUB_STRLEN + 1];	/* verified, or "" */
+	/* the key the signaling server says it proved (v2), or "" */
+	char sig_identity[PP_ID_PUB_STRLEN + 1];
 	/* what the tunnel reported of the peer's offer */
 	struct pp_tun_listener_info listeners[PP_TUN_MAX_PORTS];
 	size_t nlisteners;
@@ -131,6 +135,9 @@ struct pp_agent {
 	uv_timer_t reaper;
 	uv_timer_t rejoin;
 	int in_room;
+	/* v2 signed join: a challenge asked for; did the server take our
+	 * signature; has a v1 server been logged */
+	int auth_waiting, sig_authed, sig_v1_logged;
 	int stopping;
 	uint64_t started_ms;
 	uint64_t sig_connects;
@@ -566,6 +573,17 @@ tun_identity(void *ctx, const uint8_t *pub, char *why, size_t whylen)
 	}
 	if ((rc = pp_access_admit(p->a->access, p->name, pub, why, whylen)) < 0)
 		return rc;
+	if (pub && p->sig_identity[0]) {
+		char key[PP_ID_PUB_STRLEN + 1];
+
+		/* The end-to-end check decides; a server that reports another
+		 * key for this name is worth a line. */
+		pp_id_pub_format(pub, key, sizeof(key));
+		if (strcmp(key, p->sig_identity) != 0)
+			pp_warn(SUB, "peer %s: verified %s end to end, but the "
+			    "signaling server says it signed in with %s", p->name,
+			    key, p->sig_identity);
+	}
 	if (pub == NULL)
 		p->identity[0] = '\0';
 	else
@@ -1044,20 +1062,56 @@ on_turn_credentials(struct pp_agent *a, json_t *data)
 	turn_kick(a);
 }
 
+/* Joins, signed over the server's challenge when nonce is given (v2). */
 static void
-join(struct pp_agent *a)
+join_room(struct pp_agent *a, const unsigned char *nonce)
 {
-	json_t *m = json_pack("{s:s, s:s, s:s, s:s}", "type", "FAST_ROOM_EXACT",
-	    "room_uuid", a->cfg.room_uuid, "room_name", a->cfg.room_name,
-	    "user_name", a->cfg.name);
+	json_t *m = pp_sig_join_build(a->cfg.room_uuid, a->cfg.room_name,
+	    a->cfg.name, nonce ? a->id : NULL, nonce);
 
-	if (m && pp_sigc_send(a->sig, m) < 0)
+	a->sig_authed = nonce != NULL;
+	if (m == NULL || pp_sigc_send(a->sig, m) < 0)
 		pp_warn(SUB, "cannot ask to join the room");
 	json_decref(m);
 	/* Right behind the join.  The answer may still come after an offer
 	 * from a member (it offers as soon as it hears of us): that offer
 	 * waits for it (on_sdp_state). */
 	turn_request(a);
+}
+
+/*
+ * v2: ask the server for a challenge, and join with it signed, so that our
+ * name in the room is bound to our key (docs/signaling.md).  A v1 server
+ * does not know the request: we join unsigned then.
+ */
+static void
+join(struct pp_agent *a)
+{
+	json_t *m = json_pack("{s:s}", "type", "AUTH_CHALLENGE");
+
+	a->auth_waiting = m && pp_sigc_send(a->sig, m) == 0;
+	json_decref(m);
+	if (!a->auth_waiting)
+		join_room(a, NULL);
+}
+
+static void
+on_auth_challenge(struct pp_agent *a, json_t *data)
+{
+	json_t *n = json_object_get(data, "nonce");
+	unsigned char nonce[PP_SIG_NONCE_LEN];
+
+	if (!a->auth_waiting)
+		return;
+	a->auth_waiting = 0;
+	if (!json_is_string(n) || pp_b64url_decode(json_string_value(n),
+	    json_string_length(n), nonce, sizeof(nonce)) < 0) {
+		pp_warn(SUB, "malformed AUTH_CHALLENGE from the signaling server; "
+		    "joining without signing");
+		join_room(a, NULL);
+		return;
+	}
+	join_room(a, nonce);
 }
 
 static void
@@ -1067,6 +1121,18 @@ rejoin_cb(uv_timer_t *h)
 
 	if (pp_sigc_connected(a->sig) && !a->in_room && !a->stopping)
 		join(a);
+}
+
+/* The key the signaling server says a member proved (v2 presence). */
+static void
+member_identity(struct pp_agent *a, const char *name, json_t *key)
+{
+	struct peer *p = peer_find(a, name);
+
+	if (p != NULL)
+		snprintf(p->sig_identity, sizeof(p->sig_identity), "%s",
+		    json_is_string(key) && json_string_length(key) ==
+		    PP_ID_PUB_STRLEN ? json_string_value(key) : "");
 }
 
 static void
@@ -1085,6 +1151,7 @@ sig_disconnected(void *ctx, const char *why)
 	struct pp_agent *a = ctx;
 
 	a->in_room = 0;
+	a->auth_waiting = 0;
 	/* Offers held for TURN credentials are stale by the next join. */
 	for (struct peer *p = a->peers; p; p = p->next)
 		drop_held(p);
@@ -1101,14 +1168,24 @@ sig_message(void *ctx, const char *type, json_t *data)
 
 	if (strcmp(type, "ROOM_JOINED") == 0 || strcmp(type, "ROOM_CREATED") == 0) {
 		a->in_room = 1;
-		pp_info(SUB, "in room %s as %s", a->cfg.room_name, a->cfg.name);
+		pp_info(SUB, "in room %s as %s%s", a->cfg.room_name, a->cfg.name,
+		    a->sig_authed ? " (signed in with our identity key)" : "");
 		json_array_foreach(json_object_get(data, "room_members"), i, v)
-			if (json_is_string(v))
+			if (json_is_string(v)) {
 				member_seen(a, json_string_value(v), 0);
+				member_identity(a, json_string_value(v),
+				    json_object_get(json_object_get(data,
+				    "identities"), json_string_value(v)));
+			}
 	} else if (strcmp(type, "ROOM_NEW_MEMBER") == 0) {
 		v = json_object_get(data, "name");
-		if (json_is_string(v))
+		if (json_is_string(v)) {
 			member_seen(a, json_string_value(v), 1);
+			member_identity(a, json_string_value(v),
+			    json_object_get(data, "identity"));
+		}
+	} else if (strcmp(type, "AUTH_CHALLENGE") == 0) {
+		on_auth_challenge(a, data);
 	} else if (strcmp(type, "ROOM_MEMBER_LEFT") == 0) {
 		struct peer *p;
 
@@ -1127,6 +1204,26 @@ sig_message(void *ctx, const char *type, json_t *data)
 	} else if (strcmp(type, "FAILED") == 0) {
 		const char *why = json_string_value(json_object_get(data, "reason"));
 
+		/* a v1 server does not know AUTH_CHALLENGE: join unsigned */
+		if (a->auth_waiting && why && strcmp(why, "Unknown message") == 0) {
+			a->auth_waiting = 0;
+			if (!a->sig_v1_logged)
+				pp_warn(SUB, "the signaling server does not "
+				    "authenticate (protocol v1): our name in the "
+				    "room is not bound to our key there");
+			a->sig_v1_logged = 1;
+			join_room(a, NULL);
+			return;
+		}
+		if (why && !a->in_room && (strcmp(why, PP_SIG_R_NAME_BOUND) == 0 ||
+		    strcmp(why, PP_SIG_R_AUTH_REQUIRED) == 0 ||
+		    strcmp(why, PP_SIG_R_AUTH_FAILED) == 0))
+			pp_warn(SUB, "the signaling server refused our join as %s: "
+			    "%s%s", a->cfg.name, why, strcmp(why,
+			    PP_SIG_R_NAME_BOUND) == 0 ? " (another device, or an "
+			    "earlier identity key, holds this name in the room: "
+			    "use another [agent] name, or the key in STATE/"
+			    "identity.pem that first joined)" : "");
 		/* a v1 server does not know the request; a v2 one may have no secret */
 		if (a->turn_waiting && why && (strcmp(why, "Unknown message") == 0 ||
 		    strcmp(why, "TURN credentials are not configured on this "
@@ -1176,6 +1273,8 @@ peer_json(struct peer *p)
 	json_object_set_new(o, "last_error", json_string(p->last_error));
 	json_object_set_new(o, "identity", p->identity[0] ?
 	    json_string(p->identity) : json_null());
+	json_object_set_new(o, "signaling_identity", p->sig_identity[0] ?
+	    json_string(p->sig_identity) : json_null());
 	if (p->pc) {
 		struct pp_pc_status st;
 
@@ -1287,6 +1386,9 @@ pp_agent_status(struct pp_agent *a)
 	    "peers", peers_json(a),
 	    "services", services_json(a));
 
+	if (st)
+		json_object_set_new(json_object_get(st, "signaling"),
+		    "authenticated", json_boolean(a->in_room && a->sig_authed));
 	if (st && a->cfg.turn_from_signaling)
 		json_object_set_new(json_object_get(st, "signaling"), "turn",
 		    json_pack("{s:i, s:I}", "relays", now < a->sig_turn_expires_ms ?

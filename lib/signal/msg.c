@@ -281,3 +281,35 @@ pp_sig_build_failed(const char *reason, size_t *len)
 {
 	return pp_sig_build("FAILED", json_pack("{s:s}", "reason", reason), len);
 }
+
+json_t *
+pp_sig_join_build(const char *room_uuid, const char *room_name,
+    const char *user_name, const struct pp_identity *id,
+    const unsigned char *nonce)
+{
+	char text[512], key[PP_ID_PUB_STRLEN + 1];
+	char sig[PP_B64URL_LEN(PP_SIG_SIG_LEN) + 1];
+	uint8_t raw[PP_SIG_SIG_LEN];
+	json_t *m;
+	int n;
+
+	m = json_pack("{s:s, s:s, s:s, s:s}", "type", "FAST_ROOM_EXACT",
+	    "room_uuid", room_uuid, "room_name", room_name, "user_name",
+	    user_name);
+	if (m == NULL || id == NULL || nonce == NULL)
+		return m;
+	n = pp_sig_auth_transcript(nonce, room_uuid, room_name, user_name, text,
+	    sizeof(text));
+	if (n < 0 || pp_id_sign(id, text, (size_t)n, raw) < 0) {
+		json_decref(m);
+		return NULL;
+	}
+	pp_b64url_encode(raw, sizeof(raw), sig);
+	pp_id_public_text(id, key, sizeof(key));
+	if (json_object_set_new(m, "pp_id", json_string(key)) < 0 ||
+	    json_object_set_new(m, "pp_sig", json_string(sig)) < 0) {
+		json_decref(m);
+		return NULL;
+	}
+	return m;
+}

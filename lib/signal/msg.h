@@ -96,6 +96,16 @@ int pp_sig_auth_transcript(const unsigned char nonce[PP_SIG_NONCE_LEN],
     const char *room_uuid, const char *room_name, const char *user_name,
     char *out, size_t cap);
 
+/*
+ * Client side: a FAST_ROOM_EXACT request (a new reference), signed with id
+ * over the challenge nonce when id and nonce are both given (else a plain
+ * v1 request).  NULL on allocation or signing failure.
+ */
+struct pp_identity;
+json_t *pp_sig_join_build(const char *room_uuid, const char *room_name,
+    const char *user_name, const struct pp_identity *id,
+    const unsigned char *nonce);
+
 /* Nonzero if s is a valid user or room name (4-48 allowed characters). */
 int pp_sig_name_valid(const char *s, size_t len);
 const char *pp_sig_sdp_type_name(enum pp_sig_sdp_type t);
