@@ -210,6 +210,94 @@ pp_access_has_policy(const struct pp_access *acc)
 	return acc->policy != NULL;
 }
 
+const char *
+pp_access_policy_path(const struct pp_access *acc)
+{
+	return acc->policy_path;
+}
+
+int
+pp_access_add_peer(struct pp_access *acc, const char *name, const uint8_t *pub,
+    const char *group, const char *comment, char *why, size_t whylen)
+{
+	char text[PP_ID_PUB_STRLEN + 1], date[32];
+	uint8_t key[PP_ID_PUB_LEN];
+	time_t now = time(NULL);
+	struct tm tm;
+	FILE *f;
+	int rc, fd;
+
+	if (acc->policy == NULL) {
+		snprintf(why, whylen, "there is no [agent] policy to add %s to",
+		    name);
+		return PP_ECONFIG;
+	}
+	rc = pp_policy_peer_key(acc->policy, name, key);
+	if (rc == 0 || rc == PP_EINVAL) {
+		snprintf(why, whylen, "the policy %s already has [%s %s]: an "
+		    "invite never replaces an entry; give the new device another "
+		    "[agent] name", acc->policy_path, rc == 0 ? "peer" : "legacy",
+		    name);
+		return PP_ECONFLICT;
+	}
+	if (strpbrk(name, "],") != NULL || name[0] == ' ' ||
+	    name[strlen(name) - 1] == ' ') {
+		snprintf(why, whylen, "the name \"%s\" cannot be written as a "
+		    "[peer] header (no ']', ',', or spaces at either end): give "
+		    "the new device another [agent] name", name);
+		return PP_EINVAL;
+	}
+	pp_id_pub_format(pub, text, sizeof(text));
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* O_APPEND: one write of the whole entry, after whatever is there */
+	if ((fd = open(acc->policy_path, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0 ||
+	    (f = fdopen(fd, "a")) == NULL) {
+		rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		snprintf(why, whylen, "cannot add [peer %s] to the policy %s: %s "
+		    "(the agent needs write access to it for invites)", name,
+		    acc->policy_path, strerror(-rc));
+		return rc;
+	}
+	fprintf(f, "\n# added by %s at %s\n[peer %s]\nkey = %s\n%s%s%s", comment,
+	    date, name, text, group[0] ? "groups = " : "", group,
+	    group[0] ? "\n" : "");
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		rc = -errno;
+		fclose(f);
+		snprintf(why, whylen, "cannot add [peer %s] to the policy %s: %s",
+		    name, acc->policy_path, strerror(-rc));
+		return rc;
+	}
+	fclose(f);
+	return 0;
+}
+
+int
+pp_access_pin(struct pp_access *acc, const char *name, const uint8_t *pub,
+    char *why, size_t whylen)
+{
+	const struct pin *pin = pin_find(acc, name);
+	char have[PP_ID_PUB_STRLEN + 1], want[PP_ID_PUB_STRLEN + 1];
+
+	if (pin && CRYPTO_memcmp(pin->key, pub, PP_ID_PUB_LEN) == 0)
+		return 0;
+	pp_id_pub_format(pub, want, sizeof(want));
+	if (pin) {
+		pp_id_pub_format(pin->key, have, sizeof(have));
+		snprintf(why, whylen, "%s is pinned to %s in %s, the invite says "
+		    "%s: refused (an invite from someone else, or an old pin: "
+		    "delete its line if the gateway really changed its key)",
+		    name, have, acc->pin_path, want);
+		return PP_ECONFLICT;
+	}
+	pin_add(acc, name, pub);
+	pp_info(SUB, "peer %s: identity %s pinned from the invite", name, want);
+	return 0;
+}
+
 int
 pp_access_reload(struct pp_access *acc, int *changed)
 {

@@ -43,6 +43,27 @@ int pp_access_allow(const struct pp_access *acc, const char *name,
     const uint8_t *pub, uint16_t port, enum pp_tun_proto proto);
 
 int pp_access_has_policy(const struct pp_access *acc);
+/* The policy file's path ("" without one). */
+const char *pp_access_policy_path(const struct pp_access *acc);
+
+/*
+ * An invited device comes in (docs/identity.md, "Invites"): appends
+ * "[peer NAME] key = K (groups = G)" to the policy file, with a comment
+ * naming the invite.  The caller reloads.  PP_ECONFLICT when the policy
+ * already has an entry of that name, PP_ECONFIG without a policy, else 0
+ * or -errno; why says what and the fix.
+ */
+int pp_access_add_peer(struct pp_access *acc, const char *name,
+    const uint8_t *pub, const char *group, const char *comment, char *why,
+    size_t whylen);
+
+/*
+ * Pins name to pub in known-peers unless it is pinned already (the same
+ * key: 0; another: PP_ECONFLICT with why).  A device pins the gateway its
+ * invite names before it ever meets it.
+ */
+int pp_access_pin(struct pp_access *acc, const char *name, const uint8_t *pub,
+    char *why, size_t whylen);
 
 /* `peerpipe explain`: the policy's reasoning for name (by its policy entry)
  * and a service (NAME, or tcp/PORT, udp/PORT) into buf.  0 (allowed),

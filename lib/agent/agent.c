@@ -11,6 +11,7 @@
 #include "agent/access.h"
 #include "agent/bans.h"
 #include "agent/ctl.h"
+#include "agent/invite.h"
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
@@ -31,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SUB "agent"
@@ -97,6 +99,10 @@ struct pp_agent {
 	char id_text[PP_ID_PUB_STRLEN + 1];
 	struct pp_access *access;
 	struct pp_bans *bans;
+	/* invites: the tokens this gateway made; the one we were given */
+	struct pp_invites *invites;
+	struct pp_invite invite;
+	int has_invite;
 	struct pp_ips *ips;
 	char ips_dir[1100];
 	/* flows already cut, so the drop record that follows an alert names
@@ -557,6 +563,58 @@ tun_listen(void *ctx, uint16_t port, enum pp_tun_proto proto, const char *addr)
 	fflush(stdout);
 }
 
+static int policy_reload(struct pp_agent *a);
+
+/*
+ * A verified key the policy does not know, whose AUTH proved an invite of
+ * ours: check the proof, add the key to the policy, reload, admit, and only
+ * then use the invite up.  Without a proof: the admission's refusal stands.
+ */
+static int
+invite_redeem(struct peer *p, const uint8_t *pub, char *why, size_t whylen)
+{
+	struct pp_agent *a = p->a;
+	const uint8_t *id, *mac;
+	const char *text;
+	char group[PP_INVITE_GROUP_MAX + 1], idt[23], key[PP_ID_PUB_STRLEN + 1],
+	    comment[64];
+	size_t len;
+	json_t *ev;
+	int rc;
+
+	if (p->tun == NULL || a->invites == NULL ||
+	    pp_tun_peer_invite(p->tun, &id, &mac, &text, &len) < 0)
+		return PP_EDENIED;
+	pp_invite_id_text(id, idt);
+	pp_id_pub_format(pub, key, sizeof(key));
+	if ((rc = pp_invites_check(a->invites, id, mac, text, len,
+	    (int64_t)time(NULL), group, sizeof(group), why, whylen)) < 0)
+		return rc;
+	snprintf(comment, sizeof(comment), "invite %s", idt);
+	if ((rc = pp_access_add_peer(a->access, p->name, pub, group, comment, why,
+	    whylen)) < 0)
+		return rc;
+	if ((rc = policy_reload(a)) < 0) {
+		snprintf(why, whylen, "invite %s: the policy %s did not load after "
+		    "adding [peer %s] (see the errors above): refused", idt,
+		    pp_access_policy_path(a->access), p->name);
+		return rc;
+	}
+	if ((rc = pp_access_admit(a->access, p->name, pub, why, whylen)) < 0)
+		return rc;
+	(void)pp_invites_consume(a->invites, id, p->name, key,
+	    (int64_t)time(NULL));
+	pp_info(SUB, "peer %s: admitted by invite %s: [peer %s] key = %s%s%s "
+	    "added to %s; the invite is used up", p->name, idt, p->name, key,
+	    group[0] ? ", groups = " : "", group,
+	    pp_access_policy_path(a->access));
+	ev = json_pack("{s:s, s:s, s:s, s:s}", "peer", p->name, "key", key,
+	    "invite", idt, "group", group);
+	pp_bans_event(a->bans, "invite", ev);
+	json_decref(ev);
+	return 0;
+}
+
 static int
 tun_identity(void *ctx, const uint8_t *pub, char *why, size_t whylen)
 {
@@ -571,7 +629,8 @@ tun_identity(void *ctx, const uint8_t *pub, char *why, size_t whylen)
 		if ((rc = pp_bans_check(p->a->bans, p->name, key, why, whylen)) < 0)
 			return rc;
 	}
-	if ((rc = pp_access_admit(p->a->access, p->name, pub, why, whylen)) < 0)
+	if ((rc = pp_access_admit(p->a->access, p->name, pub, why, whylen)) < 0 &&
+	    (pub == NULL || (rc = invite_redeem(p, pub, why, whylen)) < 0))
 		return rc;
 	if (pub && p->sig_identity[0]) {
 		char key[PP_ID_PUB_STRLEN + 1];
@@ -757,6 +816,10 @@ peer_make_pc(struct peer *p)
 	tcfg.identity = a->id;
 	tcfg.room_uuid = a->cfg.room_uuid;
 	tcfg.local_fp = pp_dtls_cert_fingerprint_text(a->cert);
+	if (a->has_invite && strcmp(p->name, a->invite.gateway) == 0) {
+		tcfg.invite_id = a->invite.id;
+		tcfg.invite_secret = a->invite.secret;
+	}
 	tcfg.unreliable = a->cfg.unreliable;
 	tcfg.extended = a->cfg.extended;
 	tcfg.services = a->services;
@@ -1398,6 +1461,86 @@ pp_agent_status(struct pp_agent *a)
 	return st;
 }
 
+static int
+group_name_ok(const char *g)
+{
+	size_t n = strlen(g);
+
+	if (n < 1 || n > PP_INVITE_GROUP_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((g[i] >= 'a' && g[i] <= 'z') || (g[i] >= 'A' && g[i] <= 'Z') ||
+		    (g[i] >= '0' && g[i] <= '9') || g[i] == '-' || g[i] == '_' ||
+		    g[i] == '.'))
+			return 0;
+	return 1;
+}
+
+/* `peerpipe invite`: {ttl, group, url} -> {token, id, expires, ...}. */
+static json_t *
+invite_create(struct pp_agent *a, json_t *args, char *err, size_t errlen)
+{
+	json_t *jttl = json_object_get(args, "ttl");
+	const char *group = json_string_value(json_object_get(args, "group"));
+	const char *url = json_string_value(json_object_get(args, "url"));
+	char token[PP_INVITE_TEXT_MAX], idt[23];
+	struct pp_invite inv;
+	json_int_t ttl = PP_INVITE_TTL_DEFAULT;
+	json_t *r;
+	int rc;
+
+	if (!pp_access_has_policy(a->access)) {
+		snprintf(err, errlen, "this agent has no [agent] policy: an invite "
+		    "adds the new device's key to the policy, and without one "
+		    "every peer with an identity is admitted on first contact");
+		return NULL;
+	}
+	if (jttl != NULL && (!json_is_integer(jttl) || (ttl =
+	    json_integer_value(jttl)) < 1 || ttl > PP_INVITE_TTL_MAX)) {
+		snprintf(err, errlen, "ttl: give seconds from 1 to %d",
+		    PP_INVITE_TTL_MAX);
+		return NULL;
+	}
+	if (group == NULL)
+		group = "";
+	if (group[0] && !group_name_ok(group)) {
+		snprintf(err, errlen, "group \"%.80s\": use 1-63 letters, digits, "
+		    "'-', '_' or '.' (a group of the policy)", group);
+		return NULL;
+	}
+	if (url == NULL)
+		url = a->cfg.url;
+	if (strlen(url) > PP_INVITE_URL_MAX || (strncmp(url, "wss://", 6) != 0 &&
+	    strncmp(url, "ws://", 5) != 0) || strpbrk(url, " \t\r\n") != NULL) {
+		snprintf(err, errlen, "url \"%.80s\": give the signaling server as "
+		    "the new device reaches it, wss://HOST:PORT/ws", url);
+		return NULL;
+	}
+	memset(&inv, 0, sizeof(inv));
+	snprintf(inv.gateway, sizeof(inv.gateway), "%s", a->cfg.name);
+	pp_id_public(a->id, inv.gateway_key);
+	snprintf(inv.room_name, sizeof(inv.room_name), "%s", a->cfg.room_name);
+	snprintf(inv.room_uuid, sizeof(inv.room_uuid), "%s", a->cfg.room_uuid);
+	snprintf(inv.url, sizeof(inv.url), "%s", url);
+	if ((rc = pp_invites_create(a->invites, &inv, (unsigned)ttl, group,
+	    (int64_t)time(NULL))) < 0 ||
+	    (rc = pp_invite_format(&inv, token, sizeof(token))) < 0) {
+		OPENSSL_cleanse(&inv, sizeof(inv));
+		snprintf(err, errlen, "cannot make an invite: %s%s", pp_strerror(rc),
+		    rc == PP_ELIMIT ? " (too many unexpired invites)" : "");
+		return NULL;
+	}
+	pp_invite_id_text(inv.id, idt);
+	pp_info(SUB, "invite %s made: single use, expires in %lld s%s%s", idt,
+	    (long long)ttl, group[0] ? ", group " : "", group);
+	r = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s}", "token", token,
+	    "id", idt, "expires", (json_int_t)inv.expires, "group", group,
+	    "gateway", inv.gateway, "room", inv.room_name, "url", inv.url);
+	OPENSSL_cleanse(token, sizeof(token));
+	OPENSSL_cleanse(&inv, sizeof(inv));
+	return r;
+}
+
 static json_t *
 ctl_handle(void *ctx, const char *cmd, json_t *args, char *err, size_t errlen)
 {
@@ -1443,6 +1586,8 @@ ctl_handle(void *ctx, const char *cmd, json_t *args, char *err, size_t errlen)
 				peer_offer(p);
 		return json_pack("{s:i}", "lifted", n);
 	}
+	if (strcmp(cmd, "invite") == 0)
+		return invite_create(a, args, err, errlen);
 	if (strcmp(cmd, "reload") == 0) {
 		if (pp_agent_reload(a) < 0) {
 			snprintf(err, errlen, "the policy has errors (see the agent's "
@@ -1452,7 +1597,7 @@ ctl_handle(void *ctx, const char *cmd, json_t *args, char *err, size_t errlen)
 		return json_pack("{s:b}", "reloaded", 1);
 	}
 	snprintf(err, errlen, "unknown command \"%s\" (status, peers, services, "
-	    "reload, bans, unban, subscribe)", cmd);
+	    "reload, invite, bans, unban, subscribe)", cmd);
 	return NULL;
 }
 
@@ -1470,11 +1615,18 @@ ips_reloaded(int status, const char *reason, void *ctx)
 int
 pp_agent_reload(struct pp_agent *a)
 {
-	int changed, rc;
-
 	/* The rule files may have changed too (e.g. suricata-update). */
 	if (a->ips && pp_ips_reload(a->ips, ips_reloaded, a) < 0)
 		pp_warn(SUB, "IPS rules not reloaded now: Suricata is not ready");
+	return policy_reload(a);
+}
+
+/* The policy again: peers it no longer admits are cut, the rest re-offered. */
+static int
+policy_reload(struct pp_agent *a)
+{
+	int changed, rc;
+
 	if ((rc = pp_access_reload(a->access, &changed)) < 0 || !changed)
 		return rc;
 	for (struct peer *p = a->peers; p; p = p->next) {
@@ -1625,6 +1777,39 @@ turn_parse(const struct pp_cfg_turn *c, struct pp_ice_turn *t, char *host,
 	return 0;
 }
 
+/* The token's signaling server and room replace the config's. */
+static int
+use_invite(struct pp_agent *a, const char *token)
+{
+	char err[256], idt[23];
+
+	if (pp_invite_parse(token, strlen(token), &a->invite, err,
+	    sizeof(err)) < 0) {
+		pp_err(SUB, "%s", err);
+		return PP_ECONFIG;
+	}
+	a->has_invite = 1;
+	pp_invite_id_text(a->invite.id, idt);
+	if (strcmp(a->cfg.url, a->invite.url) != 0 ||
+	    strcmp(a->cfg.room_uuid, a->invite.room_uuid) != 0 ||
+	    strcmp(a->cfg.room_name, a->invite.room_name) != 0)
+		pp_info(SUB, "invite %s: signaling %s and room %s from the "
+		    "invite, not the config", idt, a->invite.url,
+		    a->invite.room_name);
+	snprintf(a->cfg.url, sizeof(a->cfg.url), "%s", a->invite.url);
+	snprintf(a->cfg.room_uuid, sizeof(a->cfg.room_uuid), "%s",
+	    a->invite.room_uuid);
+	snprintf(a->cfg.room_name, sizeof(a->cfg.room_name), "%s",
+	    a->invite.room_name);
+	if (a->invite.expires <= (int64_t)time(NULL))
+		pp_warn(SUB, "invite %s expired by our clock: %s will likely "
+		    "refuse it; ask for a new one", idt, a->invite.gateway);
+	else
+		pp_info(SUB, "invite %s from %s: proved to it when we connect",
+		    idt, a->invite.gateway);
+	return 0;
+}
+
 int
 pp_agent_new(uv_loop_t *loop, const struct pp_agent_config *ac,
     struct pp_agent **out)
@@ -1640,6 +1825,10 @@ pp_agent_new(uv_loop_t *loop, const struct pp_agent_config *ac,
 	a->loop = loop;
 	a->cfg = *ac->cfg;
 	a->mode = ac->mode;
+	if (ac->invite && (rc = use_invite(a, ac->invite)) < 0) {
+		free(a);
+		return rc;
+	}
 	a->started_ms = pp_now_ms();
 	if (ac->control)
 		snprintf(a->control, sizeof(a->control), "%s", ac->control);
@@ -1699,6 +1888,21 @@ pp_agent_new(uv_loop_t *loop, const struct pp_agent_config *ac,
 	}
 	if ((rc = pp_access_new(&a->cfg, a->state_dir, &a->access)) < 0)
 		goto fail_id;
+	{
+		char path[1200], why[512];
+
+		snprintf(path, sizeof(path), "%s/invites.json", a->state_dir);
+		if ((rc = pp_invites_open(path, (int64_t)time(NULL),
+		    &a->invites)) < 0)
+			goto fail_access;
+		/* The invite tells us the gateway's key before we meet it. */
+		if (a->has_invite && (rc = pp_access_pin(a->access,
+		    a->invite.gateway, a->invite.gateway_key, why,
+		    sizeof(why))) < 0) {
+			pp_err(SUB, "invite: %s", why);
+			goto fail_access;
+		}
+	}
 	if ((rc = pp_bans_open(a->state_dir, &a->bans)) < 0)
 		goto fail_access;
 	if ((rc = pp_dtls_cert_new("peerpipe", &a->cert)) < 0)
@@ -1741,10 +1945,12 @@ fail_cert:
 	pp_dtls_cert_free(a->cert);
 fail_access:
 	pp_bans_free(a->bans);
+	pp_invites_free(a->invites);
 	pp_access_free(a->access);
 fail_id:
 	pp_id_free(a->id);
 fail:
+	OPENSSL_cleanse(&a->invite, sizeof(a->invite));
 	free(a);
 	return rc;
 }
@@ -1798,6 +2004,8 @@ pp_agent_free(struct pp_agent *a)
 	pp_id_free(a->id);
 	pp_access_free(a->access);
 	pp_bans_free(a->bans);
+	pp_invites_free(a->invites);
+	OPENSSL_cleanse(&a->invite, sizeof(a->invite));
 	OPENSSL_cleanse(a->sig_turn_cfg, sizeof(a->sig_turn_cfg));
 	OPENSSL_cleanse(a->sig_turn, sizeof(a->sig_turn));
 	free(a);
