@@ -4,10 +4,11 @@
  * With a policy file: a peer is admitted only as one of its entries, a v2
  * peer by the key its [peer NAME] names, a v1 peer only through a
  * [legacy NAME]; each service port is then decided by the policy's rules.
- * Without one: every peer may use every service (v1 behaviour), and the
- * identity key first seen for a peer name is pinned in the state directory
- * (known-peers): the same name with another key, or with none (a v2 peer
- * stripped to v1 by a man in the middle), is refused from then on.
+ * Without one: every peer with a verified identity may use every service,
+ * and the identity key first seen for a peer name is pinned in the state
+ * directory (known-peers): the same name with another key, or with none (a
+ * v2 peer stripped to v1 by a man in the middle), is refused from then on.
+ * A peer without identity comes in only if [agent] legacy_peers names it.
  *
  * Thread: the agent's loop thread.  Files are read at new/reload and the
  * pin file appended to on first contact.

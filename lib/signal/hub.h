@@ -1,6 +1,6 @@
 /*
- * The signaling hub: rooms, members and relay of protocol v1 (and the v2
- * TURN_CREDENTIALS request), as a state
+ * The signaling hub: rooms, members and relay of protocol v1, and the v2
+ * additions (TURN_CREDENTIALS, signed joins with name bindings), as a state
  * machine with no network underneath.  The transport (server/wss.c, or a test)
  * attaches one pp_sig_conn per WebSocket, feeds it every text frame with
  * pp_sig_hub_input(), and delivers what the hub hands to ops->send.
