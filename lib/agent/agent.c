@@ -12,6 +12,7 @@
 #include "agent/bans.h"
 #include "agent/ctl.h"
 #include "agent/invite.h"
+#include "base/b64.h"
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
@@ -21,7 +22,6 @@
 #include "rtc/pc.h"
 #include "signal/client.h"
 #include "signal/msg.h"
-#include "base/b64.h"
 #include "tunnel/tunnel.h"
 
 #include <arpa/inet.h>

@@ -194,3 +194,23 @@ def test_agents_sign_in_and_keep_their_names(server_factory, tmp_path):
                 problems.append(rep)
         svc.close()
         assert not problems, "\n\n".join(problems)
+
+
+def test_require_auth_refuses_the_v1_reference_peer(server_factory, tmp_path):
+    """The independent v1 peer (tests/interop/v1_peer.py, written from the
+    v1 spec) against --require-auth: its join is refused with the reason,
+    which it reports, and it gets no further."""
+    from test_v1peer_selfcheck import V1Peer
+    srv = server_factory("--require-auth")
+    v1 = V1Peer(srv, new_room(), "v1-laptop", ["--listen-mode", "per-peer"],
+                str(tmp_path))
+    try:
+        deadline = time.monotonic() + 60
+        while v1.proc.poll() is None and AUTH_REQUIRED not in v1.stderr_tail():
+            assert time.monotonic() < deadline, v1.diagnosis()
+            time.sleep(0.1)
+        assert "FAST_ROOM_EXACT failed" in v1.stderr_tail() and \
+            AUTH_REQUIRED in v1.stderr_tail(), v1.diagnosis()
+        assert not v1.find("PEER")
+    finally:
+        v1.stop()
