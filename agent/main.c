@@ -43,6 +43,8 @@ usage(FILE *f)
 "  invite [--ttl SECS] [--group G] [--url URL]\n"
 "                 a single-use token that lets one new device join and adds\n"
 "                 its key to this gateway's policy (default ttl 3600 s)\n"
+"  invites [--revoke ID]  the invites this gateway made (no secrets), or\n"
+"                 revoke one not used yet\n"
 "  bans [--show ID]  peers banned by the IPS or the Sentinel (with evidence)\n"
 "  unban NAME|ID  lift a ban\n"
 "Policy:\n"
@@ -69,6 +71,7 @@ struct opts {
 	const char *show;
 	const char *invite;		/* --invite TOKEN */
 	const char *ttl, *group, *url;	/* invite options */
+	const char *revoke;		/* invites --revoke ID */
 	int json;
 };
 
@@ -367,6 +370,23 @@ print_human(const char *cmd, json_t *r)
 		print_services(json_object_get(r, "services"));
 	} else if (strcmp(cmd, "reload") == 0) {
 		printf("policy reloaded\n");
+	} else if (strcmp(cmd, "invites") == 0 && json_is_array(r)) {
+		if (json_array_size(r) == 0)
+			printf("(no invites)\n");
+		json_array_foreach(r, i, v) {
+			time_t exp = (time_t)jint(v, "expires");
+			char ts[32];
+			struct tm tm;
+
+			gmtime_r(&exp, &tm);
+			strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			printf("  %-22s %-8s until %s  group %s%s%s\n", jstr(v, "id"),
+			    jstr(v, "state"), ts, jstr(v, "group")[0] ?
+			    jstr(v, "group") : "-", jstr(v, "used_by")[0] ?
+			    "  used by " : "", jstr(v, "used_by"));
+		}
+	} else if (strcmp(cmd, "invites") == 0) {
+		printf("invite %s revoked\n", jstr(r, "revoked"));
 	} else if (strcmp(cmd, "invite") == 0) {
 		time_t exp = (time_t)jint(r, "expires");
 		char ts[32];
@@ -460,6 +480,7 @@ main(int argc, char **argv)
 		{ "show", 1, NULL, 's' },
 		{ "invite", 1, NULL, 'i' }, { "ttl", 1, NULL, 't' },
 		{ "group", 1, NULL, 'g' }, { "url", 1, NULL, 'u' },
+		{ "revoke", 1, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o;
@@ -488,6 +509,7 @@ main(int argc, char **argv)
 		case 't': o.ttl = optarg; break;
 		case 'g': o.group = optarg; break;
 		case 'u': o.url = optarg; break;
+		case 'r': o.revoke = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -518,6 +540,27 @@ main(int argc, char **argv)
 		fprintf(stderr, "peerpipe %s: --invite is for `peerpipe connect` (or "
 		    "gateway) on the new device\n", cmd);
 		return 2;
+	}
+	if (o.revoke && strcmp(cmd, "invites") != 0) {
+		fprintf(stderr, "peerpipe %s: --revoke is an option of `peerpipe "
+		    "invites`\n", cmd);
+		return 2;
+	}
+	if (strcmp(cmd, "invites") == 0) {
+		json_t *args = json_object();
+		int rc;
+
+		if (optind < argc) {
+			fprintf(stderr, "usage: peerpipe invites [--revoke ID] [-c "
+			    "FILE]\n");
+			json_decref(args);
+			return 2;
+		}
+		if (o.revoke)
+			json_object_set_new(args, "revoke", json_string(o.revoke));
+		rc = ask(&o, cmd, args);
+		json_decref(args);
+		return rc;
 	}
 	if (strcmp(cmd, "invite") == 0) {
 		json_t *args = json_object();

@@ -1588,6 +1588,16 @@ ctl_handle(void *ctx, const char *cmd, json_t *args, char *err, size_t errlen)
 	}
 	if (strcmp(cmd, "invite") == 0)
 		return invite_create(a, args, err, errlen);
+	if (strcmp(cmd, "invites") == 0) {
+		const char *id = json_string_value(json_object_get(args, "revoke"));
+
+		if (id == NULL)
+			return pp_invites_list(a->invites, (int64_t)time(NULL));
+		if (pp_invites_revoke(a->invites, id, err, errlen) < 0)
+			return NULL;
+		pp_info(SUB, "invite %s revoked", id);
+		return json_pack("{s:s}", "revoked", id);
+	}
 	if (strcmp(cmd, "reload") == 0) {
 		if (pp_agent_reload(a) < 0) {
 			snprintf(err, errlen, "the policy has errors (see the agent's "
@@ -1597,7 +1607,7 @@ ctl_handle(void *ctx, const char *cmd, json_t *args, char *err, size_t errlen)
 		return json_pack("{s:b}", "reloaded", 1);
 	}
 	snprintf(err, errlen, "unknown command \"%s\" (status, peers, services, "
-	    "reload, invite, bans, unban, subscribe)", cmd);
+	    "reload, invite, invites, bans, unban, subscribe)", cmd);
 	return NULL;
 }
 

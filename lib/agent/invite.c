@@ -516,3 +516,53 @@ pp_invites_consume(struct pp_invites *s, const uint8_t id[PP_INVITE_ID_LEN],
 	snprintf(e->used_key, sizeof(e->used_key), "%s", key);
 	return save(s);
 }
+
+json_t *
+pp_invites_list(const struct pp_invites *s, int64_t now)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < s->n; i++) {
+		const struct entry *e = &s->e[i];
+		char id[23];
+		json_t *o;
+
+		pp_invite_id_text(e->id, id);
+		o = json_pack("{s:s, s:s, s:I, s:I, s:s}", "id", id, "group",
+		    e->group, "created", (json_int_t)e->created, "expires",
+		    (json_int_t)e->expires, "state", e->used_at ? "used" :
+		    now >= e->expires ? "expired" : "pending");
+		if (o && e->used_at)
+			json_object_update_new(o, json_pack("{s:s, s:s, s:I}",
+			    "used_by", e->used_by, "used_key", e->used_key,
+			    "used_at", (json_int_t)e->used_at));
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+int
+pp_invites_revoke(struct pp_invites *s, const char *id_text, char *why,
+    size_t whylen)
+{
+	uint8_t id[PP_INVITE_ID_LEN];
+	struct entry *e;
+
+	if (pp_b64url_decode(id_text, strlen(id_text), id, sizeof(id)) < 0 ||
+	    (e = find(s, id)) == NULL) {
+		snprintf(why, whylen, "no invite %.40s here (peerpipe invites "
+		    "lists them)", id_text);
+		return PP_ENOTFOUND;
+	}
+	if (e->used_at) {
+		snprintf(why, whylen, "invite %s was already used by %s: to "
+		    "revoke that device, delete its [peer %s] from the policy "
+		    "and reload", id_text, e->used_by, e->used_by);
+		return PP_ECONFLICT;
+	}
+	OPENSSL_cleanse(e, sizeof(*e));
+	memmove(e, e + 1, (size_t)(&s->e[s->n] - (e + 1)) * sizeof(*e));
+	s->n--;
+	OPENSSL_cleanse(&s->e[s->n], sizeof(s->e[0]));
+	return save(s);
+}

@@ -18,6 +18,7 @@
 
 #include "tunnel/proto.h"
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -89,5 +90,14 @@ int pp_invites_check(const struct pp_invites *s, const uint8_t id[PP_INVITE_ID_L
 /* Marks it used by name (key text) and saves.  0 or a negative code. */
 int pp_invites_consume(struct pp_invites *s, const uint8_t id[PP_INVITE_ID_LEN],
     const char *name, const char *key, int64_t now);
+
+/* Every invite as JSON (no secrets): id, group, created, expires, state
+ * ("pending", "used", "expired") and for a used one used_by, used_key,
+ * used_at.  A new reference, or NULL. */
+json_t *pp_invites_list(const struct pp_invites *s, int64_t now);
+/* Forgets a pending (or expired) invite given by its id text, and saves:
+ * 0, PP_ENOTFOUND, or PP_ECONFLICT for a used one (why says what to do). */
+int pp_invites_revoke(struct pp_invites *s, const char *id_text, char *why,
+    size_t whylen);
 
 #endif

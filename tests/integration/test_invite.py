@@ -190,6 +190,23 @@ def test_expired_and_bad_invites(world):
     assert not [k for k in late.listeners() if k[0] == GW]
     assert "laptop-late" not in open(world.policy).read()
 
+    # A revoked invite is unknown from then on.
+    rev = world.invite(gw, "--group", "staff")
+    lst = {i["id"]: i for i in json.loads(subprocess.run(
+        [agent_bin(), "invites", "--control", gw.control, "--json"],
+        capture_output=True, timeout=30, check=True).stdout)}
+    assert lst[inv["id"]]["state"] == "expired"
+    assert lst[rev["id"]]["state"] == "pending"
+    assert "secret" not in json.dumps(lst)
+    r = subprocess.run([agent_bin(), "invites", "--control", gw.control,
+                        "--revoke", rev["id"]], capture_output=True,
+                       timeout=30)
+    assert r.returncode == 0 and b"revoked" in r.stdout, r.stderr
+    revoked = world.device("laptop-revoked", rev["token"])
+    gw.wait_log(r"peer laptop-revoked: invite %s is unknown to this gateway"
+                % re.escape(rev["id"]), timeout=WAIT)
+    assert not [k for k in revoked.listeners() if k[0] == GW]
+
     # Without an invite, a device unknown to the policy is refused as ever.
     d = os.path.join(world.tmp, "stranger")
     os.makedirs(d)

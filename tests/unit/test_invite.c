@@ -237,6 +237,32 @@ test_store(void **state)
 	    group, sizeof(group), why, sizeof(why)), PP_EDENIED);
 	assert_non_null(strstr(why, "already used by laptop-1"));
 
+	/* the list: states, who used it, never a secret */
+	{
+		json_t *l = pp_invites_list(s, NOW + 9);
+		char *txt = json_dumps(l, JSON_COMPACT), sec[44], idb[23];
+
+		assert_non_null(txt);
+		assert_int_equal(json_array_size(l), 2);
+		assert_string_equal(json_string_value(json_object_get(
+		    json_array_get(l, 0), "state")), "used");
+		assert_string_equal(json_string_value(json_object_get(
+		    json_array_get(l, 0), "used_by")), "laptop-1");
+		assert_string_equal(json_string_value(json_object_get(
+		    json_array_get(l, 1), "state")), "pending");
+		pp_b64url_encode(a.secret, sizeof(a.secret), sec);
+		assert_null(strstr(txt, sec));
+		free(txt);
+		json_decref(l);
+		/* a used invite is not revoked (its device is in the policy) */
+		pp_invite_id_text(a.id, idb);
+		assert_int_equal(pp_invites_revoke(s, idb, why, sizeof(why)),
+		    PP_ECONFLICT);
+		assert_non_null(strstr(why, "delete its [peer laptop-1]"));
+		assert_int_equal(pp_invites_revoke(s, "nope", why, sizeof(why)),
+		    PP_ENOTFOUND);
+	}
+
 	/* b expires after 60 s: refused at and after its expiry */
 	assert_int_equal(pp_invite_mac(b.secret, tr, strlen(tr), mac), 0);
 	assert_int_equal(pp_invites_check(s, b.id, mac, tr, strlen(tr), NOW + 59,
@@ -271,6 +297,23 @@ test_store(void **state)
 	assert_int_equal(pp_invites_check(s, c.id, mac, tr, strlen(tr),
 	    NOW + 3600 + 31 * 86400 + 1, group, sizeof(group), why,
 	    sizeof(why)), 0);
+	/* revoked: unknown from then on, also after a reopen */
+	{
+		char idc[23];
+
+		pp_invite_id_text(c.id, idc);
+		assert_int_equal(pp_invites_revoke(s, idc, why, sizeof(why)), 0);
+		assert_int_equal(pp_invites_check(s, c.id, mac, tr, strlen(tr),
+		    NOW + 3600 + 31 * 86400 + 1, group, sizeof(group), why,
+		    sizeof(why)), PP_EDENIED);
+		pp_invites_free(s);
+		assert_int_equal(pp_invites_open(path, NOW + 3600 + 31 * 86400,
+		    &s), 0);
+		assert_int_equal(pp_invites_check(s, c.id, mac, tr, strlen(tr),
+		    NOW + 3600 + 31 * 86400 + 1, group, sizeof(group), why,
+		    sizeof(why)), PP_EDENIED);
+		assert_non_null(strstr(why, "unknown to this gateway"));
+	}
 	pp_invites_free(s);
 	unlink(path);
 	rmdir(dir);
