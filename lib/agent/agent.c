@@ -42,6 +42,7 @@
 #define REJOIN_MS	2000
 #define PROBE_MS	3000
 #define TURN_WAIT_MS	5000		/* offers (answers) wait for TURN credentials */
+#define AUTH_WAIT_MS	5000		/* for the answer to AUTH_CHALLENGE */
 #define HELD_MAX	48		/* an offer and what trickles behind it */
 
 enum peer_state {
@@ -1142,6 +1143,8 @@ join_room(struct pp_agent *a, const unsigned char *nonce)
 	turn_request(a);
 }
 
+static void rejoin_cb(uv_timer_t *h);
+
 /*
  * v2: ask the server for a challenge, and join with it signed, so that our
  * name in the room is bound to our key (docs/signaling.md).  A v1 server
@@ -1156,6 +1159,8 @@ join(struct pp_agent *a)
 	json_decref(m);
 	if (!a->auth_waiting)
 		join_room(a, NULL);
+	else	/* every request gets a reply; this bounds a server that errs */
+		uv_timer_start(&a->rejoin, rejoin_cb, AUTH_WAIT_MS, 0);
 }
 
 static void
@@ -1167,6 +1172,7 @@ on_auth_challenge(struct pp_agent *a, json_t *data)
 	if (!a->auth_waiting)
 		return;
 	a->auth_waiting = 0;
+	uv_timer_stop(&a->rejoin);
 	if (!json_is_string(n) || pp_b64url_decode(json_string_value(n),
 	    json_string_length(n), nonce, sizeof(nonce)) < 0) {
 		pp_warn(SUB, "malformed AUTH_CHALLENGE from the signaling server; "
@@ -1182,6 +1188,13 @@ rejoin_cb(uv_timer_t *h)
 {
 	struct pp_agent *a = h->data;
 
+	if (a->auth_waiting && pp_sigc_connected(a->sig) && !a->stopping) {
+		a->auth_waiting = 0;
+		pp_warn(SUB, "no answer to AUTH_CHALLENGE from the signaling "
+		    "server in %d ms; joining without signing", AUTH_WAIT_MS);
+		join_room(a, NULL);
+		return;
+	}
 	if (pp_sigc_connected(a->sig) && !a->in_room && !a->stopping)
 		join(a);
 }
@@ -1270,6 +1283,7 @@ sig_message(void *ctx, const char *type, json_t *data)
 		/* a v1 server does not know AUTH_CHALLENGE: join unsigned */
 		if (a->auth_waiting && why && strcmp(why, "Unknown message") == 0) {
 			a->auth_waiting = 0;
+			uv_timer_stop(&a->rejoin);
 			if (!a->sig_v1_logged)
 				pp_warn(SUB, "the signaling server does not "
 				    "authenticate (protocol v1): our name in the "
