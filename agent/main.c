@@ -41,6 +41,11 @@ usage(FILE *f)
 "  peers          the peers and their state\n"
 "  services       services shared and consumed, with local addresses\n"
 "  reload         re-read the policy (as SIGHUP does)\n"
+"  invite [--ttl SECS] [--group G] [--url URL]\n"
+"                 a single-use token that lets one new device join and adds\n"
+"                 its key to this gateway's policy (default ttl 3600 s)\n"
+"  invites [--revoke ID]  the invites this gateway made (no secrets), or\n"
+"                 revoke one not used yet\n"
 "  bans [--show ID]  peers banned by the IPS or the Sentinel (with evidence)\n"
 "  unban NAME|ID  lift a ban\n"
 "Policy:\n"
@@ -52,6 +57,8 @@ usage(FILE *f)
 DEFAULT_CONFIG ")\n"
 "  --control PATH         control socket (default from the config)\n"
 "  --json                 status/peers/services: print JSON for scripts\n"
+"  --invite TOKEN         gateway/connect: join with an invite (its signaling\n"
+"                         server, room and gateway key replace the config's)\n"
 "  --log-level LEVEL      error, warn, info, debug (overrides the config)\n"
 "  --log-format FORMAT    text or json (overrides the config)\n"
 "  -h, --help             this text\n", f);
@@ -63,6 +70,9 @@ struct opts {
 	const char *log_level;
 	const char *log_format;
 	const char *show;
+	const char *invite;		/* --invite TOKEN */
+	const char *ttl, *group, *url;	/* invite options */
+	const char *revoke;		/* invites --revoke ID */
 	int json;
 };
 
@@ -248,6 +258,7 @@ run_agent(const struct opts *o, enum pp_agent_mode mode)
 	ac.cfg = cfg;
 	ac.mode = mode;
 	ac.control = o->control;
+	ac.invite = o->invite;
 	/* Before anything else: a SIGTERM during start-up still stops cleanly
 	 * (libuv holds it until the loop runs, and the agent exists by then). */
 	uv_signal_init(&loop, &sigterm);
@@ -380,6 +391,35 @@ print_human(const char *cmd, json_t *r)
 		print_services(json_object_get(r, "services"));
 	} else if (strcmp(cmd, "reload") == 0) {
 		printf("policy reloaded\n");
+	} else if (strcmp(cmd, "invites") == 0 && json_is_array(r)) {
+		if (json_array_size(r) == 0)
+			printf("(no invites)\n");
+		json_array_foreach(r, i, v) {
+			time_t exp = (time_t)jint(v, "expires");
+			char ts[32];
+			struct tm tm;
+
+			gmtime_r(&exp, &tm);
+			strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			printf("  %-22s %-8s until %s  group %s%s%s\n", jstr(v, "id"),
+			    jstr(v, "state"), ts, jstr(v, "group")[0] ?
+			    jstr(v, "group") : "-", jstr(v, "used_by")[0] ?
+			    "  used by " : "", jstr(v, "used_by"));
+		}
+	} else if (strcmp(cmd, "invites") == 0) {
+		printf("invite %s revoked\n", jstr(r, "revoked"));
+	} else if (strcmp(cmd, "invite") == 0) {
+		time_t exp = (time_t)jint(r, "expires");
+		char ts[32];
+		struct tm tm;
+
+		gmtime_r(&exp, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		printf("%s\n", jstr(r, "token"));
+		fprintf(stderr, "invite %s to %s (room %s): one device, until %s%s%s."
+		    "\nOn the new device: peerpipe connect -c FILE --invite "
+		    "TOKEN\n", jstr(r, "id"), jstr(r, "gateway"), jstr(r, "room"),
+		    ts, jstr(r, "group")[0] ? ", group " : "", jstr(r, "group"));
 	} else if (strcmp(cmd, "unban") == 0) {
 		printf("%lld ban(s) lifted\n", jint(r, "lifted"));
 	} else if (strcmp(cmd, "bans") == 0 && json_is_array(r)) {
@@ -473,6 +513,9 @@ main(int argc, char **argv)
 		{ "json", 0, NULL, 'j' }, { "log-level", 1, NULL, 'l' },
 		{ "log-format", 1, NULL, 'f' }, { "help", 0, NULL, 'h' },
 		{ "show", 1, NULL, 's' },
+		{ "invite", 1, NULL, 'i' }, { "ttl", 1, NULL, 't' },
+		{ "group", 1, NULL, 'g' }, { "url", 1, NULL, 'u' },
+		{ "revoke", 1, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o;
@@ -497,6 +540,11 @@ main(int argc, char **argv)
 		case 'l': o.log_level = optarg; break;
 		case 'f': o.log_format = optarg; break;
 		case 's': o.show = optarg; break;
+		case 'i': o.invite = optarg; break;
+		case 't': o.ttl = optarg; break;
+		case 'g': o.group = optarg; break;
+		case 'u': o.url = optarg; break;
+		case 'r': o.revoke = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -514,6 +562,67 @@ main(int argc, char **argv)
 		} else if (o.show) {
 			json_object_set_new(args, "show", json_integer(atoi(o.show)));
 		}
+		rc = ask(&o, cmd, args);
+		json_decref(args);
+		return rc;
+	}
+	if ((o.ttl || o.group || o.url) && strcmp(cmd, "invite") != 0) {
+		fprintf(stderr, "peerpipe %s: --ttl, --group and --url are options "
+		    "of `peerpipe invite`\n", cmd);
+		return 2;
+	}
+	if (o.invite && strcmp(cmd, "gateway") != 0 && strcmp(cmd, "connect") != 0) {
+		fprintf(stderr, "peerpipe %s: --invite is for `peerpipe connect` (or "
+		    "gateway) on the new device\n", cmd);
+		return 2;
+	}
+	if (o.revoke && strcmp(cmd, "invites") != 0) {
+		fprintf(stderr, "peerpipe %s: --revoke is an option of `peerpipe "
+		    "invites`\n", cmd);
+		return 2;
+	}
+	if (strcmp(cmd, "invites") == 0) {
+		json_t *args = json_object();
+		int rc;
+
+		if (optind < argc) {
+			fprintf(stderr, "usage: peerpipe invites [--revoke ID] [-c "
+			    "FILE]\n");
+			json_decref(args);
+			return 2;
+		}
+		if (o.revoke)
+			json_object_set_new(args, "revoke", json_string(o.revoke));
+		rc = ask(&o, cmd, args);
+		json_decref(args);
+		return rc;
+	}
+	if (strcmp(cmd, "invite") == 0) {
+		json_t *args = json_object();
+		int rc;
+
+		if (optind < argc) {
+			fprintf(stderr, "usage: peerpipe invite [--ttl SECS] [--group "
+			    "G] [--url URL] [-c FILE]\n");
+			json_decref(args);
+			return 2;
+		}
+		if (o.ttl) {
+			char *end;
+			long v = strtol(o.ttl, &end, 10);
+
+			if (*end != '\0' || end == o.ttl || v < 1 || v > 30 * 86400) {
+				fprintf(stderr, "peerpipe invite: --ttl %s: give "
+				    "seconds from 1 to %d\n", o.ttl, 30 * 86400);
+				json_decref(args);
+				return 2;
+			}
+			json_object_set_new(args, "ttl", json_integer(v));
+		}
+		if (o.group)
+			json_object_set_new(args, "group", json_string(o.group));
+		if (o.url)
+			json_object_set_new(args, "url", json_string(o.url));
 		rc = ask(&o, cmd, args);
 		json_decref(args);
 		return rc;

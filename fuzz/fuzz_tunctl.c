@@ -99,10 +99,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case PP_TUN_MSG_AUTH:
 		if (!m.u.auth.valid)
 			break;
-		if (pp_tun_auth_build(m.u.auth.sig, &text) < 0 ||
+		if ((m.u.auth.has_invite ? pp_tun_auth_invite_build(m.u.auth.sig,
+		    m.u.auth.invite_id, m.u.auth.invite_mac, &text) :
+		    pp_tun_auth_build(m.u.auth.sig, &text)) < 0 ||
 		    pp_tun_msg_parse(text, strlen(text), &m2, NULL, 0) != 0 ||
 		    m2.type != PP_TUN_MSG_AUTH || !m2.u.auth.valid ||
-		    memcmp(m2.u.auth.sig, m.u.auth.sig, sizeof(m.u.auth.sig)) != 0)
+		    memcmp(m2.u.auth.sig, m.u.auth.sig, sizeof(m.u.auth.sig)) != 0 ||
+		    m2.u.auth.has_invite != m.u.auth.has_invite ||
+		    (m.u.auth.has_invite && (memcmp(m2.u.auth.invite_id,
+		    m.u.auth.invite_id, sizeof(m.u.auth.invite_id)) != 0 ||
+		    memcmp(m2.u.auth.invite_mac, m.u.auth.invite_mac,
+		    sizeof(m.u.auth.invite_mac)) != 0)))
 			abort();
 		break;
 	case PP_TUN_MSG_PORTS:

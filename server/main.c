@@ -39,6 +39,8 @@ struct options {
 	const char *turn_uris[PP_SIG_TURN_MAX_URIS];
 	size_t nturn_uris;
 	unsigned turn_ttl;
+	/* v2 signed joins */
+	struct pp_sig_auth_config auth;
 };
 
 static void
@@ -66,12 +68,16 @@ usage(FILE *f)
 "  --turn-uri URI           turn:HOST:PORT[?transport=udp|tcp] or turns:...,\n"
 "                           repeatable (up to %u), handed out with them\n"
 "  --turn-ttl SECS          how long a credential is valid (default %u)\n"
+"  --require-auth           admit only clients that sign their join with an\n"
+"                           identity key (v2); refuse v1 clients\n"
+"  --max-bindings N         user names bound to identity keys, in all rooms\n"
+"                           (default %u)\n"
 "  --log-level LEVEL        error, warn, info (default) or debug\n"
 "  --log-format FORMAT      text (default) or json\n"
 "  --help\n",
 	    PP_SIG_DEFAULT_MAX_ROOMS, PP_SIG_DEFAULT_MAX_MEMBERS,
 	    PP_SIG_DEFAULT_MAX_MESSAGE, PP_SIG_TURN_MAX_URIS,
-	    PP_SIG_TURN_TTL_DEFAULT);
+	    PP_SIG_TURN_TTL_DEFAULT, PP_SIG_DEFAULT_MAX_BINDINGS);
 }
 
 static int
@@ -133,6 +139,8 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "turn-secret-file", required_argument, NULL, 'S' },
 		{ "turn-uri", required_argument, NULL, 'U' },
 		{ "turn-ttl", required_argument, NULL, 'T' },
+		{ "require-auth", no_argument, NULL, 'A' },
+		{ "max-bindings", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -217,6 +225,11 @@ parse_args(int argc, char **argv, struct options *o)
 			if ((rc = parse_uint(name, optarg, PP_SIG_TURN_TTL_MIN,
 			    PP_SIG_TURN_TTL_MAX, &v)) == 0)
 				o->turn_ttl = (unsigned)v;
+			break;
+		case 'A': o->auth.require = 1; break;
+		case 'B':
+			if ((rc = parse_uint(name, optarg, 1, 100000000, &v)) == 0)
+				o->auth.max_bindings = (unsigned)v;
 			break;
 		case 'h':
 			usage(stdout);
@@ -489,6 +502,7 @@ main(int argc, char **argv)
 	if (prepare_cert(&o, cert, key, sizeof(cert)) < 0)
 		return 1;
 	fit_fd_limit(&o.wss.max_clients);
+	o.wss.auth = &o.auth;
 	o.wss.listen_addr = o.listen_addr;
 	o.wss.port = o.port;
 	o.wss.cert_file = cert;
@@ -504,6 +518,10 @@ main(int argc, char **argv)
 	OPENSSL_cleanse(secret, sizeof(secret));	/* the hub has a copy */
 	if (rc < 0)
 		return 1;
+	pp_info(SUB, "%s", o.auth.require ? "authentication required: only "
+	    "clients that sign their join with an identity key are admitted" :
+	    "authentication optional: v1 clients admitted, except to names "
+	    "bound to a key");
 	if (o.turn_secret_file)
 		pp_info(SUB, "TURN credentials for room members: %zu relay URI(s), "
 		    "valid %u s", o.nturn_uris, o.turn_ttl);

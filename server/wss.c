@@ -488,6 +488,9 @@ pp_wss_start(uv_loop_t *loop, const struct pp_wss_config *cfg,
 		return PP_ECONFIG;
 	}
 	w->cfg.turn = NULL;	/* the hub has its own copy */
+	if (cfg->auth)
+		pp_sig_hub_set_auth(w->hub, cfg->auth);
+	w->cfg.auth = NULL;
 	pp_lws_log_init();
 
 	/* No lws validity timers at all (see idle_sweep); a NULL policy would

@@ -27,6 +27,8 @@ struct pp_wss_config {
 	size_t queue_limit;		/* bytes queued towards one connection */
 	/* v2 TURN credentials; NULL: requests for them get FAILED */
 	const struct pp_sig_turn_config *turn;
+	/* v2 authentication (signed joins); NULL: defaults (optional) */
+	const struct pp_sig_auth_config *auth;
 };
 
 struct pp_wss;

@@ -37,6 +37,9 @@ struct pp_access {
 	char pin_path[1200];
 	struct pin *pins;
 	size_t npins;
+	/* [agent] legacy_peers: v1 peers admitted by name without a policy */
+	char (*legacy)[PP_TUN_NAME_MAX + 1];
+	size_t nlegacy;
 };
 
 static int64_t
@@ -91,6 +94,15 @@ load_pins(struct pp_access *acc)
 		acc->npins++;
 	}
 	fclose(f);
+}
+
+static int
+legacy_listed(const struct pp_access *acc, const char *name)
+{
+	for (size_t i = 0; i < acc->nlegacy; i++)
+		if (strcmp(acc->legacy[i], name) == 0)
+			return 1;
+	return 0;
 }
 
 static const struct pin *
@@ -148,6 +160,16 @@ pp_access_new(const struct pp_cfg *cfg, const char *state_dir,
 		acc->svcs[i].proto = cfg->services[i].proto;
 	}
 	acc->nsvcs = cfg->nservices;
+	if (cfg->nlegacy_peers > 0) {
+		if ((acc->legacy = calloc(cfg->nlegacy_peers,
+		    sizeof(*acc->legacy))) == NULL) {
+			pp_access_free(acc);
+			return -ENOMEM;
+		}
+		memcpy(acc->legacy, cfg->legacy_peers,
+		    cfg->nlegacy_peers * sizeof(*acc->legacy));
+		acc->nlegacy = cfg->nlegacy_peers;
+	}
 	snprintf(acc->pin_path, sizeof(acc->pin_path), "%s/known-peers", state_dir);
 	load_pins(acc);
 	if (cfg->policy[0]) {
@@ -158,6 +180,10 @@ pp_access_new(const struct pp_cfg *cfg, const char *state_dir,
 		}
 		pp_policy_hash(acc->policy, acc->hash);
 		pp_info(SUB, "policy %s loaded: default deny", acc->policy_path);
+		if (acc->nlegacy > 0)
+			pp_warn(SUB, "[agent] legacy_peers is ignored: the policy "
+			    "%s decides (admit a v1 peer with [legacy NAME] there)",
+			    acc->policy_path);
 	} else if (cfg->nservices > 0) {
 		pp_warn(SUB, "no [agent] policy: every peer in the room may reach "
 		    "every service shared here; identity keys are pinned on first "
@@ -174,6 +200,7 @@ pp_access_free(struct pp_access *acc)
 		return;
 	pp_policy_free(acc->policy);
 	free(acc->pins);
+	free(acc->legacy);
 	free(acc);
 }
 
@@ -181,6 +208,94 @@ int
 pp_access_has_policy(const struct pp_access *acc)
 {
 	return acc->policy != NULL;
+}
+
+const char *
+pp_access_policy_path(const struct pp_access *acc)
+{
+	return acc->policy_path;
+}
+
+int
+pp_access_add_peer(struct pp_access *acc, const char *name, const uint8_t *pub,
+    const char *group, const char *comment, char *why, size_t whylen)
+{
+	char text[PP_ID_PUB_STRLEN + 1], date[32];
+	uint8_t key[PP_ID_PUB_LEN];
+	time_t now = time(NULL);
+	struct tm tm;
+	FILE *f;
+	int rc, fd;
+
+	if (acc->policy == NULL) {
+		snprintf(why, whylen, "there is no [agent] policy to add %s to",
+		    name);
+		return PP_ECONFIG;
+	}
+	rc = pp_policy_peer_key(acc->policy, name, key);
+	if (rc == 0 || rc == PP_EINVAL) {
+		snprintf(why, whylen, "the policy %s already has [%s %s]: an "
+		    "invite never replaces an entry; give the new device another "
+		    "[agent] name", acc->policy_path, rc == 0 ? "peer" : "legacy",
+		    name);
+		return PP_ECONFLICT;
+	}
+	if (strpbrk(name, "],") != NULL || name[0] == ' ' ||
+	    name[strlen(name) - 1] == ' ') {
+		snprintf(why, whylen, "the name \"%s\" cannot be written as a "
+		    "[peer] header (no ']', ',', or spaces at either end): give "
+		    "the new device another [agent] name", name);
+		return PP_EINVAL;
+	}
+	pp_id_pub_format(pub, text, sizeof(text));
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* O_APPEND: one write of the whole entry, after whatever is there */
+	if ((fd = open(acc->policy_path, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0 ||
+	    (f = fdopen(fd, "a")) == NULL) {
+		rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		snprintf(why, whylen, "cannot add [peer %s] to the policy %s: %s "
+		    "(the agent needs write access to it for invites)", name,
+		    acc->policy_path, strerror(-rc));
+		return rc;
+	}
+	fprintf(f, "\n# added by %s at %s\n[peer %s]\nkey = %s\n%s%s%s", comment,
+	    date, name, text, group[0] ? "groups = " : "", group,
+	    group[0] ? "\n" : "");
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		rc = -errno;
+		fclose(f);
+		snprintf(why, whylen, "cannot add [peer %s] to the policy %s: %s",
+		    name, acc->policy_path, strerror(-rc));
+		return rc;
+	}
+	fclose(f);
+	return 0;
+}
+
+int
+pp_access_pin(struct pp_access *acc, const char *name, const uint8_t *pub,
+    char *why, size_t whylen)
+{
+	const struct pin *pin = pin_find(acc, name);
+	char have[PP_ID_PUB_STRLEN + 1], want[PP_ID_PUB_STRLEN + 1];
+
+	if (pin && CRYPTO_memcmp(pin->key, pub, PP_ID_PUB_LEN) == 0)
+		return 0;
+	pp_id_pub_format(pub, want, sizeof(want));
+	if (pin) {
+		pp_id_pub_format(pin->key, have, sizeof(have));
+		snprintf(why, whylen, "%s is pinned to %s in %s, the invite says "
+		    "%s: refused (an invite from someone else, or an old pin: "
+		    "delete its line if the gateway really changed its key)",
+		    name, have, acc->pin_path, want);
+		return PP_ECONFLICT;
+	}
+	pin_add(acc, name, pub);
+	pp_info(SUB, "peer %s: identity %s pinned from the invite", name, want);
+	return 0;
 }
 
 int
@@ -264,11 +379,22 @@ pp_access_admit(struct pp_access *acc, const char *name, const uint8_t *pub,
 		pin_add(acc, name, pub);
 		pp_info(SUB, "peer %s: identity %s pinned on first contact", name,
 		    have);
-	} else {
-		pp_warn(SUB, "peer %s: no verified identity (v1 peer); admitted "
-		    "because there is no policy", name);
+		return 0;
 	}
-	return 0;
+	/*
+	 * No identity: a v1 peer, or a v2 peer whose INIT a man in the middle
+	 * stripped.  The two look the same, so only a name the operator
+	 * listed comes in.
+	 */
+	if (legacy_listed(acc, name)) {
+		pp_warn(SUB, "peer %s: admitted WITHOUT identity as listed in "
+		    "[agent] legacy_peers (a v1 peer)", name);
+		return 0;
+	}
+	snprintf(why, whylen, "peer %s has no verified identity (a v1 peer, or "
+	    "one stripped by a man in the middle): refused; to admit a v1 peer "
+	    "by name, add it to [agent] legacy_peers", name);
+	return PP_EDENIED;
 }
 
 int
@@ -278,8 +404,11 @@ pp_access_allow(const struct pp_access *acc, const char *name,
 	struct pp_policy_peer_id who = { name, pub };
 	struct pp_policy_decision d;
 
+	/* Without a policy: every service to a verified (or pinned) identity,
+	 * and to a v1 peer only if its name is listed; before the peer is
+	 * authenticated (the INIT) that is nothing for an unlisted name. */
 	if (acc->policy == NULL)
-		return 1;
+		return pub != NULL || legacy_listed(acc, name);
 	if (pp_policy_decide(acc->policy, acc->gateway, &who, proto, port,
 	    now_s(), &d) == 0)
 		return 1;

@@ -4,10 +4,11 @@
  * With a policy file: a peer is admitted only as one of its entries, a v2
  * peer by the key its [peer NAME] names, a v1 peer only through a
  * [legacy NAME]; each service port is then decided by the policy's rules.
- * Without one: every peer may use every service (v1 behaviour), and the
- * identity key first seen for a peer name is pinned in the state directory
- * (known-peers): the same name with another key, or with none (a v2 peer
- * stripped to v1 by a man in the middle), is refused from then on.
+ * Without one: every peer with a verified identity may use every service,
+ * and the identity key first seen for a peer name is pinned in the state
+ * directory (known-peers): the same name with another key, or with none (a
+ * v2 peer stripped to v1 by a man in the middle), is refused from then on.
+ * A peer without identity comes in only if [agent] legacy_peers names it.
  *
  * Thread: the agent's loop thread.  Files are read at new/reload and the
  * pin file appended to on first contact.
@@ -43,6 +44,27 @@ int pp_access_allow(const struct pp_access *acc, const char *name,
     const uint8_t *pub, uint16_t port, enum pp_tun_proto proto);
 
 int pp_access_has_policy(const struct pp_access *acc);
+/* The policy file's path ("" without one). */
+const char *pp_access_policy_path(const struct pp_access *acc);
+
+/*
+ * An invited device comes in (docs/identity.md, "Invites"): appends
+ * "[peer NAME] key = K (groups = G)" to the policy file, with a comment
+ * naming the invite.  The caller reloads.  PP_ECONFLICT when the policy
+ * already has an entry of that name, PP_ECONFIG without a policy, else 0
+ * or -errno; why says what and the fix.
+ */
+int pp_access_add_peer(struct pp_access *acc, const char *name,
+    const uint8_t *pub, const char *group, const char *comment, char *why,
+    size_t whylen);
+
+/*
+ * Pins name to pub in known-peers unless it is pinned already (the same
+ * key: 0; another: PP_ECONFLICT with why).  A device pins the gateway its
+ * invite names before it ever meets it.
+ */
+int pp_access_pin(struct pp_access *acc, const char *name, const uint8_t *pub,
+    char *why, size_t whylen);
 
 /* `peerpipe explain`: the policy's reasoning for name (by its policy entry)
  * and a service (NAME, or tcp/PORT, udp/PORT) into buf.  0 (allowed),

@@ -11,6 +11,8 @@
 #include "agent/access.h"
 #include "agent/bans.h"
 #include "agent/ctl.h"
+#include "agent/invite.h"
+#include "base/b64.h"
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
@@ -19,6 +21,7 @@
 #include "ips/ips.h"
 #include "rtc/pc.h"
 #include "signal/client.h"
+#include "signal/msg.h"
 #include "tunnel/tunnel.h"
 
 #include <arpa/inet.h>
@@ -29,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SUB "agent"
@@ -38,6 +42,7 @@
 #define REJOIN_MS	2000
 #define PROBE_MS	3000
 #define TURN_WAIT_MS	5000		/* offers (answers) wait for TURN credentials */
+#define AUTH_WAIT_MS	5000		/* for the answer to AUTH_CHALLENGE */
 #define HELD_MAX	48		/* an offer and what trickles behind it */
 
 enum peer_state {
@@ -69,6 +74,8 @@ struct peer {
 	int64_t setup_ms;		/* last offer/answer -> tunnel ready */
 	char last_error[256];
 	char identity[PP_ID_PUB_STRLEN + 1];	/* verified, or "" */
+	/* the key the signaling server says it proved (v2), or "" */
+	char sig_identity[PP_ID_PUB_STRLEN + 1];
 	/* what the tunnel reported of the peer's offer */
 	struct pp_tun_listener_info listeners[PP_TUN_MAX_PORTS];
 	size_t nlisteners;
@@ -93,6 +100,10 @@ struct pp_agent {
 	char id_text[PP_ID_PUB_STRLEN + 1];
 	struct pp_access *access;
 	struct pp_bans *bans;
+	/* invites: the tokens this gateway made; the one we were given */
+	struct pp_invites *invites;
+	struct pp_invite invite;
+	int has_invite;
 	struct pp_ips *ips;
 	char ips_dir[1100];
 	/* flows already cut, so the drop record that follows an alert names
@@ -131,6 +142,9 @@ struct pp_agent {
 	uv_timer_t reaper;
 	uv_timer_t rejoin;
 	int in_room;
+	/* v2 signed join: a challenge asked for; did the server take our
+	 * signature; has a v1 server been logged */
+	int auth_waiting, sig_authed, sig_v1_logged;
 	int stopping;
 	uint64_t started_ms;
 	uint64_t sig_connects;
@@ -604,6 +618,58 @@ tun_listen(void *ctx, uint16_t port, enum pp_tun_proto proto, const char *addr)
 	fflush(stdout);
 }
 
+static int policy_reload(struct pp_agent *a);
+
+/*
+ * A verified key the policy does not know, whose AUTH proved an invite of
+ * ours: check the proof, add the key to the policy, reload, admit, and only
+ * then use the invite up.  Without a proof: the admission's refusal stands.
+ */
+static int
+invite_redeem(struct peer *p, const uint8_t *pub, char *why, size_t whylen)
+{
+	struct pp_agent *a = p->a;
+	const uint8_t *id, *mac;
+	const char *text;
+	char group[PP_INVITE_GROUP_MAX + 1], idt[23], key[PP_ID_PUB_STRLEN + 1],
+	    comment[64];
+	size_t len;
+	json_t *ev;
+	int rc;
+
+	if (p->tun == NULL || a->invites == NULL ||
+	    pp_tun_peer_invite(p->tun, &id, &mac, &text, &len) < 0)
+		return PP_EDENIED;
+	pp_invite_id_text(id, idt);
+	pp_id_pub_format(pub, key, sizeof(key));
+	if ((rc = pp_invites_check(a->invites, id, mac, text, len,
+	    (int64_t)time(NULL), group, sizeof(group), why, whylen)) < 0)
+		return rc;
+	snprintf(comment, sizeof(comment), "invite %s", idt);
+	if ((rc = pp_access_add_peer(a->access, p->name, pub, group, comment, why,
+	    whylen)) < 0)
+		return rc;
+	if ((rc = policy_reload(a)) < 0) {
+		snprintf(why, whylen, "invite %s: the policy %s did not load after "
+		    "adding [peer %s] (see the errors above): refused", idt,
+		    pp_access_policy_path(a->access), p->name);
+		return rc;
+	}
+	if ((rc = pp_access_admit(a->access, p->name, pub, why, whylen)) < 0)
+		return rc;
+	(void)pp_invites_consume(a->invites, id, p->name, key,
+	    (int64_t)time(NULL));
+	pp_info(SUB, "peer %s: admitted by invite %s: [peer %s] key = %s%s%s "
+	    "added to %s; the invite is used up", p->name, idt, p->name, key,
+	    group[0] ? ", groups = " : "", group,
+	    pp_access_policy_path(a->access));
+	ev = json_pack("{s:s, s:s, s:s, s:s}", "peer", p->name, "key", key,
+	    "invite", idt, "group", group);
+	pp_bans_event(a->bans, "invite", ev);
+	json_decref(ev);
+	return 0;
+}
+
 static int
 tun_identity(void *ctx, const uint8_t *pub, char *why, size_t whylen)
 {
@@ -618,8 +684,20 @@ tun_identity(void *ctx, const uint8_t *pub, char *why, size_t whylen)
 		if ((rc = pp_bans_check(p->a->bans, p->name, key, why, whylen)) < 0)
 			return rc;
 	}
-	if ((rc = pp_access_admit(p->a->access, p->name, pub, why, whylen)) < 0)
+	if ((rc = pp_access_admit(p->a->access, p->name, pub, why, whylen)) < 0 &&
+	    (pub == NULL || (rc = invite_redeem(p, pub, why, whylen)) < 0))
 		return rc;
+	if (pub && p->sig_identity[0]) {
+		char key[PP_ID_PUB_STRLEN + 1];
+
+		/* The end-to-end check decides; a server that reports another
+		 * key for this name is worth a line. */
+		pp_id_pub_format(pub, key, sizeof(key));
+		if (strcmp(key, p->sig_identity) != 0)
+			pp_warn(SUB, "peer %s: verified %s end to end, but the "
+			    "signaling server says it signed in with %s", p->name,
+			    key, p->sig_identity);
+	}
 	if (pub == NULL)
 		p->identity[0] = '\0';
 	else
@@ -794,6 +872,10 @@ peer_make_pc(struct peer *p)
 	tcfg.identity = a->id;
 	tcfg.room_uuid = a->cfg.room_uuid;
 	tcfg.local_fp = pp_dtls_cert_fingerprint_text(a->cert);
+	if (a->has_invite && strcmp(p->name, a->invite.gateway) == 0) {
+		tcfg.invite_id = a->invite.id;
+		tcfg.invite_secret = a->invite.secret;
+	}
 	tcfg.unreliable = a->cfg.unreliable;
 	tcfg.extended = a->cfg.extended;
 	tcfg.services = a->services;
@@ -1101,14 +1183,15 @@ on_turn_credentials(struct pp_agent *a, json_t *data)
 	turn_kick(a);
 }
 
+/* Joins, signed over the server's challenge when nonce is given (v2). */
 static void
-join(struct pp_agent *a)
+join_room(struct pp_agent *a, const unsigned char *nonce)
 {
-	json_t *m = json_pack("{s:s, s:s, s:s, s:s}", "type", "FAST_ROOM_EXACT",
-	    "room_uuid", a->cfg.room_uuid, "room_name", a->cfg.room_name,
-	    "user_name", a->cfg.name);
+	json_t *m = pp_sig_join_build(a->cfg.room_uuid, a->cfg.room_name,
+	    a->cfg.name, nonce ? a->id : NULL, nonce);
 
-	if (m && pp_sigc_send(a->sig, m) < 0)
+	a->sig_authed = nonce != NULL;
+	if (m == NULL || pp_sigc_send(a->sig, m) < 0)
 		pp_warn(SUB, "cannot ask to join the room");
 	json_decref(m);
 	/* Right behind the join.  The answer may still come after an offer
@@ -1117,13 +1200,72 @@ join(struct pp_agent *a)
 	turn_request(a);
 }
 
+static void rejoin_cb(uv_timer_t *h);
+
+/*
+ * v2: ask the server for a challenge, and join with it signed, so that our
+ * name in the room is bound to our key (docs/signaling.md).  A v1 server
+ * does not know the request: we join unsigned then.
+ */
+static void
+join(struct pp_agent *a)
+{
+	json_t *m = json_pack("{s:s}", "type", "AUTH_CHALLENGE");
+
+	a->auth_waiting = m && pp_sigc_send(a->sig, m) == 0;
+	json_decref(m);
+	if (!a->auth_waiting)
+		join_room(a, NULL);
+	else	/* every request gets a reply; this bounds a server that errs */
+		uv_timer_start(&a->rejoin, rejoin_cb, AUTH_WAIT_MS, 0);
+}
+
+static void
+on_auth_challenge(struct pp_agent *a, json_t *data)
+{
+	json_t *n = json_object_get(data, "nonce");
+	unsigned char nonce[PP_SIG_NONCE_LEN];
+
+	if (!a->auth_waiting)
+		return;
+	a->auth_waiting = 0;
+	uv_timer_stop(&a->rejoin);
+	if (!json_is_string(n) || pp_b64url_decode(json_string_value(n),
+	    json_string_length(n), nonce, sizeof(nonce)) < 0) {
+		pp_warn(SUB, "malformed AUTH_CHALLENGE from the signaling server; "
+		    "joining without signing");
+		join_room(a, NULL);
+		return;
+	}
+	join_room(a, nonce);
+}
+
 static void
 rejoin_cb(uv_timer_t *h)
 {
 	struct pp_agent *a = h->data;
 
+	if (a->auth_waiting && pp_sigc_connected(a->sig) && !a->stopping) {
+		a->auth_waiting = 0;
+		pp_warn(SUB, "no answer to AUTH_CHALLENGE from the signaling "
+		    "server in %d ms; joining without signing", AUTH_WAIT_MS);
+		join_room(a, NULL);
+		return;
+	}
 	if (pp_sigc_connected(a->sig) && !a->in_room && !a->stopping)
 		join(a);
+}
+
+/* The key the signaling server says a member proved (v2 presence). */
+static void
+member_identity(struct pp_agent *a, const char *name, json_t *key)
+{
+	struct peer *p = peer_find(a, name);
+
+	if (p != NULL)
+		snprintf(p->sig_identity, sizeof(p->sig_identity), "%s",
+		    json_is_string(key) && json_string_length(key) ==
+		    PP_ID_PUB_STRLEN ? json_string_value(key) : "");
 }
 
 static void
@@ -1142,6 +1284,7 @@ sig_disconnected(void *ctx, const char *why)
 	struct pp_agent *a = ctx;
 
 	a->in_room = 0;
+	a->auth_waiting = 0;
 	/* Offers held for TURN credentials are stale by the next join. */
 	for (struct peer *p = a->peers; p; p = p->next)
 		drop_held(p);
@@ -1158,14 +1301,24 @@ sig_message(void *ctx, const char *type, json_t *data)
 
 	if (strcmp(type, "ROOM_JOINED") == 0 || strcmp(type, "ROOM_CREATED") == 0) {
 		a->in_room = 1;
-		pp_info(SUB, "in room %s as %s", a->cfg.room_name, a->cfg.name);
+		pp_info(SUB, "in room %s as %s%s", a->cfg.room_name, a->cfg.name,
+		    a->sig_authed ? " (signed in with our identity key)" : "");
 		json_array_foreach(json_object_get(data, "room_members"), i, v)
-			if (json_is_string(v))
+			if (json_is_string(v)) {
 				member_seen(a, json_string_value(v), 0);
+				member_identity(a, json_string_value(v),
+				    json_object_get(json_object_get(data,
+				    "identities"), json_string_value(v)));
+			}
 	} else if (strcmp(type, "ROOM_NEW_MEMBER") == 0) {
 		v = json_object_get(data, "name");
-		if (json_is_string(v))
+		if (json_is_string(v)) {
 			member_seen(a, json_string_value(v), 1);
+			member_identity(a, json_string_value(v),
+			    json_object_get(data, "identity"));
+		}
+	} else if (strcmp(type, "AUTH_CHALLENGE") == 0) {
+		on_auth_challenge(a, data);
 	} else if (strcmp(type, "ROOM_MEMBER_LEFT") == 0) {
 		struct peer *p;
 
@@ -1184,6 +1337,27 @@ sig_message(void *ctx, const char *type, json_t *data)
 	} else if (strcmp(type, "FAILED") == 0) {
 		const char *why = json_string_value(json_object_get(data, "reason"));
 
+		/* a v1 server does not know AUTH_CHALLENGE: join unsigned */
+		if (a->auth_waiting && why && strcmp(why, "Unknown message") == 0) {
+			a->auth_waiting = 0;
+			uv_timer_stop(&a->rejoin);
+			if (!a->sig_v1_logged)
+				pp_warn(SUB, "the signaling server does not "
+				    "authenticate (protocol v1): our name in the "
+				    "room is not bound to our key there");
+			a->sig_v1_logged = 1;
+			join_room(a, NULL);
+			return;
+		}
+		if (why && !a->in_room && (strcmp(why, PP_SIG_R_NAME_BOUND) == 0 ||
+		    strcmp(why, PP_SIG_R_AUTH_REQUIRED) == 0 ||
+		    strcmp(why, PP_SIG_R_AUTH_FAILED) == 0))
+			pp_warn(SUB, "the signaling server refused our join as %s: "
+			    "%s%s", a->cfg.name, why, strcmp(why,
+			    PP_SIG_R_NAME_BOUND) == 0 ? " (another device, or an "
+			    "earlier identity key, holds this name in the room: "
+			    "use another [agent] name, or the key in STATE/"
+			    "identity.pem that first joined)" : "");
 		/* a v1 server does not know the request; a v2 one may have no secret */
 		if (a->turn_waiting && why && (strcmp(why, "Unknown message") == 0 ||
 		    strcmp(why, "TURN credentials are not configured on this "
@@ -1233,6 +1407,8 @@ peer_json(struct peer *p)
 	json_object_set_new(o, "last_error", json_string(p->last_error));
 	json_object_set_new(o, "identity", p->identity[0] ?
 	    json_string(p->identity) : json_null());
+	json_object_set_new(o, "signaling_identity", p->sig_identity[0] ?
+	    json_string(p->sig_identity) : json_null());
 	if (p->pc) {
 		struct pp_pc_status st;
 
@@ -1344,6 +1520,9 @@ pp_agent_status(struct pp_agent *a)
 	    "peers", peers_json(a),
 	    "services", services_json(a));
 
+	if (st)
+		json_object_set_new(json_object_get(st, "signaling"),
+		    "authenticated", json_boolean(a->in_room && a->sig_authed));
 	if (st && a->cfg.turn_from_signaling)
 		json_object_set_new(json_object_get(st, "signaling"), "turn",
 		    json_pack("{s:i, s:I}", "relays", now < a->sig_turn_expires_ms ?
@@ -1351,6 +1530,86 @@ pp_agent_status(struct pp_agent *a)
 		    (json_int_t)(now < a->sig_turn_expires_ms ?
 		    (a->sig_turn_expires_ms - now) / 1000 : 0)));
 	return st;
+}
+
+static int
+group_name_ok(const char *g)
+{
+	size_t n = strlen(g);
+
+	if (n < 1 || n > PP_INVITE_GROUP_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((g[i] >= 'a' && g[i] <= 'z') || (g[i] >= 'A' && g[i] <= 'Z') ||
+		    (g[i] >= '0' && g[i] <= '9') || g[i] == '-' || g[i] == '_' ||
+		    g[i] == '.'))
+			return 0;
+	return 1;
+}
+
+/* `peerpipe invite`: {ttl, group, url} -> {token, id, expires, ...}. */
+static json_t *
+invite_create(struct pp_agent *a, json_t *args, char *err, size_t errlen)
+{
+	json_t *jttl = json_object_get(args, "ttl");
+	const char *group = json_string_value(json_object_get(args, "group"));
+	const char *url = json_string_value(json_object_get(args, "url"));
+	char token[PP_INVITE_TEXT_MAX], idt[23];
+	struct pp_invite inv;
+	json_int_t ttl = PP_INVITE_TTL_DEFAULT;
+	json_t *r;
+	int rc;
+
+	if (!pp_access_has_policy(a->access)) {
+		snprintf(err, errlen, "this agent has no [agent] policy: an invite "
+		    "adds the new device's key to the policy, and without one "
+		    "every peer with an identity is admitted on first contact");
+		return NULL;
+	}
+	if (jttl != NULL && (!json_is_integer(jttl) || (ttl =
+	    json_integer_value(jttl)) < 1 || ttl > PP_INVITE_TTL_MAX)) {
+		snprintf(err, errlen, "ttl: give seconds from 1 to %d",
+		    PP_INVITE_TTL_MAX);
+		return NULL;
+	}
+	if (group == NULL)
+		group = "";
+	if (group[0] && !group_name_ok(group)) {
+		snprintf(err, errlen, "group \"%.80s\": use 1-63 letters, digits, "
+		    "'-', '_' or '.' (a group of the policy)", group);
+		return NULL;
+	}
+	if (url == NULL)
+		url = a->cfg.url;
+	if (strlen(url) > PP_INVITE_URL_MAX || (strncmp(url, "wss://", 6) != 0 &&
+	    strncmp(url, "ws://", 5) != 0) || strpbrk(url, " \t\r\n") != NULL) {
+		snprintf(err, errlen, "url \"%.80s\": give the signaling server as "
+		    "the new device reaches it, wss://HOST:PORT/ws", url);
+		return NULL;
+	}
+	memset(&inv, 0, sizeof(inv));
+	snprintf(inv.gateway, sizeof(inv.gateway), "%s", a->cfg.name);
+	pp_id_public(a->id, inv.gateway_key);
+	snprintf(inv.room_name, sizeof(inv.room_name), "%s", a->cfg.room_name);
+	snprintf(inv.room_uuid, sizeof(inv.room_uuid), "%s", a->cfg.room_uuid);
+	snprintf(inv.url, sizeof(inv.url), "%s", url);
+	if ((rc = pp_invites_create(a->invites, &inv, (unsigned)ttl, group,
+	    (int64_t)time(NULL))) < 0 ||
+	    (rc = pp_invite_format(&inv, token, sizeof(token))) < 0) {
+		OPENSSL_cleanse(&inv, sizeof(inv));
+		snprintf(err, errlen, "cannot make an invite: %s%s", pp_strerror(rc),
+		    rc == PP_ELIMIT ? " (too many unexpired invites)" : "");
+		return NULL;
+	}
+	pp_invite_id_text(inv.id, idt);
+	pp_info(SUB, "invite %s made: single use, expires in %lld s%s%s", idt,
+	    (long long)ttl, group[0] ? ", group " : "", group);
+	r = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s}", "token", token,
+	    "id", idt, "expires", (json_int_t)inv.expires, "group", group,
+	    "gateway", inv.gateway, "room", inv.room_name, "url", inv.url);
+	OPENSSL_cleanse(token, sizeof(token));
+	OPENSSL_cleanse(&inv, sizeof(inv));
+	return r;
 }
 
 static json_t *
@@ -1406,6 +1665,18 @@ ctl_handle(void *ctx, const char *cmd, json_t *args, char *err, size_t errlen)
 				peer_offer(p);
 		return json_pack("{s:i}", "lifted", n);
 	}
+	if (strcmp(cmd, "invite") == 0)
+		return invite_create(a, args, err, errlen);
+	if (strcmp(cmd, "invites") == 0) {
+		const char *id = json_string_value(json_object_get(args, "revoke"));
+
+		if (id == NULL)
+			return pp_invites_list(a->invites, (int64_t)time(NULL));
+		if (pp_invites_revoke(a->invites, id, err, errlen) < 0)
+			return NULL;
+		pp_info(SUB, "invite %s revoked", id);
+		return json_pack("{s:s}", "revoked", id);
+	}
 	if (strcmp(cmd, "reload") == 0) {
 		if (pp_agent_reload(a) < 0) {
 			snprintf(err, errlen, "the policy has errors (see the agent's "
@@ -1415,7 +1686,7 @@ ctl_handle(void *ctx, const char *cmd, json_t *args, char *err, size_t errlen)
 		return json_pack("{s:b}", "reloaded", 1);
 	}
 	snprintf(err, errlen, "unknown command \"%s\" (status, peers, services, "
-	    "reload, bans, unban, subscribe)", cmd);
+	    "reload, invite, invites, bans, unban, subscribe)", cmd);
 	return NULL;
 }
 
@@ -1433,11 +1704,18 @@ ips_reloaded(int status, const char *reason, void *ctx)
 int
 pp_agent_reload(struct pp_agent *a)
 {
-	int changed, rc;
-
 	/* The rule files may have changed too (e.g. suricata-update). */
 	if (a->ips && pp_ips_reload(a->ips, ips_reloaded, a) < 0)
 		pp_warn(SUB, "IPS rules not reloaded now: Suricata is not ready");
+	return policy_reload(a);
+}
+
+/* The policy again: peers it no longer admits are cut, the rest re-offered. */
+static int
+policy_reload(struct pp_agent *a)
+{
+	int changed, rc;
+
 	if ((rc = pp_access_reload(a->access, &changed)) < 0 || !changed)
 		return rc;
 	for (struct peer *p = a->peers; p; p = p->next) {
@@ -1588,6 +1866,39 @@ turn_parse(const struct pp_cfg_turn *c, struct pp_ice_turn *t, char *host,
 	return 0;
 }
 
+/* The token's signaling server and room replace the config's. */
+static int
+use_invite(struct pp_agent *a, const char *token)
+{
+	char err[256], idt[23];
+
+	if (pp_invite_parse(token, strlen(token), &a->invite, err,
+	    sizeof(err)) < 0) {
+		pp_err(SUB, "%s", err);
+		return PP_ECONFIG;
+	}
+	a->has_invite = 1;
+	pp_invite_id_text(a->invite.id, idt);
+	if (strcmp(a->cfg.url, a->invite.url) != 0 ||
+	    strcmp(a->cfg.room_uuid, a->invite.room_uuid) != 0 ||
+	    strcmp(a->cfg.room_name, a->invite.room_name) != 0)
+		pp_info(SUB, "invite %s: signaling %s and room %s from the "
+		    "invite, not the config", idt, a->invite.url,
+		    a->invite.room_name);
+	snprintf(a->cfg.url, sizeof(a->cfg.url), "%s", a->invite.url);
+	snprintf(a->cfg.room_uuid, sizeof(a->cfg.room_uuid), "%s",
+	    a->invite.room_uuid);
+	snprintf(a->cfg.room_name, sizeof(a->cfg.room_name), "%s",
+	    a->invite.room_name);
+	if (a->invite.expires <= (int64_t)time(NULL))
+		pp_warn(SUB, "invite %s expired by our clock: %s will likely "
+		    "refuse it; ask for a new one", idt, a->invite.gateway);
+	else
+		pp_info(SUB, "invite %s from %s: proved to it when we connect",
+		    idt, a->invite.gateway);
+	return 0;
+}
+
 int
 pp_agent_new(uv_loop_t *loop, const struct pp_agent_config *ac,
     struct pp_agent **out)
@@ -1603,6 +1914,10 @@ pp_agent_new(uv_loop_t *loop, const struct pp_agent_config *ac,
 	a->loop = loop;
 	a->cfg = *ac->cfg;
 	a->mode = ac->mode;
+	if (ac->invite && (rc = use_invite(a, ac->invite)) < 0) {
+		free(a);
+		return rc;
+	}
 	a->started_ms = pp_now_ms();
 	if (ac->control)
 		snprintf(a->control, sizeof(a->control), "%s", ac->control);
@@ -1662,6 +1977,21 @@ pp_agent_new(uv_loop_t *loop, const struct pp_agent_config *ac,
 	}
 	if ((rc = pp_access_new(&a->cfg, a->state_dir, &a->access)) < 0)
 		goto fail_id;
+	{
+		char path[1200], why[512];
+
+		snprintf(path, sizeof(path), "%s/invites.json", a->state_dir);
+		if ((rc = pp_invites_open(path, (int64_t)time(NULL),
+		    &a->invites)) < 0)
+			goto fail_access;
+		/* The invite tells us the gateway's key before we meet it. */
+		if (a->has_invite && (rc = pp_access_pin(a->access,
+		    a->invite.gateway, a->invite.gateway_key, why,
+		    sizeof(why))) < 0) {
+			pp_err(SUB, "invite: %s", why);
+			goto fail_access;
+		}
+	}
 	if ((rc = pp_bans_open(a->state_dir, &a->bans)) < 0)
 		goto fail_access;
 	if ((rc = pp_dtls_cert_new("peerpipe", &a->cert)) < 0)
@@ -1704,10 +2034,12 @@ fail_cert:
 	pp_dtls_cert_free(a->cert);
 fail_access:
 	pp_bans_free(a->bans);
+	pp_invites_free(a->invites);
 	pp_access_free(a->access);
 fail_id:
 	pp_id_free(a->id);
 fail:
+	OPENSSL_cleanse(&a->invite, sizeof(a->invite));
 	free(a);
 	return rc;
 }
@@ -1761,6 +2093,8 @@ pp_agent_free(struct pp_agent *a)
 	pp_id_free(a->id);
 	pp_access_free(a->access);
 	pp_bans_free(a->bans);
+	pp_invites_free(a->invites);
+	OPENSSL_cleanse(&a->invite, sizeof(a->invite));
 	OPENSSL_cleanse(a->sig_turn_cfg, sizeof(a->sig_turn_cfg));
 	OPENSSL_cleanse(a->sig_turn, sizeof(a->sig_turn));
 	free(a);

@@ -33,6 +33,10 @@ struct pp_agent_config {
 	const struct pp_cfg *cfg;	/* copied */
 	enum pp_agent_mode mode;
 	const char *control;		/* socket path; NULL: from cfg or default */
+	/* An invite token (docs/identity.md, "Invites"): its signaling URL and
+	 * room replace the config's, its gateway's key is pinned, and the
+	 * invite is proved to that gateway.  NULL: none. */
+	const char *invite;
 };
 
 /*

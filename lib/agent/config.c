@@ -663,13 +663,14 @@ consume_bind(struct parser *p, const char *v, size_t len)
 }
 
 /*
- * peers = NAME, NAME ...: names are trimmed, so a name with a comma or with
- * spaces at either end cannot be listed (docs/config.md says so).
+ * A list of user names (peers = NAME, NAME ...): names are trimmed, so a
+ * name with a comma or with spaces at either end cannot be listed
+ * (docs/config.md says so).
  */
 static void
-consume_peers(struct parser *p, const char *v, size_t len)
+name_list(struct parser *p, const char *key, char (*names)[PP_TUN_NAME_MAX + 1],
+    size_t *count, const char *v, size_t len)
 {
-	struct pp_cfg *c = p->cfg;
 	const char *end = v + len, *s = v;
 	char qb[QBUF];
 	int full = 0;
@@ -686,34 +687,48 @@ consume_peers(struct parser *p, const char *v, size_t len)
 		while (b > a && pp_ini_is_space(b[-1]))
 			b--;
 		if (a == b) {
-			err(p, "%speers: empty name between commas: remove the "
-			    "extra comma", p->prefix);
+			err(p, "%s%s: empty name between commas: remove the "
+			    "extra comma", p->prefix, key);
 		} else if (!pp_sig_name_valid(a, (size_t)(b - a))) {
-			err(p, "%speers: %s is not a valid user name: use "
-			    NAME_RULE, p->prefix,
+			err(p, "%s%s: %s is not a valid user name: use "
+			    NAME_RULE, p->prefix, key,
 			    q(qb, sizeof(qb), a, (size_t)(b - a)));
 		} else {
 			size_t n = (size_t)(b - a), i;
 
-			for (i = 0; i < c->npeers; i++)
-				if (strlen(c->peers[i]) == n &&
-				    memcmp(c->peers[i], a, n) == 0)
+			for (i = 0; i < *count; i++)
+				if (strlen(names[i]) == n &&
+				    memcmp(names[i], a, n) == 0)
 					break;
-			if (i < c->npeers) {
-				err(p, "%speers: %s is listed twice: remove one",
-				    p->prefix, q(qb, sizeof(qb), a, n));
-			} else if (c->npeers == PP_CFG_MAX_PEERS) {
+			if (i < *count) {
+				err(p, "%s%s: %s is listed twice: remove one",
+				    p->prefix, key, q(qb, sizeof(qb), a, n));
+			} else if (*count == PP_CFG_MAX_PEERS) {
 				if (!full)
-					err(p, "%speers: at most %d names",
-					    p->prefix, PP_CFG_MAX_PEERS);
+					err(p, "%s%s: at most %d names",
+					    p->prefix, key, PP_CFG_MAX_PEERS);
 				full = 1;
 			} else {
-				memcpy(c->peers[c->npeers], a, n);
-				c->peers[c->npeers++][n] = '\0';
+				memcpy(names[*count], a, n);
+				names[(*count)++][n] = '\0';
 			}
 		}
 		s = e + 1;
 	}
+}
+
+static void
+consume_peers(struct parser *p, const char *v, size_t len)
+{
+	name_list(p, "peers", p->cfg->peers, &p->cfg->npeers, v, len);
+}
+
+/* Version-1 peers (no identity) admitted by name without a policy. */
+static void
+agent_legacy_peers(struct parser *p, const char *v, size_t len)
+{
+	name_list(p, "legacy_peers", p->cfg->legacy_peers,
+	    &p->cfg->nlegacy_peers, v, len);
 }
 
 static void
@@ -754,6 +769,7 @@ static const struct key agent_keys[] = {
 	{ "control_mode", agent_control_mode, 0 },
 	{ "state_dir", agent_state_dir, 0 },
 	{ "policy", agent_policy, 0 },
+	{ "legacy_peers", agent_legacy_peers, 0 },
 	{ "log_level", agent_log_level, 0 },
 	{ "log_format", agent_log_format, 0 },
 };

@@ -5,8 +5,8 @@
  * how to fix", all of them, not just the first.  No I/O besides reading the
  * file in pp_cfg_load(); thread-safe.
  *
- *   [agent]      name, control, control_mode, state_dir, policy, log_level,
- *                log_format
+ *   [agent]      name, control, control_mode, state_dir, policy,
+ *                legacy_peers, log_level, log_format
  *   [signaling]  url, ca, insecure
  *   [room]       name, uuid
  *   [ice]        stun, turn, address (repeatable), port_min, port_max,
@@ -83,6 +83,9 @@ struct pp_cfg {
 	unsigned control_mode;		/* default 0600; 0600 or 0660 */
 	char state_dir[1024];		/* "" : default chosen by the agent */
 	char policy[1024];		/* access policy file (docs/policy.md); "": none */
+	/* v1 peers (no identity) admitted by name when there is no policy */
+	char legacy_peers[PP_CFG_MAX_PEERS][PP_TUN_NAME_MAX + 1];
+	size_t nlegacy_peers;
 	int log_level;			/* PP_LOG_* ; default info */
 	int log_json;			/* log_format = text|json */
 	/* [signaling] */

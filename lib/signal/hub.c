@@ -6,9 +6,11 @@
  */
 #include "hub.h"
 #include "msg.h"
+#include "base/b64.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "base/random.h"
+#include "identity/identity.h"
 #include "turn.h"
 
 #include <openssl/crypto.h>
@@ -32,7 +34,22 @@ struct pp_sig_conn {
 	void *ctx;
 	struct room *room;		/* NULL when in no room */
 	char user[PP_SIG_NAME_MAX + 1];
+	/* v2 authentication */
+	unsigned v2:1;			/* asked for a challenge: sees v2 fields */
+	unsigned has_nonce:1;		/* a challenge is outstanding */
+	unsigned authed:1;		/* joined with a verified signature */
+	unsigned char nonce[PP_SIG_NONCE_LEN];
+	unsigned char key[PP_SIG_KEY_LEN];
 };
+
+/* A user name bound to a key in a room (by uuid), for the server's life. */
+struct binding {
+	struct binding *next;
+	char uuid[PP_UUID_STRLEN + 1];
+	char name[PP_SIG_NAME_MAX + 1];
+	unsigned char key[PP_SIG_KEY_LEN];
+};
+#define BINDING_BUCKETS 16384u
 
 struct pp_sig_hub {
 	struct pp_sig_limits limits;
@@ -48,6 +65,11 @@ struct pp_sig_hub {
 	size_t nuris;
 	unsigned turn_ttl;
 	int64_t (*now)(void);
+	/* v2 authentication */
+	int require_auth;
+	unsigned max_bindings;
+	unsigned long nbindings;
+	struct binding **bindings;	/* BINDING_BUCKETS, allocated on first use */
 };
 
 
@@ -138,6 +160,59 @@ member_find(const struct room *r, const char *user)
 	return NULL;
 }
 
+static size_t
+binding_bucket(const struct pp_sig_hub *hub, const char *uuid, const char *name)
+{
+	uint64_t h = 1469598103934665603ull ^ (hub->seed * 31);
+
+	for (const char *p = uuid; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	h = (h ^ '\n') * 1099511628211ull;
+	for (const char *p = name; *p; p++) {
+		h ^= (uint8_t)*p;
+		h *= 1099511628211ull;
+		h ^= h >> 29;
+	}
+	return (size_t)(h % BINDING_BUCKETS);
+}
+
+static const struct binding *
+binding_find(const struct pp_sig_hub *hub, const char *uuid, const char *name)
+{
+	const struct binding *b;
+
+	if (hub->bindings == NULL)
+		return NULL;
+	for (b = hub->bindings[binding_bucket(hub, uuid, name)]; b; b = b->next)
+		if (strcmp(b->uuid, uuid) == 0 && strcmp(b->name, name) == 0)
+			return b;
+	return NULL;
+}
+
+static int
+binding_add(struct pp_sig_hub *hub, const char *uuid, const char *name,
+    const unsigned char key[PP_SIG_KEY_LEN])
+{
+	struct binding *b;
+	size_t k;
+
+	if (hub->nbindings >= hub->max_bindings)
+		return PP_ELIMIT;
+	if (hub->bindings == NULL &&
+	    (hub->bindings = calloc(BINDING_BUCKETS, sizeof(*hub->bindings))) == NULL)
+		return -ENOMEM;
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return -ENOMEM;
+	snprintf(b->uuid, sizeof(b->uuid), "%s", uuid);
+	snprintf(b->name, sizeof(b->name), "%s", name);
+	memcpy(b->key, key, PP_SIG_KEY_LEN);
+	k = binding_bucket(hub, uuid, name);
+	b->next = hub->bindings[k];
+	hub->bindings[k] = b;
+	hub->nbindings++;
+	return 0;
+}
+
 /* Sends a built message; takes ownership of text. */
 static int
 send_text(struct pp_sig_hub *hub, struct pp_sig_conn *c, char *text, size_t len)
@@ -173,20 +248,34 @@ reply_failed(struct pp_sig_hub *hub, struct pp_sig_conn *c, const char *reason,
 	return code;
 }
 
-/* Tells every member but `except` about a member joining or leaving. */
+/*
+ * Tells every member but `except` about a member joining or leaving.  A v2
+ * member also learns whether the joiner proved a key (key non-NULL):
+ * "identity" in ROOM_NEW_MEMBER.  A v1 member never sees a v2 field.
+ */
 static void
 broadcast(struct pp_sig_hub *hub, struct room *r, struct pp_sig_conn *except,
-    const char *type, const char *name)
+    const char *type, const char *name, const unsigned char *key)
 {
-	size_t len = 0;
+	char text[PP_ID_PUB_STRLEN + 1];
+	size_t len = 0, len2 = 0;
 	char *s = pp_sig_build(type, json_pack("{s:s}", "name", name), &len);
+	char *s2 = NULL;
 
 	if (s == NULL)
 		return;
+	if (key) {
+		pp_id_pub_format(key, text, sizeof(text));
+		s2 = pp_sig_build(type, json_pack("{s:s, s:s}", "name", name,
+		    "identity", text), &len2);
+	}
 	for (unsigned i = 0; i < r->nmembers; i++)
 		if (r->members[i] != except)
-			(void)hub->ops.send(r->members[i]->ctx, s, len);
+			(void)hub->ops.send(r->members[i]->ctx,
+			    s2 && r->members[i]->v2 ? s2 : s,
+			    s2 && r->members[i]->v2 ? len2 : len);
 	free(s);
+	free(s2);
 }
 
 static int
@@ -224,8 +313,9 @@ member_leave(struct pp_sig_hub *hub, struct pp_sig_conn *c)
 	if (r->nmembers == 0)
 		room_del(hub, r);
 	else
-		broadcast(hub, r, c, "ROOM_MEMBER_LEFT", c->user);
+		broadcast(hub, r, c, "ROOM_MEMBER_LEFT", c->user, NULL);
 	c->user[0] = '\0';
+	c->authed = 0;
 }
 
 static int
@@ -251,7 +341,7 @@ static int
 do_join(struct pp_sig_hub *hub, struct pp_sig_conn *c, struct room *r,
     const char *user)
 {
-	json_t *names;
+	json_t *names, *data;
 
 	if (member_find(r, user))
 		return reply_failed(hub, c, PP_SIG_R_NAME_TAKEN, PP_ECONFLICT);
@@ -263,8 +353,23 @@ do_join(struct pp_sig_hub *hub, struct pp_sig_conn *c, struct room *r,
 	names = json_array();
 	for (unsigned i = 0; i < r->nmembers; i++)
 		json_array_append_new(names, json_string(r->members[i]->user));
-	send_msg(hub, c, "ROOM_JOINED", json_pack("{s:o}", "room_members", names));
-	broadcast(hub, r, c, "ROOM_NEW_MEMBER", user);
+	data = json_pack("{s:o}", "room_members", names);
+	if (data && c->v2) {
+		/* v2: which members proved a key, and which */
+		json_t *ids = json_object();
+		char text[PP_ID_PUB_STRLEN + 1];
+
+		for (unsigned i = 0; ids && i < r->nmembers; i++) {
+			if (!r->members[i]->authed)
+				continue;
+			pp_id_pub_format(r->members[i]->key, text, sizeof(text));
+			json_object_set_new(ids, r->members[i]->user,
+			    json_string(text));
+		}
+		json_object_set_new(data, "identities", ids);
+	}
+	send_msg(hub, c, "ROOM_JOINED", data);
+	broadcast(hub, r, c, "ROOM_NEW_MEMBER", user, c->authed ? c->key : NULL);
 	return 0;
 }
 
@@ -344,6 +449,98 @@ do_turn(struct pp_sig_hub *hub, struct pp_sig_conn *c)
 	return 0;
 }
 
+/* v2: a fresh challenge for the next signed join of this connection. */
+static int
+do_challenge(struct pp_sig_hub *hub, struct pp_sig_conn *c)
+{
+	char n[PP_B64URL_LEN(PP_SIG_NONCE_LEN) + 1];
+	int rc;
+
+	if ((rc = pp_random_bytes(c->nonce, sizeof(c->nonce))) < 0)
+		return reply_failed(hub, c, PP_SIG_R_INVALID, rc);
+	c->v2 = 1;
+	c->has_nonce = 1;
+	pp_b64url_encode(c->nonce, sizeof(c->nonce), n);
+	send_msg(hub, c, "AUTH_CHALLENGE", json_pack("{s:s, s:i, s:b}", "nonce",
+	    n, "pp_version", 2, "required", hub->require_auth != 0));
+	return 0;
+}
+
+/*
+ * Before a name goes into a room: a signed request must carry a valid
+ * signature over this connection's challenge (used up either way), an
+ * unsigned one is refused when the server requires authentication.
+ */
+static int
+auth_check(struct pp_sig_hub *hub, struct pp_sig_conn *c,
+    const struct pp_sig_request *req)
+{
+	char text[512];
+	int n, ok;
+
+	if (!req->has_id) {
+		if (hub->require_auth) {
+			pp_debug("signal", "unsigned join as \"%s\" refused: "
+			    "authentication is required", req->user_name);
+			return reply_failed(hub, c, PP_SIG_R_AUTH_REQUIRED,
+			    PP_EAUTH);
+		}
+		return 0;
+	}
+	if (!c->has_nonce) {
+		pp_debug("signal", "signed join as \"%s\" without a challenge",
+		    req->user_name);
+		return reply_failed(hub, c, PP_SIG_R_AUTH_FAILED, PP_EAUTH);
+	}
+	c->has_nonce = 0;
+	n = pp_sig_auth_transcript(c->nonce, req->type == PP_SIG_NEW_ROOM ? "" :
+	    req->room_uuid, req->room_name, req->user_name, text, sizeof(text));
+	ok = n > 0 && pp_id_verify(req->id, text, (size_t)n, req->sig) == 0;
+	OPENSSL_cleanse(c->nonce, sizeof(c->nonce));
+	if (!ok) {
+		pp_debug("signal", "signed join as \"%s\": bad signature",
+		    req->user_name);
+		return reply_failed(hub, c, PP_SIG_R_AUTH_FAILED, PP_EAUTH);
+	}
+	return 0;
+}
+
+/* The name's binding in room uuid: another key, or none, is refused. */
+static int
+binding_check(struct pp_sig_hub *hub, struct pp_sig_conn *c, const char *uuid,
+    const struct pp_sig_request *req)
+{
+	const struct binding *b = binding_find(hub, uuid, req->user_name);
+
+	if (b == NULL) {
+		if (req->has_id && hub->nbindings >= hub->max_bindings)
+			return reply_failed(hub, c, PP_SIG_R_TOO_MANY_KEYS,
+			    PP_ELIMIT);
+		return 0;
+	}
+	if (req->has_id && CRYPTO_memcmp(b->key, req->id, PP_SIG_KEY_LEN) == 0)
+		return 0;
+	pp_debug("signal", "room %s: \"%s\" is bound to another key; %s join "
+	    "refused", uuid, req->user_name, req->has_id ? "a signed" :
+	    "an unsigned");
+	return reply_failed(hub, c, PP_SIG_R_NAME_BOUND, PP_EDENIED);
+}
+
+/* After a successful join: who this member proved to be, bound if new. */
+static void
+auth_joined(struct pp_sig_hub *hub, struct pp_sig_conn *c,
+    const struct pp_sig_request *req)
+{
+	if (!req->has_id)
+		return;
+	c->authed = 1;
+	memcpy(c->key, req->id, PP_SIG_KEY_LEN);
+	if (binding_find(hub, c->room->uuid, c->user) == NULL &&
+	    binding_add(hub, c->room->uuid, c->user, c->key) < 0)
+		pp_warn("signal", "room %s: cannot bind \"%s\" to its key",
+		    c->room->uuid, c->user);
+}
+
 static int
 dispatch(struct pp_sig_hub *hub, struct pp_sig_conn *c,
     const struct pp_sig_request *req)
@@ -356,23 +553,53 @@ dispatch(struct pp_sig_hub *hub, struct pp_sig_conn *c,
 	case PP_SIG_NEW_ROOM:
 		if (c->room)
 			return reply_failed(hub, c, PP_SIG_R_CONFLICT, PP_ECONFLICT);
+		if ((rc = auth_check(hub, c, req)) < 0)
+			return rc;
 		do {
 			if ((rc = pp_uuid4(uuid)) < 0)
 				return reply_failed(hub, c, PP_SIG_R_INVALID, rc);
-		} while (room_find(hub, uuid));
-		return do_create(hub, c, uuid, req->room_name, req->user_name);
+		} while (room_find(hub, uuid) || binding_find(hub, uuid,
+		    req->user_name));
+		if ((rc = binding_check(hub, c, uuid, req)) < 0 ||
+		    (rc = do_create(hub, c, uuid, req->room_name,
+		    req->user_name)) < 0)
+			return rc;
+		auth_joined(hub, c, req);
+		return 0;
 
 	case PP_SIG_JOIN_ROOM:
 	case PP_SIG_FAST_ROOM_EXACT:
 		if (c->room)
 			return reply_failed(hub, c, PP_SIG_R_CONFLICT, PP_ECONFLICT);
+		if ((rc = auth_check(hub, c, req)) < 0)
+			return rc;
 		r = room_find(hub, req->room_uuid);
-		if (r == NULL && req->type == PP_SIG_FAST_ROOM_EXACT)
-			return do_create(hub, c, req->room_uuid, req->room_name,
-			    req->user_name);
+		if (r == NULL && req->type == PP_SIG_FAST_ROOM_EXACT) {
+			if ((rc = binding_check(hub, c, req->room_uuid, req)) < 0 ||
+			    (rc = do_create(hub, c, req->room_uuid,
+			    req->room_name, req->user_name)) < 0)
+				return rc;
+			auth_joined(hub, c, req);
+			return 0;
+		}
 		if (r == NULL || strcmp(r->name, req->room_name) != 0)
 			return reply_failed(hub, c, PP_SIG_R_BAD_ROOM, PP_ENOTFOUND);
-		return do_join(hub, c, r, req->user_name);
+		if ((rc = binding_check(hub, c, r->uuid, req)) < 0)
+			return rc;
+		/* do_join announces the member: who it proved to be first */
+		if (req->has_id) {
+			c->authed = 1;
+			memcpy(c->key, req->id, PP_SIG_KEY_LEN);
+		}
+		if ((rc = do_join(hub, c, r, req->user_name)) < 0) {
+			c->authed = 0;
+			return rc;
+		}
+		auth_joined(hub, c, req);
+		return 0;
+
+	case PP_SIG_AUTH_CHALLENGE:
+		return do_challenge(hub, c);
 
 	case PP_SIG_LEAVE_ROOM:
 		if ((rc = check_membership(hub, c, req)) < 0)
@@ -431,6 +658,7 @@ pp_sig_hub_new(const struct pp_sig_limits *limits,
 	hub->limits = *limits;
 	hub->ops = *ops;
 	hub->nbuckets = 64;
+	hub->max_bindings = PP_SIG_DEFAULT_MAX_BINDINGS;
 	hub->buckets = calloc(hub->nbuckets, sizeof(*hub->buckets));
 	if (hub->buckets == NULL || pp_random_bytes(&hub->seed,
 	    sizeof(hub->seed)) < 0) {
@@ -486,11 +714,34 @@ pp_sig_hub_set_turn(struct pp_sig_hub *hub, const struct pp_sig_turn_config *cfg
 }
 
 void
+pp_sig_hub_set_auth(struct pp_sig_hub *hub, const struct pp_sig_auth_config *cfg)
+{
+	hub->require_auth = cfg->require != 0;
+	hub->max_bindings = cfg->max_bindings ? cfg->max_bindings :
+	    PP_SIG_DEFAULT_MAX_BINDINGS;
+}
+
+unsigned long
+pp_sig_hub_bindings(const struct pp_sig_hub *hub)
+{
+	return hub->nbindings;
+}
+
+void
 pp_sig_hub_free(struct pp_sig_hub *hub)
 {
 	if (hub == NULL)
 		return;
 	turn_clear(hub);
+	for (size_t i = 0; hub->bindings && i < BINDING_BUCKETS; i++) {
+		while (hub->bindings[i]) {
+			struct binding *b = hub->bindings[i];
+
+			hub->bindings[i] = b->next;
+			free(b);
+		}
+	}
+	free(hub->bindings);
 	/* Rooms only exist while they have members, and members are conns. */
 	free(hub->buckets);
 	free(hub);

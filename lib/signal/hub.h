@@ -1,6 +1,6 @@
 /*
- * The signaling hub: rooms, members and relay of protocol v1 (and the v2
- * TURN_CREDENTIALS request), as a state
+ * The signaling hub: rooms, members and relay of protocol v1, and the v2
+ * additions (TURN_CREDENTIALS, signed joins with name bindings), as a state
  * machine with no network underneath.  The transport (server/wss.c, or a test)
  * attaches one pp_sig_conn per WebSocket, feeds it every text frame with
  * pp_sig_hub_input(), and delivers what the hub hands to ops->send.
@@ -89,6 +89,23 @@ struct pp_sig_turn_config {
  */
 int pp_sig_hub_set_turn(struct pp_sig_hub *hub,
     const struct pp_sig_turn_config *cfg);
+
+/*
+ * v2 authentication (docs/signaling.md): a client that asks AUTH_CHALLENGE
+ * gets a nonce and may sign its join with its identity key.  The first key
+ * that signs for a user name in a room binds the name to it for the
+ * server's lifetime (not only the room's): the name is refused to any other
+ * key and to unsigned (v1) joins.  require: refuse unsigned joins.
+ */
+struct pp_sig_auth_config {
+	int require;
+	unsigned max_bindings;		/* 0: PP_SIG_DEFAULT_MAX_BINDINGS */
+};
+#define PP_SIG_DEFAULT_MAX_BINDINGS	100000u
+void pp_sig_hub_set_auth(struct pp_sig_hub *hub,
+    const struct pp_sig_auth_config *cfg);
+/* How many names are bound to keys. */
+unsigned long pp_sig_hub_bindings(const struct pp_sig_hub *hub);
 
 /* The room and user name of a connection, or NULL when it is in no room. */
 const char *pp_sig_conn_user(const struct pp_sig_conn *conn);

@@ -380,9 +380,20 @@ pp_tun_msg_parse(const void *buf, size_t len, struct pp_tun_msg *m,
 	} else if (strcmp(t, "AUTH") == 0) {
 		const json_t *sig = field(root, &f_sig);
 
+		const json_t *inv = json_object_get(root, "invite");
+		const json_t *iid = json_object_get(inv, "id");
+		const json_t *imac = json_object_get(inv, "mac");
+
 		m->type = PP_TUN_MSG_AUTH;
 		m->u.auth.valid = sig && pp_b64url_decode(json_string_value(sig),
 		    json_string_length(sig), m->u.auth.sig, PP_TUN_SIG_LEN) == 0;
+		m->u.auth.has_invite = json_is_object(inv) && json_is_string(iid) &&
+		    json_is_string(imac) && pp_b64url_decode(json_string_value(iid),
+		    json_string_length(iid), m->u.auth.invite_id,
+		    PP_TUN_INVITE_ID_LEN) == 0 &&
+		    pp_b64url_decode(json_string_value(imac),
+		    json_string_length(imac), m->u.auth.invite_mac,
+		    PP_TUN_INVITE_MAC_LEN) == 0;
 	} else if (strcmp(t, "PORTS") == 0) {
 		struct pp_tun_init tmp;
 		const json_t *v = field(root, &f_ports);
@@ -572,6 +583,23 @@ pp_tun_auth_build(const uint8_t sig[PP_TUN_SIG_LEN], char **out)
 	*out = NULL;
 	pp_b64url_encode(sig, PP_TUN_SIG_LEN, text);
 	return dump_to(json_pack("{s:s, s:s}", "type", "AUTH", "sig", text), out);
+}
+
+int
+pp_tun_auth_invite_build(const uint8_t sig[PP_TUN_SIG_LEN],
+    const uint8_t id[PP_TUN_INVITE_ID_LEN],
+    const uint8_t mac[PP_TUN_INVITE_MAC_LEN], char **out)
+{
+	char text[PP_B64URL_LEN(PP_TUN_SIG_LEN) + 1];
+	char idt[PP_B64URL_LEN(PP_TUN_INVITE_ID_LEN) + 1];
+	char mact[PP_B64URL_LEN(PP_TUN_INVITE_MAC_LEN) + 1];
+
+	*out = NULL;
+	pp_b64url_encode(sig, PP_TUN_SIG_LEN, text);
+	pp_b64url_encode(id, PP_TUN_INVITE_ID_LEN, idt);
+	pp_b64url_encode(mac, PP_TUN_INVITE_MAC_LEN, mact);
+	return dump_to(json_pack("{s:s, s:s, s:{s:s, s:s}}", "type", "AUTH",
+	    "sig", text, "invite", "id", idt, "mac", mact), out);
 }
 
 int

@@ -23,6 +23,8 @@
 #define PP_TUN_KEY_LEN		32		/* Ed25519 public key */
 #define PP_TUN_NONCE_LEN	32
 #define PP_TUN_SIG_LEN		64		/* Ed25519 signature */
+#define PP_TUN_INVITE_ID_LEN	16		/* invite token id (docs/identity.md) */
+#define PP_TUN_INVITE_MAC_LEN	32		/* HMAC-SHA256 */
 
 /* In negotiation order: both sides take the lower index. */
 enum pp_tun_codec {
@@ -122,6 +124,11 @@ struct pp_tun_msg {
 		struct {
 			int valid;
 			uint8_t sig[PP_TUN_SIG_LEN];
+			/* v2 invites: "invite": {"id", "mac"}; a malformed one
+			 * counts as none */
+			int has_invite;
+			uint8_t invite_id[PP_TUN_INVITE_ID_LEN];
+			uint8_t invite_mac[PP_TUN_INVITE_MAC_LEN];
 		} auth;
 		struct {		/* PORTS: what the sender offers us */
 			struct pp_tun_port ports[PP_TUN_MAX_PORTS];
@@ -158,6 +165,10 @@ int pp_tun_failed_build(const char *uuid, const char *reason, char **out);
 /* v2 liveness probe, only towards peers whose INIT said pp_version >= 2. */
 int pp_tun_ping_build(int pong, uint32_t seq, char **out);
 int pp_tun_auth_build(const uint8_t sig[PP_TUN_SIG_LEN], char **out);
+/* AUTH with an invite proof: "invite": {"id": B64URL, "mac": B64URL}. */
+int pp_tun_auth_invite_build(const uint8_t sig[PP_TUN_SIG_LEN],
+    const uint8_t id[PP_TUN_INVITE_ID_LEN],
+    const uint8_t mac[PP_TUN_INVITE_MAC_LEN], char **out);
 int pp_tun_ports_build(const struct pp_tun_port *ports, size_t n, char **out);
 
 /*

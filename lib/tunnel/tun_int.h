@@ -118,6 +118,15 @@ struct pp_tun {
 	const struct pp_identity *identity;
 	char *room_uuid, *local_fp;
 	int auth_sent, authenticated;
+	/* invites (docs/identity.md): the proof we add to our AUTH, and the
+	 * one the peer added to its verified AUTH with the transcript */
+	int has_invite, peer_has_invite;
+	uint8_t invite_id[PP_TUN_INVITE_ID_LEN];
+	uint8_t invite_secret[PP_TUN_INVITE_MAC_LEN];
+	uint8_t peer_invite_id[PP_TUN_INVITE_ID_LEN];
+	uint8_t peer_invite_mac[PP_TUN_INVITE_MAC_LEN];
+	char peer_invite_text[1024];
+	size_t peer_invite_len;
 	unsigned auth_timeout_ms;
 	uint32_t ping_seq, pong_seq;
 	struct pp_tun_init ours, theirs;

@@ -17,6 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #define SUB "tunnel"
 
 /* Ports tried when the peer's own port number is taken locally (spec). */
@@ -421,6 +425,24 @@ auth_view(const struct pp_tun *t, int ours, struct pp_tun_auth_view *v,
 	v->other_nonce = ours ? t->theirs.nonce : t->ours.nonce;
 }
 
+/* HMAC-SHA256(secret, "peerpipe-invite-v2\n" || transcript): the same
+ * construction as lib/agent/invite.c, which the gateway checks with. */
+static int
+invite_mac(const uint8_t *secret, const char *text, size_t len, uint8_t *mac)
+{
+	static const char ctx[] = "peerpipe-invite-v2\n";
+	unsigned int mlen = PP_TUN_INVITE_MAC_LEN;
+	uint8_t buf[sizeof(ctx) + 1024];
+
+	if (len > 1024)
+		return PP_ETOOBIG;
+	memcpy(buf, ctx, sizeof(ctx) - 1);
+	memcpy(buf + sizeof(ctx) - 1, text, len);
+	return HMAC(EVP_sha256(), secret, PP_TUN_INVITE_MAC_LEN, buf,
+	    sizeof(ctx) - 1 + len, mac, &mlen) != NULL &&
+	    mlen == PP_TUN_INVITE_MAC_LEN ? 0 : PP_EINVAL;
+}
+
 static void
 send_auth(struct pp_tun *t)
 {
@@ -433,8 +455,24 @@ send_auth(struct pp_tun *t)
 	pp_pc_get_status(t->pc, &st);
 	auth_view(t, 1, &v, st.remote_fingerprint);
 	if ((n = pp_tun_auth_transcript(&v, text, sizeof(text))) < 0 ||
-	    pp_id_sign(t->identity, text, (size_t)n, sig) < 0 ||
-	    pp_tun_auth_build(sig, &json) < 0 || pp__tun_ctl_send(t, json) < 0) {
+	    pp_id_sign(t->identity, text, (size_t)n, sig) < 0) {
+		fatal(t, "cannot send AUTH");
+		return;
+	}
+	if (t->has_invite) {
+		uint8_t mac[PP_TUN_INVITE_MAC_LEN];
+
+		if (invite_mac(t->invite_secret, text, (size_t)n, mac) < 0 ||
+		    pp_tun_auth_invite_build(sig, t->invite_id, mac, &json) < 0) {
+			fatal(t, "cannot send AUTH");
+			return;
+		}
+		pp_info(SUB, "peer %s: proving our invite in AUTH", t->peer_name);
+	} else if (pp_tun_auth_build(sig, &json) < 0) {
+		fatal(t, "cannot send AUTH");
+		return;
+	}
+	if (pp__tun_ctl_send(t, json) < 0) {
 		fatal(t, "cannot send AUTH");
 		return;
 	}
@@ -466,6 +504,15 @@ on_auth(struct pp_tun *t, const struct pp_tun_msg *m)
 	}
 	t->authenticated = 1;
 	pp_info(SUB, "peer %s: identity %s verified end to end", t->peer_name, key);
+	if (m->u.auth.has_invite && (size_t)n < sizeof(t->peer_invite_text)) {
+		t->peer_has_invite = 1;
+		memcpy(t->peer_invite_id, m->u.auth.invite_id,
+		    sizeof(t->peer_invite_id));
+		memcpy(t->peer_invite_mac, m->u.auth.invite_mac,
+		    sizeof(t->peer_invite_mac));
+		memcpy(t->peer_invite_text, text, (size_t)n);
+		t->peer_invite_len = (size_t)n;
+	}
 	identity_known(t, t->theirs.id);
 }
 
@@ -644,6 +691,7 @@ tun_closed(uv_handle_t *h)
 	free(t->enc);
 	free(t->dec);
 	free(t->rbuf);
+	OPENSSL_cleanse(t->invite_secret, sizeof(t->invite_secret));
 	free(t);
 }
 
@@ -727,6 +775,12 @@ pp_tun_new(struct pp_pc *pc, const struct pp_tun_config *cfg,
 			goto nomem;
 		pp_id_public(cfg->identity, t->ours.id);
 		t->ours.has_id = 1;
+		if (cfg->invite_id && cfg->invite_secret) {
+			t->has_invite = 1;
+			memcpy(t->invite_id, cfg->invite_id, sizeof(t->invite_id));
+			memcpy(t->invite_secret, cfg->invite_secret,
+			    sizeof(t->invite_secret));
+		}
 	}
 	uv_timer_init(t->loop, &t->retry);
 	t->retry.data = t;
@@ -775,6 +829,19 @@ pp_tun_free(struct pp_tun *t)
 	free(t->local_fp);
 	uv_close((uv_handle_t *)&t->auth_timer, NULL);
 	uv_close((uv_handle_t *)&t->retry, tun_closed);
+}
+
+int
+pp_tun_peer_invite(const struct pp_tun *t, const uint8_t **id,
+    const uint8_t **mac, const char **transcript, size_t *len)
+{
+	if (!t->authenticated || !t->peer_has_invite)
+		return PP_ENOTFOUND;
+	*id = t->peer_invite_id;
+	*mac = t->peer_invite_mac;
+	*transcript = t->peer_invite_text;
+	*len = t->peer_invite_len;
+	return 0;
 }
 
 const uint8_t *

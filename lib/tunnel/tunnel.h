@@ -91,6 +91,10 @@ struct pp_tun_config {
 	/* Gateway IPS evidence (tap.h): keep the last tap_bytes of each
 	 * forwarded connection to a service, both directions; 0: no tap. */
 	size_t tap_bytes;
+	/* An invite to prove to this peer (a gateway): our AUTH carries its
+	 * id and HMAC-SHA256(secret, context || transcript).  NULL: none. */
+	const uint8_t *invite_id;	/* PP_TUN_INVITE_ID_LEN */
+	const uint8_t *invite_secret;	/* PP_TUN_INVITE_MAC_LEN (32) bytes */
 };
 
 struct pp_tun_ops {
@@ -149,6 +153,14 @@ int pp_tun_cut(struct pp_tun *t, enum pp_tun_proto proto, uint16_t local_port,
 
 /* The peer's identity key once verified (NULL before, or without one). */
 const uint8_t *pp_tun_peer_identity(const struct pp_tun *t);
+
+/*
+ * The invite proof the peer's verified AUTH carried (from on_identity on):
+ * 0 with its id, mac and the transcript it covers (borrowed, valid while
+ * t lives), or PP_ENOTFOUND.  Checking it is the caller's.
+ */
+int pp_tun_peer_invite(const struct pp_tun *t, const uint8_t **id,
+    const uint8_t **mac, const char **transcript, size_t *len);
 
 /* From the pc's callbacks. */
 void pp_tun_on_channel(struct pp_tun *t, struct pp_dc *dc);

@@ -37,8 +37,10 @@ def free_port(kind=socket.SOCK_STREAM, host="127.0.0.1"):
 
 def write_config(path, name, url, room_uuid, room_name="agent-tests",
                  services=(), compression="none", extra="", control=None,
-                 log_level="info", bind=None, extended=False, policy=None):
+                 log_level="info", bind=None, extended=False, policy=None,
+                 legacy_peers=()):
     """services: (name, port, proto, target_host, target_port) tuples.
+    legacy_peers: v1 peers (no identity) this agent admits by name.
 
     A gateway's IPS is on by default ([ips] mode = auto); tests that do not
     exercise it get `[ips] mode = off` here, unless extra has its own [ips]
@@ -49,7 +51,9 @@ def write_config(path, name, url, room_uuid, room_name="agent-tests",
                                                   name + ".sock")),
         "log_level = %s" % log_level,
         "state_dir = %s" % os.path.join(os.path.dirname(path), name + "-state"),
-    ] + (["policy = %s" % policy] if policy else []) + [
+    ] + (["policy = %s" % policy] if policy else []) + (
+        ["legacy_peers = %s" % ", ".join(legacy_peers)] if legacy_peers
+        else []) + [
         "",
         "[signaling]", "url = %s" % url, "insecure = yes", "",
         "[room]", "name = %s" % room_name, "uuid = %s" % room_uuid, "",

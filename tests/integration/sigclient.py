@@ -34,7 +34,7 @@ REPLY_TIMEOUT = 20.0
 CONNECT_TIMEOUT = 30.0
 
 REPLY_TYPES = frozenset({"SUCCESS", "FAILED", "ROOM_CREATED", "ROOM_JOINED",
-                         "TURN_CREDENTIALS"})	# the last: v2
+                         "TURN_CREDENTIALS", "AUTH_CHALLENGE"})	# the last two: v2
 EVENT_TYPES = frozenset({"ROOM_NEW_MEMBER", "ROOM_MEMBER_LEFT", "SDP_STATE"})
 
 UUID4_RE = re.compile(

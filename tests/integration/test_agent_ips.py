@@ -302,7 +302,8 @@ def test_sentinel_bans_a_port_scan(tmp_path, server):
     conf = write_config(str(tmp_path / "gw.conf"), GW, url, room,
                         room_name=ROOM_NAME,
                         services=[("web", 28081, "tcp", "127.0.0.1", web.port)],
-                        extra="[ips]\nmode = off\nscan_ports = 4\nscan_window = 60\n")
+                        extra="[ips]\nmode = off\nscan_ports = 4\nscan_window = 60\n",
+                        legacy_peers=("v1-scanner",))
     gw = AgentProcess("gateway", conf, str(tmp_path), GW)
     v1 = V1Peer(server, room, "v1-scanner", ["--listen-mode", "per-peer"],
                 str(tmp_path))

@@ -42,9 +42,11 @@ def world(tmp_path, server):
         tmp = str(tmp_path)
 
         def agent(self, mode, name, services=(), compression="none"):
+            # The v1 peers have no identity: admitted by name only.
             conf = write_config(os.path.join(self.tmp, name + ".conf"), name,
                                 self.url, self.room, room_name=ROOM_NAME,
-                                services=services, compression=compression)
+                                services=services, compression=compression,
+                                legacy_peers=("v1-laptop", "v1-gateway"))
             a = AgentProcess(mode, conf, self.tmp, name)
             made.append(a)
             return a

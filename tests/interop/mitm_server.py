@@ -25,6 +25,9 @@ Modes:
                   port a side's INIT offered, to that side, and logs the
                   answer (it is never relayed).  A provider that serves it
                   before authenticating the peer leaks its services.
+  --inject-port PORT  (with --inject-begin, repeatable) a TCP port to ask
+                  for as well, whether or not an INIT offered it (an agent
+                  offers nothing in INIT to a peer it does not know yet).
   --downgrade     (with the default mode) rewrites every INIT it relays
                   into a version-1 INIT: the v2 fields (pp_version,
                   pp_features, pp_adaptive, pp_id, pp_nonce) are removed,
@@ -51,7 +54,8 @@ Log lines the tests look for (stderr, one per event):
 
 Usage:
   /usr/bin/python3 tests/interop/mitm_server.py [--listen 127.0.0.1:0]
-      [--passthrough | [--inject-begin] [--downgrade] [--forge-fingerprints]]
+      [--passthrough | [--inject-begin [--inject-port PORT]...] [--downgrade]
+       [--forge-fingerprints]]
       [--host-address 127.0.0.1] [--cert-dir DIR] [--verbose]
 
 aiortc 1.4 notes (see aiortc_peer.py): it never trickles (its SDP carries
@@ -371,6 +375,9 @@ class Session:
         for side, init in self.inits.items():
             ports = init.get("ports") if isinstance(init.get("ports"),
                                                     list) else []
+            ports = list(ports) + ["%d:TCP" % p
+                                   for p in self.server.args.inject_port
+                                   if "%d:TCP" % p not in ports]
             for entry in ports:
                 m = re.fullmatch(r"(\d+):(TCP|UDP)", str(entry))
                 if not m or pipe is None or side not in pipe.ends:
@@ -706,6 +713,7 @@ def main(argv=None):
     p.add_argument("--listen", default="127.0.0.1:0")
     p.add_argument("--passthrough", action="store_true")
     p.add_argument("--inject-begin", action="store_true")
+    p.add_argument("--inject-port", type=int, action="append", default=[])
     p.add_argument("--downgrade", action="store_true")
     p.add_argument("--forge-fingerprints", action="store_true")
     p.add_argument("--host-address", action="append", default=[])

@@ -247,6 +247,7 @@ test_quoting_comments(void **state)
 	    "unreliable = 1\n"
 	    "[consume]\n"
 	    "peers = \"ab#cd, efgh\"\n");
+	assert_int_equal(cfg.nlegacy_peers, 0);
 	assert_string_equal(cfg.name, "  #1 ;x");
 	assert_string_equal(cfg.state_dir, "/tmp/a \"b\" \\c");
 	assert_string_equal(cfg.control, "/run/a;b#c");
@@ -435,6 +436,8 @@ static const struct bad bad[] = {
 	{ BASE "[consume]\npeers = alice-laptop,,bob-laptop\n", 0, 9, "empty name between commas" },
 	{ BASE "[consume]\npeers = alice-laptop,\n", 0, 9, "empty name between commas" },
 	{ BASE "[consume]\npeers = alice-laptop, alice-laptop\n", 0, 9, "\"alice-laptop\" is listed twice" },
+	{ AGENT "legacy_peers = old-scanner, v1\n" SIGNALING ROOM, 0, 3, "[agent] legacy_peers: \"v1\" is not a valid user name" },
+	{ AGENT "legacy_peers = old-scanner, old-scanner\n" SIGNALING ROOM, 0, 3, "[agent] legacy_peers: \"old-scanner\" is listed twice" },
 	/* [forward] */
 	{ BASE "[forward pg]\npeer = some-peer\nport = 5432\n", 0, 8, "forward \"pg\": listen missing: add `listen = ADDRESS:PORT`" },
 	{ BASE "[forward pg]\nport = 5432\nlisten = 127.0.0.1:5432\n", 0, 8, "forward \"pg\": peer missing" },
@@ -744,6 +747,17 @@ test_load(void **state)
 }
 
 static void
+test_legacy_peers(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(AGENT "legacy_peers = old-scanner , v1 laptop\n"
+	    SIGNALING ROOM), 0);
+	assert_int_equal(cfg.nlegacy_peers, 2);
+	assert_string_equal(cfg.legacy_peers[0], "old-scanner");
+	assert_string_equal(cfg.legacy_peers[1], "v1 laptop");
+}
+
+static void
 test_examples(void **state)
 {
 	(void)state;
@@ -791,6 +805,7 @@ main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_turn_password),
 		cmocka_unit_test(test_load),
+		cmocka_unit_test(test_legacy_peers),
 		cmocka_unit_test(test_examples),
 	};
 

@@ -8,8 +8,13 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "base/b64.h"
 #include "base/error.h"
+#include "identity/identity.h"
 #include "signal/hub.h"
+#include "signal/msg.h"
+
+#include <jansson.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,6 +316,172 @@ test_turn_credentials(void **state)
 	teardown_hub(hub);
 }
 
+/* ---- v2 authentication: signed joins and name bindings ---- */
+
+/* Asks client k for a challenge; returns its nonce. */
+static void
+challenge(struct pp_sig_hub *hub, int k, unsigned char nonce[PP_SIG_NONCE_LEN])
+{
+	static const char req[] = "{\"type\":\"AUTH_CHALLENGE\"}";
+	json_t *v, *n;
+
+	clients[k].got[0] = '\0';
+	assert_int_equal(pp_sig_hub_input(hub, clients[k].conn, req,
+	    strlen(req)), 0);
+	v = json_loads(clients[k].got, 0, NULL);
+	assert_non_null(v);
+	assert_string_equal(json_string_value(json_object_get(v, "type")),
+	    "AUTH_CHALLENGE");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(v,
+	    "data"), "pp_version")), 2);
+	n = json_object_get(json_object_get(v, "data"), "nonce");
+	assert_int_equal(pp_b64url_decode(json_string_value(n),
+	    json_string_length(n), nonce, PP_SIG_NONCE_LEN), 0);
+	json_decref(v);
+}
+
+/* A join signed by id over nonce (and over sign_room if not NULL). */
+static void
+signed_join(char *out, size_t cap, const char *type, const char *uuid,
+    const char *room, const char *user, const struct pp_identity *id,
+    const unsigned char nonce[PP_SIG_NONCE_LEN], const char *sign_room)
+{
+	char text[512], key[PP_ID_PUB_STRLEN + 1];
+	char sig[PP_B64URL_LEN(PP_SIG_SIG_LEN) + 1];
+	uint8_t raw[PP_SIG_SIG_LEN];
+	int n;
+
+	n = pp_sig_auth_transcript(nonce, uuid, sign_room ? sign_room : room,
+	    user, text, sizeof(text));
+	assert_true(n > 0);
+	assert_int_equal(pp_id_sign(id, text, (size_t)n, raw), 0);
+	pp_b64url_encode(raw, sizeof(raw), sig);
+	pp_id_public_text(id, key, sizeof(key));
+	snprintf(out, cap, "{\"type\":\"%s\",\"room_uuid\":\"%s\","
+	    "\"room_name\":\"%s\",\"user_name\":\"%s\",\"pp_id\":\"%s\","
+	    "\"pp_sig\":\"%s\"}", type, uuid, room, user, key, sig);
+}
+
+/* Sends req from client k; returns the reply's type (or FAILED reason). */
+static const char *
+send_req(struct pp_sig_hub *hub, int k, const char *req)
+{
+	static char what[256];
+	json_t *v, *d;
+
+	for (int i = 0; i < NCLIENTS; i++)
+		clients[i].got[0] = '\0';
+	(void)pp_sig_hub_input(hub, clients[k].conn, req, strlen(req));
+	v = json_loads(clients[k].got, JSON_DISABLE_EOF_CHECK, NULL);
+	assert_non_null(v);
+	d = json_object_get(v, "data");
+	snprintf(what, sizeof(what), "%s", strcmp(json_string_value(
+	    json_object_get(v, "type")), "FAILED") == 0 ?
+	    json_string_value(json_object_get(d, "reason")) :
+	    json_string_value(json_object_get(v, "type")));
+	json_decref(v);
+	return what;
+}
+
+static void
+test_auth_bindings(void **state)
+{
+	struct pp_identity *k1 = NULL, *k2 = NULL;
+	unsigned char nonce[PP_SIG_NONCE_LEN], old[PP_SIG_NONCE_LEN];
+	char req[1024], saved[1024], text1[PP_ID_PUB_STRLEN + 1],
+	    text2[PP_ID_PUB_STRLEN + 1], want[512];
+	struct pp_sig_hub *hub = setup_hub(10, 10);
+	const char *leave = "{\"type\":\"LEAVE_ROOM\",\"room_uuid\":\"" U
+	    "\",\"room_name\":\"room1\",\"user_name\":\"alice\"}";
+
+	(void)state;
+	assert_int_equal(pp_id_generate(&k1), 0);
+	assert_int_equal(pp_id_generate(&k2), 0);
+	pp_id_public_text(k1, text1, sizeof(text1));
+	pp_id_public_text(k2, text2, sizeof(text2));
+
+	/* alice signs with k1: in, and the name is bound to k1 */
+	challenge(hub, 0, nonce);
+	signed_join(req, sizeof(req), "FAST_ROOM_EXACT", U, "room1", "alice",
+	    k1, nonce, NULL);
+	snprintf(saved, sizeof(saved), "%s", req);
+	memcpy(old, nonce, sizeof(old));
+	assert_string_equal(send_req(hub, 0, req), "ROOM_CREATED");
+	assert_int_equal(pp_sig_hub_bindings(hub), 1);
+
+	/* the binding outlives the room: alice leaves, the room is gone */
+	assert_string_equal(send_req(hub, 0, leave), "SUCCESS");
+
+	/* a v1 (unsigned) join cannot take the bound name */
+	assert_string_equal(send_req(hub, 1, JOIN("FAST_ROOM_EXACT", U, "room1",
+	    "alice")), PP_SIG_R_NAME_BOUND);
+	/* nor a signed one with another key */
+	challenge(hub, 1, nonce);
+	signed_join(req, sizeof(req), "FAST_ROOM_EXACT", U, "room1", "alice",
+	    k2, nonce, NULL);
+	assert_string_equal(send_req(hub, 1, req), PP_SIG_R_NAME_BOUND);
+	/* replay: the old signed join without a challenge, then with a new
+	 * one (its signature is over the old nonce) */
+	assert_string_equal(send_req(hub, 1, saved), PP_SIG_R_AUTH_FAILED);
+	challenge(hub, 1, nonce);
+	assert_memory_not_equal(nonce, old, sizeof(old));
+	assert_string_equal(send_req(hub, 1, saved), PP_SIG_R_AUTH_FAILED);
+	/* a signature over another room name */
+	challenge(hub, 1, nonce);
+	signed_join(req, sizeof(req), "FAST_ROOM_EXACT", U, "room1", "bobby",
+	    k2, nonce, "roomX");
+	assert_string_equal(send_req(hub, 1, req), PP_SIG_R_AUTH_FAILED);
+	/* a challenge is good for one join only */
+	challenge(hub, 1, nonce);
+	signed_join(req, sizeof(req), "JOIN_ROOM", U, "room1", "bobby", k2,
+	    nonce, NULL);
+	assert_string_equal(send_req(hub, 1, req), PP_SIG_R_BAD_ROOM);
+	signed_join(req, sizeof(req), "FAST_ROOM_EXACT", U, "room1", "bobby",
+	    k2, nonce, NULL);
+	assert_string_equal(send_req(hub, 1, req), PP_SIG_R_AUTH_FAILED);
+
+	/* bobby with k2 creates the room again; alice with k1 rejoins and,
+	 * being v2, is told who proved which key */
+	challenge(hub, 1, nonce);
+	signed_join(req, sizeof(req), "FAST_ROOM_EXACT", U, "room1", "bobby",
+	    k2, nonce, NULL);
+	assert_string_equal(send_req(hub, 1, req), "ROOM_CREATED");
+	challenge(hub, 0, nonce);
+	signed_join(req, sizeof(req), "JOIN_ROOM", U, "room1", "alice", k1,
+	    nonce, NULL);
+	assert_string_equal(send_req(hub, 0, req), "ROOM_JOINED");
+	snprintf(want, sizeof(want), "{\"type\":\"ROOM_JOINED\",\"data\":"
+	    "{\"room_members\":[\"bobby\",\"alice\"],\"identities\":"
+	    "{\"bobby\":\"%s\",\"alice\":\"%s\"}}}", text2, text1);
+	assert_string_equal(clients[0].got, want);
+	snprintf(want, sizeof(want), "{\"type\":\"ROOM_NEW_MEMBER\",\"data\":"
+	    "{\"name\":\"alice\",\"identity\":\"%s\"}}", text1);
+	assert_string_equal(clients[1].got, want);
+	assert_int_equal(pp_sig_hub_bindings(hub), 2);
+
+	/* a v1 member sees only v1 messages */
+	assert_string_equal(send_req(hub, 2, JOIN("JOIN_ROOM", U, "room1",
+	    "carol")), "ROOM_JOINED");
+	assert_string_equal(clients[2].got, "{\"type\":\"ROOM_JOINED\","
+	    "\"data\":{\"room_members\":[\"bobby\",\"alice\",\"carol\"]}}");
+	assert_string_equal(clients[0].got,
+	    "{\"type\":\"ROOM_NEW_MEMBER\",\"data\":{\"name\":\"carol\"}}");
+
+	/* --require-auth: unsigned joins are refused */
+	pp_sig_hub_set_auth(hub, &(struct pp_sig_auth_config){ 1, 2 });
+	assert_string_equal(send_req(hub, 3, JOIN("JOIN_ROOM", U, "room1",
+	    "dave1")), PP_SIG_R_AUTH_REQUIRED);
+	/* and at most max_bindings names are bound */
+	challenge(hub, 3, nonce);
+	signed_join(req, sizeof(req), "JOIN_ROOM", U, "room1", "dave1", k2,
+	    nonce, NULL);
+	assert_string_equal(send_req(hub, 3, req), PP_SIG_R_TOO_MANY_KEYS);
+
+	pp_id_free(k1);
+	pp_id_free(k2);
+	teardown_hub(hub);
+}
+
 int
 main(void)
 {
@@ -321,6 +492,7 @@ main(void)
 		cmocka_unit_test(test_new_room_uuid),
 		cmocka_unit_test(test_many_rooms),
 		cmocka_unit_test(test_turn_credentials),
+		cmocka_unit_test(test_auth_bindings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,10 @@
 
 #define U "123e4567-e89b-42d3-a456-426614174000"
 #define ROOM "\"room_uuid\":\"" U "\",\"room_name\":\"room1\",\"user_name\":\"alice\""
+#define KEY "ed25519:DtF248vKRoQ7si-lEqCy02WmJdr2VOs3pQ_aXy1VmJY"
+#define SIG "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+#define SIGBAD "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB"
+#define AUTHF(k, s) "\"pp_id\":\"" k "\",\"pp_sig\":\"" s "\""
 #define SDP(t, d) "{\"type\":\"SDP_NEW_STATE\"," ROOM ",\"target_user\":\"bobby\"," \
 	"\"sdp_type\":\"" t "\",\"sdp_data\":" d "}"
 
@@ -31,6 +35,18 @@ static const struct {
 	{ "{\"type\":\"TURN_CREDENTIALS\"}", 0, NULL, PP_SIG_TURN_CREDENTIALS },
 	{ "{\"type\":\"TURN_CREDENTIALS\",\"want\":[1]}", 0, NULL, PP_SIG_TURN_CREDENTIALS },
 	{ "{\"type\":\"turn_credentials\"}", PP_EINVAL, PP_SIG_R_UNKNOWN, 0 },
+	/* v2 signed joins: pp_id and pp_sig together, well-formed */
+	{ "{\"type\":\"AUTH_CHALLENGE\"}", 0, NULL, PP_SIG_AUTH_CHALLENGE },
+	{ "{\"type\":\"JOIN_ROOM\"," ROOM "," AUTHF(KEY, SIG) "}", 0, NULL, PP_SIG_JOIN_ROOM },
+	{ "{\"type\":\"FAST_ROOM_EXACT\"," ROOM "," AUTHF(KEY, SIG) "}", 0, NULL, PP_SIG_FAST_ROOM_EXACT },
+	{ "{\"type\":\"NEW_ROOM\",\"room_name\":\"room1\",\"user_name\":\"alice\"," AUTHF(KEY, SIG) "}", 0, NULL, PP_SIG_NEW_ROOM },
+	{ "{\"type\":\"JOIN_ROOM\"," ROOM ",\"pp_id\":\"" KEY "\"}", PP_EINVAL, PP_SIG_R_INVALID, 0 },
+	{ "{\"type\":\"JOIN_ROOM\"," ROOM ",\"pp_sig\":\"" SIG "\"}", PP_EINVAL, PP_SIG_R_INVALID, 0 },
+	{ "{\"type\":\"JOIN_ROOM\"," ROOM "," AUTHF("ed448:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", SIG) "}", PP_EINVAL, PP_SIG_R_INVALID, 0 },
+	{ "{\"type\":\"JOIN_ROOM\"," ROOM "," AUTHF(KEY, "AAAA") "}", PP_EINVAL, PP_SIG_R_INVALID, 0 },
+	/* the last character of a 64-byte value has 4 unused bits: must be 0 */
+	{ "{\"type\":\"JOIN_ROOM\"," ROOM "," AUTHF(KEY, SIGBAD) "}", PP_EINVAL, PP_SIG_R_INVALID, 0 },
+	{ "{\"type\":\"JOIN_ROOM\"," ROOM ",\"pp_id\":7,\"pp_sig\":\"" SIG "\"}", PP_EINVAL, PP_SIG_R_INVALID, 0 },
 	{ SDP("answer", "\"v=0\\r\\n\""), 0, NULL, PP_SIG_SDP_NEW_STATE },
 	{ SDP("candidate", "{\"candidate\":\"candidate:1 1 udp 1 1.2.3.4 5 typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}"), 0, NULL, PP_SIG_SDP_NEW_STATE },
 	/* names: 4 to 48 allowed characters */
@@ -188,11 +204,35 @@ test_turn_uri(void **state)
 			fail_msg("%s: want %d", uris[i].uri, uris[i].ok);
 }
 
+/* The bytes a v2 client signs to join, exactly (docs/signaling.md). */
+static void
+test_auth_transcript(void **state)
+{
+	unsigned char nonce[PP_SIG_NONCE_LEN];
+	char out[512];
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(nonce); i++)
+		nonce[i] = (unsigned char)i;
+	assert_int_equal(pp_sig_auth_transcript(nonce, U, "room1", "alice", out,
+	    sizeof(out)), 151);
+	assert_string_equal(out, "peerpipe-signaling-auth-v2\n"
+	    "nonce=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8\n"
+	    "room-uuid=" U "\n"
+	    "room-name=room1\n"
+	    "user=alice\n");
+	assert_int_equal(pp_sig_auth_transcript(nonce, "", "room1", "alice", out,
+	    sizeof(out)), 151 - 36);
+	assert_int_equal(pp_sig_auth_transcript(nonce, U, "room1", "alice", out,
+	    151), PP_ETOOBIG);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_table),
+		cmocka_unit_test(test_auth_transcript),
 		cmocka_unit_test(test_parse_fields),
 		cmocka_unit_test(test_parse_cap),
 		cmocka_unit_test(test_build),

@@ -264,6 +264,28 @@ test_v2_auth_messages(void **state)
 	free(text);
 	assert_int_equal(parse("{\"type\":\"AUTH\",\"sig\":\"AAAA\"}", &m), 0);
 	assert_false(m.u.auth.valid);
+	assert_false(m.u.auth.has_invite);
+	/* AUTH with an invite proof; a malformed one counts as none */
+	{
+		uint8_t iid[PP_TUN_INVITE_ID_LEN], mac[PP_TUN_INVITE_MAC_LEN];
+
+		memset(iid, 0x11, sizeof(iid));
+		memset(mac, 0x22, sizeof(mac));
+		assert_int_equal(pp_tun_auth_invite_build(sig, iid, mac, &text), 0);
+		assert_int_equal(parse(text, &m), 0);
+		assert_int_equal(m.type, PP_TUN_MSG_AUTH);
+		assert_true(m.u.auth.valid);
+		assert_true(m.u.auth.has_invite);
+		assert_memory_equal(m.u.auth.invite_id, iid, sizeof(iid));
+		assert_memory_equal(m.u.auth.invite_mac, mac, sizeof(mac));
+		free(text);
+		assert_int_equal(parse("{\"type\":\"AUTH\",\"sig\":\"AAAA\","
+		    "\"invite\":{\"id\":\"AAAA\",\"mac\":7}}", &m), 0);
+		assert_false(m.u.auth.has_invite);
+		assert_int_equal(parse("{\"type\":\"AUTH\",\"sig\":\"AAAA\","
+		    "\"invite\":\"ESERERERERERERERERERER\"}", &m), 0);
+		assert_false(m.u.auth.has_invite);
+	}
 
 	/* PORTS round trip */
 	assert_int_equal(pp_tun_ports_build(ports, 2, &text), 0);
