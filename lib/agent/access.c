@@ -326,6 +326,12 @@ pp_access_reload(struct pp_access *acc, int *changed)
 	return 0;
 }
 
+int64_t
+pp_access_next_expiry(const struct pp_access *acc, int64_t now)
+{
+	return acc->policy ? pp_policy_next_expiry(acc->policy, now) : 0;
+}
+
 int
 pp_access_admit(struct pp_access *acc, const char *name, const uint8_t *pub,
     char *why, size_t whylen)

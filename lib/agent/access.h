@@ -43,6 +43,10 @@ int pp_access_admit(struct pp_access *acc, const char *name,
 int pp_access_allow(const struct pp_access *acc, const char *name,
     const uint8_t *pub, uint16_t port, enum pp_tun_proto proto);
 
+/* The earliest `expires` of the policy's rules after now (Unix seconds),
+ * or 0 if none: decisions change then without a reload. */
+int64_t pp_access_next_expiry(const struct pp_access *acc, int64_t now);
+
 int pp_access_has_policy(const struct pp_access *acc);
 /* The policy file's path ("" without one). */
 const char *pp_access_policy_path(const struct pp_access *acc);

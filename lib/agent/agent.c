@@ -141,6 +141,7 @@ struct pp_agent {
 	unsigned npeers;
 	uv_timer_t reaper;
 	uv_timer_t rejoin;
+	uv_timer_t expiry;		/* the policy's next `expires` */
 	int in_room;
 	/* v2 signed join: a challenge asked for; did the server take our
 	 * signature; has a v1 server been logged */
@@ -1710,14 +1711,11 @@ pp_agent_reload(struct pp_agent *a)
 	return policy_reload(a);
 }
 
-/* The policy again: peers it no longer admits are cut, the rest re-offered. */
-static int
-policy_reload(struct pp_agent *a)
+/* Every connected peer decided again: those no longer admitted are cut,
+ * the rest re-offered (closing forwarded connections now denied). */
+static void
+redecide_peers(struct pp_agent *a)
 {
-	int changed, rc;
-
-	if ((rc = pp_access_reload(a->access, &changed)) < 0 || !changed)
-		return rc;
 	for (struct peer *p = a->peers; p; p = p->next) {
 		char why[512];
 
@@ -1732,6 +1730,51 @@ policy_reload(struct pp_agent *a)
 		}
 		pp_tun_policy_changed(p->tun);
 	}
+}
+
+static void expiry_cb(uv_timer_t *h);
+
+/* Wakes up when the next rule expires: the policy means something else then. */
+static void
+arm_expiry(struct pp_agent *a)
+{
+	int64_t now = (int64_t)time(NULL), next;
+
+	uv_timer_stop(&a->expiry);
+	if ((next = pp_access_next_expiry(a->access, now)) <= 0)
+		return;
+	/* A rule applies while now < expires: wake just after it. */
+	uv_timer_start(&a->expiry, expiry_cb, (uint64_t)(next - now) * 1000 + 50,
+	    0);
+}
+
+static void
+expiry_cb(uv_timer_t *h)
+{
+	struct pp_agent *a = h->data;
+	int64_t now = (int64_t)time(NULL);
+
+	if (pp_access_next_expiry(a->access, now - 1) > now) {
+		arm_expiry(a);		/* the wall clock was set back */
+		return;
+	}
+	pp_info(SUB, "a rule of the policy %s expired: deciding every peer again",
+	    pp_access_policy_path(a->access));
+	redecide_peers(a);
+	arm_expiry(a);
+}
+
+/* The policy again: peers it no longer admits are cut, the rest re-offered. */
+static int
+policy_reload(struct pp_agent *a)
+{
+	int changed, rc;
+
+	if ((rc = pp_access_reload(a->access, &changed)) < 0)
+		return rc;
+	arm_expiry(a);
+	if (changed)
+		redecide_peers(a);
 	return 0;
 }
 
@@ -2018,6 +2061,9 @@ pp_agent_new(uv_loop_t *loop, const struct pp_agent_config *ac,
 	a->rejoin.data = a;
 	uv_timer_init(loop, &a->turn_timer);
 	a->turn_timer.data = a;
+	uv_timer_init(loop, &a->expiry);
+	a->expiry.data = a;
+	arm_expiry(a);
 	pp_info(SUB, "%s %s: room %s, %zu service(s) shared, control %s",
 	    a->mode == PP_AGENT_GATEWAY ? "gateway" : "client", a->cfg.name,
 	    a->cfg.room_name, a->cfg.nservices, a->control);
@@ -2072,6 +2118,7 @@ pp_agent_stop(struct pp_agent *a)
 	uv_close((uv_handle_t *)&a->reaper, NULL);
 	uv_close((uv_handle_t *)&a->rejoin, NULL);
 	uv_close((uv_handle_t *)&a->turn_timer, NULL);
+	uv_close((uv_handle_t *)&a->expiry, NULL);
 	pp_gloop_free(a->gl);
 	a->gl = NULL;
 }

@@ -82,9 +82,16 @@ class World:
             extra="", policy=self.policy)
         self.gw = self.start("gateway", self.gw_conf, GW)
 
-    def write_policy(self, alice=True, bob_web=True, legacy=""):
+    def write_policy(self, alice=True, bob_web=True, legacy="", bob_until=None):
         text = POLICY.format(alice=self.keys["laptop-alice"],
                              bob=self.keys["laptop-bob"], extra=legacy)
+        if bob_until is not None:
+            text = text.replace(
+                "[rule contractors-web]\nallow = group:contractors\n"
+                "to = service:web\n",
+                "[rule contractors-web]\nallow = group:contractors\n"
+                "to = service:web\nexpires = %s\n" % time.strftime(
+                    "%Y-%m-%dT%H:%M:%SZ", time.gmtime(bob_until)))
         if not alice:
             # alice's key revoked: her entry now names a key she does not have
             text = text.replace(self.keys["laptop-alice"], "ed25519:" + "A" * 43)
@@ -184,6 +191,41 @@ def test_reload_closes_forbidden_keeps_permitted(world):
         assert sb.recv(100) == b""
         sa.sendall(b"after")
         assert recv_exact(sa, 5) == b"after"
+    finally:
+        sa.close()
+        sb.close()
+
+
+def test_expired_rule_closes_its_connections(world):
+    """A rule's `expires` passes with no reload: the gateway decides again
+    by itself, closes what only that rule allowed and keeps the rest."""
+    until = int(time.time()) + 20
+    world.write_policy(bob_until=until)
+    wait_for(lambda: os.path.exists(world.gw.control), "no control socket")
+    reload(world)
+    alice = world.client("laptop-alice")
+    bob = world.client("laptop-bob")
+    a_db = alice.wait_listener(GW, 25432)
+    b_web = bob.wait_listener(GW, 28080)
+    sa, sb = connect(a_db), connect(b_web)
+    try:
+        for s in (sa, sb):
+            s.sendall(b"before")
+            assert recv_exact(s, 6) == b"before"
+        assert time.time() < until, "the connections came up after the " \
+            "rule expired: nothing left to test"
+        world.gw.wait_log(r"a rule of the policy \S+ expired", timeout=60)
+        world.gw.wait_log(r"port 28080/TCP no longer allowed: proxy-")
+        assert time.time() >= until
+        sb.settimeout(20)
+        assert sb.recv(100) == b""
+        sa.sendall(b"after")
+        assert recv_exact(sa, 5) == b"after"
+        # and it is no longer offered: bob's listener goes away
+        bob.wait_log(r"peer %s no longer offers port 28080/TCP: \S+ closed"
+                     % GW)
+        with pytest.raises(OSError):
+            connect(b_web).close()
     finally:
         sa.close()
         sb.close()
