@@ -1155,6 +1155,10 @@ px_dc_open(struct pp_dc *dc, void *ctx)
 		px->connect_req.data = px;
 		rc = uv_tcp_connect(&px->connect_req, &px->u.tcp,
 		    (struct sockaddr *)&ss, on_connect);
+		/* connect() has chosen the local port: known from now on, so
+		 * an IPS alert on the handshake itself maps to this proxy. */
+		if (rc == 0)
+			px->local_port = local_port(&px->u.h);
 	} else if ((rc = uv_udp_connect(&px->u.udp, (struct sockaddr *)&ss)) == 0 &&
 	    (pp__udp_sockbuf(&px->u.udp), 1) &&
 	    (rc = uv_udp_recv_start(&px->u.udp, px_alloc, px_udp_recv)) == 0) {
