@@ -1336,9 +1336,9 @@ pp_cfg_defaults(struct pp_cfg *cfg)
 	cfg->log_level = PP_LOG_INFO;
 	cfg->log_json = 0;
 	cfg->compression = PP_CFG_COMP_NONE;
-	cfg->ips_et_drop_priority = 1;
+	cfg->ips_et_drop_priority = 2;	/* = react_severity: what cuts, drops */
 	cfg->ban_seconds = 3600;
-	cfg->ips_react_severity = 3;
+	cfg->ips_react_severity = 2;	/* priority 3 (ET INFO ...): recorded only */
 	cfg->scan_ports = 5;
 	cfg->scan_window = 60;
 }
