@@ -5,7 +5,8 @@
 #   install-deps.sh demo     what scripts/run's demo uses (python3, curl)
 #   install-deps.sh bench    benchmarks: iperf3, OpenSSH (ssh -L reference)
 #   install-deps.sh nat      NAT traversal tests: nftables, conntrack, coturn
-#   install-deps.sh ips      Suricata 7 (bookworm-backports), iptables
+#   install-deps.sh ips      Suricata 7 (bookworm-backports), iptables, and the
+#                            attack tools the IPS tests run (sqlmap, nmap, dirb)
 # Chromium and playwright-core come from scripts/install-browser.sh.
 # Run as root (or it re-runs itself through sudo when available).
 set -euo pipefail
@@ -24,7 +25,7 @@ build_pkgs=(build-essential cmake pkg-config libssl-dev libuv1-dev
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest
 	python3-websockets python3-aiortc python3-lz4 python3-zstandard procps iproute2)
 # Suricata 7 comes from bookworm-backports (bookworm itself has 6.0).
-ips_pkgs=(suricata iptables)
+ips_pkgs=(suricata iptables sqlmap nmap dirb curl)
 backports_pkgs=(suricata)
 
 want=()
