@@ -1067,9 +1067,9 @@ local_port(const uv_handle_t *h)
 	    ((struct sockaddr_in *)&ss)->sin_port);
 }
 
-int
-pp_tun_cut(struct pp_tun *t, enum pp_tun_proto proto, uint16_t lport,
-    const char *svc_ip, uint16_t svc_port)
+static struct proxy *
+find_service_conn(const struct pp_tun *t, enum pp_tun_proto proto,
+    uint16_t lport, const char *svc_ip, uint16_t svc_port)
 {
 	/* A local port alone is not unique: the kernel may give it to
 	 * connections to different destinations. */
@@ -1077,13 +1077,30 @@ pp_tun_cut(struct pp_tun *t, enum pp_tun_proto proto, uint16_t lport,
 		if (px->role == PX_PROVIDER && !px->closing && px->proto == proto &&
 		    px->local_port == lport && lport != 0 &&
 		    px->svc->target_port == svc_port &&
-		    strcmp(px->svc->host, svc_ip) == 0) {
-			pp_warn(SUB, "peer %s: proxy-%s to service %s cut by the IPS",
-			    t->peer_name, px->uuid, px->svc->name);
-			px_close(px, 0);
-			return 1;
-		}
-	return 0;
+		    strcmp(px->svc->host, svc_ip) == 0)
+			return px;
+	return NULL;
+}
+
+int
+pp_tun_owns(const struct pp_tun *t, enum pp_tun_proto proto, uint16_t lport,
+    const char *svc_ip, uint16_t svc_port)
+{
+	return find_service_conn(t, proto, lport, svc_ip, svc_port) != NULL;
+}
+
+int
+pp_tun_cut(struct pp_tun *t, enum pp_tun_proto proto, uint16_t lport,
+    const char *svc_ip, uint16_t svc_port)
+{
+	struct proxy *px = find_service_conn(t, proto, lport, svc_ip, svc_port);
+
+	if (px == NULL)
+		return 0;
+	pp_warn(SUB, "peer %s: proxy-%s to service %s cut by the IPS",
+	    t->peer_name, px->uuid, px->svc->name);
+	px_close(px, 0);
+	return 1;
 }
 
 static void
