@@ -856,6 +856,8 @@ def test_attack_tool_detected_dropped_cut_banned(etworld, tool, binary, build,
             time.sleep(0.1)
     assert not good.errors, good.errors[:5]
     assert good.during >= 1 and good.ok >= good.before + good.during + 3
+    # ... on the one peer connection it had from the start
+    assert w.good.listener_count(GW, WEB_PORT) == 1
 
     cuts = [e for e in new if e["peerpipe"]["event"] == "cut"]
     assert cuts, new
@@ -888,10 +890,12 @@ def test_attack_tool_detected_dropped_cut_banned(etworld, tool, binary, build,
         status = None
     assert status != 200
     alert_to_cut_ms = (ts(cut["timestamp"]) - ts(pp["eve_timestamp"])) * 1000
-    print("\n%s: detected by sid %d (%s), %s; eve alert -> cut %.3f ms; "
-          "%d earlier clean request(s) on that connection; good peer: %d "
-          "requests ok (%d during); tool exit %d" % (
+    ban = [e for e in new if e["peerpipe"]["event"] == "ban"][0]
+    alert_to_ban_ms = (ts(ban["timestamp"]) - ts(pp["eve_timestamp"])) * 1000
+    print("\n%s: detected by sid %d (%s), %s; eve alert -> cut %.3f ms, "
+          "-> ban %.3f ms; %d earlier clean request(s) on that connection; "
+          "good peer: %d requests ok (%d during); tool exit %d" % (
               tool, pp["signature_id"], pp["signature"], pp["action"],
-              alert_to_cut_ms, len(on_flow), good.ok, good.during,
-              r.returncode))
+              alert_to_cut_ms, alert_to_ban_ms, len(on_flow), good.ok,
+              good.during, r.returncode))
     attacker.stop()
