@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "identity/identity.h"
+#include "ips/suricata.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -94,10 +95,28 @@ check_config(const struct opts *o)
 
 	if (cfg == NULL)
 		return 1;
-	if ((rc = load_config(o->config, cfg)) == 0)
+	if ((rc = load_config(o->config, cfg)) == 0) {
+		static const char *const modes[] = { "off", "auto", "inline",
+		    "ids" };
+		const char *suri = cfg->ips_suricata[0] ? cfg->ips_suricata :
+		    PP_SURI_DEFAULT_BIN;
+
 		printf("%s: OK: agent \"%s\", room \"%s\", %zu service(s) shared, "
-		    "%zu forward(s)\n", o->config, cfg->name, cfg->room_name,
+		    "%zu forward(s)", o->config, cfg->name, cfg->room_name,
 		    cfg->nservices, cfg->nforwards);
+		/* what a gateway of this config does about inspection */
+		if (cfg->nservices > 0 && cfg->ips_mode == PP_CFG_IPS_OFF)
+			printf(", IPS off (a gateway shares them uninspected)");
+		else if (cfg->nservices > 0)
+			printf(", IPS %s", modes[cfg->ips_mode]);
+		printf("\n");
+		if (cfg->nservices > 0 && cfg->ips_mode != PP_CFG_IPS_OFF &&
+		    access(suri, X_OK) != 0)
+			printf("%s: note: %s is not installed here: `peerpipe "
+			    "gateway` with this config refuses to start (install "
+			    "Suricata 7, or set `[ips] mode = off`)\n", o->config,
+			    suri);
+	}
 	free(cfg);
 	return rc == 0 ? 0 : 1;
 }
@@ -246,6 +265,8 @@ run_agent(const struct opts *o, enum pp_agent_mode mode)
 		uv_close((uv_handle_t *)&sigint, NULL);
 		uv_close((uv_handle_t *)&sighup, NULL);
 		uv_run(&loop, UV_RUN_DEFAULT);
+		/* the loop's own memory too (a failed start is not a leak) */
+		(void)uv_loop_close(&loop);
 		free(cfg);
 		return 1;
 	}
@@ -380,7 +401,21 @@ print_human(const char *cmd, json_t *r)
 		}
 	} else if (strcmp(cmd, "bans") == 0) {
 		char *txt = json_dumps(r, JSON_INDENT(2));
+		json_t *pcap = json_object_get(r, "pcap");
 
+		printf("ban %lld: %s, %s\n", jint(r, "id"), jstr(r, "name"),
+		    jstr(r, "reason"));
+		if (json_is_object(pcap))
+			printf("evidence pcap: %s (%lld packets, %lld bytes; %lld "
+			    "payload bytes%s)%s\n", jstr(pcap, "path"),
+			    jint(pcap, "packets"), jint(pcap, "bytes"),
+			    jint(pcap, "payload_bytes"),
+			    json_is_true(json_object_get(pcap, "complete")) ?
+			    ", from the connection's start" : ", the last ones",
+			    json_is_false(json_object_get(pcap, "present")) ?
+			    " - REMOVED since (only the newest are kept)" : "");
+		else
+			printf("evidence pcap: none\n");
 		printf("%s\n", txt ? txt : "");
 		free(txt);
 	} else if (strcmp(cmd, "peers") == 0) {

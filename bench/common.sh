@@ -128,7 +128,9 @@ machine_info() {
 }
 
 # agent_conf NAME URL ROOM ICE_ADDR COMPRESSION [SERVICE:PORT:TARGET ...]
-# writes a config for `peerpipe gateway|connect` to stdout.
+# writes a config for `peerpipe gateway|connect` to stdout.  The gateway's
+# IPS is on by default; these configs turn it off (`[ips] mode = off`)
+# unless agent_conf_ips=own says the caller appends its own [ips] section.
 agent_conf() {
 	local name=$1 url=$2 room=$3 addr=$4 comp=$5 s
 	shift 5
@@ -157,6 +159,7 @@ EOF
 		printf '\n[service %s]\nport = %s\nproto = tcp\ntarget = %s:%s\n' \
 			"$sname" "$sport" "$thost" "$tport"
 	done
+	[ "${agent_conf_ips:-}" = own ] || printf '\n[ips]\nmode = off\n'
 }
 
 # listener OUTFILE PEER PORT: the "peer PEER port PORT/TCP -> ADDR" address.

@@ -152,7 +152,7 @@ url=wss://127.0.0.1:$sig_port/ws
 conf() {
 	local name=$1 rm=$2
 	shift 2
-	agent_conf "$name" "$url" "$rm" 127.0.0.1 none "$@" |
+	agent_conf_ips=own agent_conf "$name" "$url" "$rm" 127.0.0.1 none "$@" |
 		sed "s|^log_level = info\$|log_level = info\nstate_dir = $state/$name|"
 }
 

@@ -25,7 +25,11 @@ build_pkgs=(build-essential cmake pkg-config libssl-dev libuv1-dev
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest
 	python3-websockets python3-aiortc python3-lz4 python3-zstandard procps iproute2)
 # Suricata 7 comes from bookworm-backports (bookworm itself has 6.0).
-ips_pkgs=(suricata iptables sqlmap nmap dirb curl)
+ips_pkgs=(suricata iptables)
+# tcpdump reads the gateway's evidence pcaps (the IPS tests check them with it)
+ips_pkgs+=(tcpdump)
+# the attack tools and the curl that test_ips_attacks.py runs through the tunnel
+ips_pkgs+=(sqlmap nmap dirb curl)
 backports_pkgs=(suricata)
 
 want=()

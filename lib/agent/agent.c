@@ -291,7 +291,7 @@ peer_doom(struct peer *p, const char *fmt, ...)
 
 /* Bans the peer (name and key), records it, and cuts its connection. */
 static void
-peer_ban(struct peer *p, const char *reason, json_t *evidence)
+peer_ban(struct peer *p, const char *reason, json_t *evidence, json_t *pcap)
 {
 	struct pp_agent *a = p->a;
 	json_t *arr = json_array(), *ev;
@@ -300,7 +300,7 @@ peer_ban(struct peer *p, const char *reason, json_t *evidence)
 	if (evidence)
 		json_array_append(arr, evidence);
 	id = pp_bans_add(a->bans, p->name, p->identity, a->cfg.ban_seconds, reason,
-	    arr);
+	    arr, pcap);
 	json_decref(arr);
 	ev = json_pack("{s:s, s:s, s:i, s:i, s:s}", "peer", p->name, "key",
 	    p->identity, "ban_id", id, "seconds", (int)a->cfg.ban_seconds,
@@ -329,6 +329,39 @@ eve_json(const struct pp_eve_event *ev)
 }
 
 /*
+ * The cut connection's tap as STATE/evidence/<next ban id>.pcap; its
+ * description for the ban record, or NULL when there is none.
+ */
+static json_t *
+evidence_pcap(struct pp_agent *a, struct peer *p, const struct pp_tap *tap)
+{
+	struct pp_pcap_info info;
+	char path[1400];
+	int rc;
+
+	if (tap == NULL)
+		return NULL;
+	if ((rc = pp_bans_evidence_path(a->bans, pp_bans_next_id(a->bans), path,
+	    sizeof(path))) < 0 || (rc = pp_tap_write_pcap(tap, path, &info)) < 0) {
+		pp_err(SUB, "peer %s: evidence pcap not written: %s", p->name,
+		    pp_strerror(rc));
+		return NULL;
+	}
+	pp_bans_evidence_prune(a->bans);
+	pp_info(SUB, "peer %s: evidence %s (%u packets, %llu bytes, %llu of "
+	    "%llu payload bytes%s)", p->name, path, info.packets,
+	    (unsigned long long)info.file_bytes,
+	    (unsigned long long)info.payload_bytes,
+	    (unsigned long long)info.seen_bytes,
+	    info.complete ? "" : "; older data dropped");
+	return json_pack("{s:s, s:i, s:I, s:I, s:I, s:b}", "path", path,
+	    "packets", (int)info.packets, "bytes", (json_int_t)info.file_bytes,
+	    "payload_bytes", (json_int_t)info.payload_bytes,
+	    "seen_bytes", (json_int_t)info.seen_bytes,
+	    "complete", info.complete);
+}
+
+/*
  * An alert: which forwarded connection was it?  Our socket to the service
  * is one end of the 5-tuple (the source when the packet went to the
  * server).  That connection is cut at once and its peer banned.
@@ -340,8 +373,9 @@ ips_event(const struct pp_eve_event *ev, void *ctx)
 	enum pp_tun_proto proto = ev->proto == IPPROTO_UDP ? PP_TUN_UDP : PP_TUN_TCP;
 	uint16_t ports[2];
 	int nports = 0;
-	json_t *fields = eve_json(ev);
+	json_t *fields = eve_json(ev), *pcap = NULL;
 	struct peer *hit = NULL;
+	struct pp_tap *tap = NULL;
 
 	const char *svc_ip[2];
 	uint16_t svc_port[2];
@@ -385,7 +419,7 @@ ips_event(const struct pp_eve_event *ev, void *ctx)
 	for (struct peer *p = a->peers; p && !hit; p = p->next)
 		for (int i = 0; i < nports && !hit; i++)
 			if (p->tun && !p->doomed && pp_tun_cut(p->tun, proto,
-			    ports[i], svc_ip[i], svc_port[i]))
+			    ports[i], svc_ip[i], svc_port[i], &tap))
 				hit = p;
 	if (hit) {
 		json_object_set_new(fields, "peer", json_string(hit->name));
@@ -409,7 +443,10 @@ ips_event(const struct pp_eve_event *ev, void *ctx)
 		pp_bans_event(a->bans, "cut", fields);
 		snprintf(reason, sizeof(reason), "IPS: %.200s (sid %u)",
 		    ev->signature, ev->signature_id);
-		peer_ban(hit, reason, fields);
+		pcap = evidence_pcap(a, hit, tap);
+		pp_tap_free(tap);
+		peer_ban(hit, reason, fields, pcap);
+		json_decref(pcap);
 	} else if (ev->type == PP_EVE_ALERT) {
 		pp_info(SUB, "IPS alert %u (%s) matches no open forwarded connection "
 		    "(already cut)", ev->signature_id, ev->signature);
@@ -422,9 +459,11 @@ ips_state(enum pp_ips_state st, const char *reason, void *ctx)
 {
 	struct pp_agent *a = ctx;
 
-	if (st == PP_IPS_READY)
-		pp_info(SUB, "IPS ready (%s): service traffic flows, inspected",
-		    pp_ips_get_mode(a->ips) == PP_IPS_INLINE ? "inline" : "IDS");
+	if (st == PP_IPS_READY && pp_ips_get_mode(a->ips) == PP_IPS_INLINE)
+		pp_info(SUB, "IPS ready (inline): service traffic flows, inspected");
+	else if (st == PP_IPS_READY)
+		pp_warn(SUB, "IPS ready (IDS): service traffic flows, watched; an "
+		    "attack reaches the service before the gateway cuts the peer");
 	else
 		pp_warn(SUB, "IPS %s: %s%s", pp_ips_state_name(st), reason ? reason : "",
 		    pp_ips_serving(a->ips) ? "" : " (service traffic held: fail-closed)");
@@ -443,6 +482,8 @@ ips_start(struct pp_agent *a)
 	static const struct pp_ips_ops ops = { ips_state, ips_event };
 	struct pp_ips_config ic;
 	char instance[17], rules[1100], err[512];
+	const char *suricata = a->cfg.ips_suricata[0] ? a->cfg.ips_suricata :
+	    PP_SURI_DEFAULT_BIN;
 	uint32_t h = 2166136261u;
 	int rc;
 
@@ -469,7 +510,20 @@ ips_start(struct pp_agent *a)
 		a->suri_svcs[i].port = a->cfg.services[i].target_port;
 		a->suri_svcs[i].kind = PP_SURI_GENERIC;
 	}
+	/* The IPS is on by default for a gateway that shares services: a
+	 * missing Suricata is an error, not a silent downgrade (fail-closed). */
+	if (access(suricata, X_OK) != 0) {
+		pp_err(SUB, "IPS: %s: %s. The gateway inspects the traffic to its "
+		    "services with Suricata 7 ([ips] mode = %s): install it "
+		    "(scripts/install-deps.sh ips), or set `[ips] mode = off` to "
+		    "share the services UNINSPECTED", suricata,
+		    strerror(errno), a->cfg.ips_mode == PP_CFG_IPS_AUTO ?
+		    "auto, the default" : a->cfg.ips_mode == PP_CFG_IPS_INLINE ?
+		    "inline" : "ids");
+		return PP_ECONFIG;
+	}
 	memset(&ic, 0, sizeof(ic));
+	ic.suricata = suricata;
 	ic.instance = instance;
 	ic.state_dir = a->ips_dir;
 	ic.rules_file = rules;
@@ -608,7 +662,8 @@ tun_service_socket(void *ctx, int fd)
 	    pp_ips_mark_socket(p->a->ips, fd) : 0;
 }
 
-static void peer_ban(struct peer *p, const char *reason, json_t *evidence);
+static void peer_ban(struct peer *p, const char *reason, json_t *evidence,
+    json_t *pcap);
 
 /* The Sentinel: refused requests for many ports is a port scan (T1046). */
 static void
@@ -634,7 +689,7 @@ tun_refused(void *ctx, uint16_t port, enum pp_tun_proto proto,
 	ev = json_pack("{s:s, s:s, s:i, s:s}", "peer", p->name, "reason", why,
 	    "last_port", port, "technique", "T1046");
 	pp_bans_event(a->bans, "scan", ev);
-	peer_ban(p, why, ev);
+	peer_ban(p, why, ev, NULL);
 	json_decref(ev);
 }
 
@@ -752,6 +807,8 @@ peer_make_pc(struct peer *p)
 	tcfg.extended = a->cfg.extended;
 	tcfg.services = a->services;
 	tcfg.nservices = a->cfg.nservices;
+	/* the IPS's evidence: each service connection's recent bytes */
+	tcfg.tap_bytes = a->ips ? a->cfg.ips_evidence_bytes : 0;
 	/* [forward] entries for this peer add fixed listeners to the
 	 * automatic ones ([consume] peers limits the automatic ones only). */
 	for (size_t i = 0; i < a->cfg.nforwards; i++)
@@ -1322,9 +1379,17 @@ ctl_handle(void *ctx, const char *cmd, json_t *args, char *err, size_t errlen)
 		json_t *r;
 
 		if (json_is_integer(show)) {
+			json_t *pcap;
+
 			if ((r = pp_bans_get(a->bans, (int)json_integer_value(show))) == NULL)
 				snprintf(err, errlen, "no ban %lld (peerpipe bans lists "
 				    "them)", (long long)json_integer_value(show));
+			/* is the evidence file still there? */
+			if (r && json_is_object(pcap = json_object_get(r, "pcap")))
+				json_object_set_new(pcap, "present", json_boolean(
+				    json_is_string(json_object_get(pcap, "path")) &&
+				    access(json_string_value(json_object_get(pcap,
+				    "path")), R_OK) == 0));
 			return r;
 		}
 		return pp_bans_list(a->bans, 0);

@@ -7,11 +7,13 @@
 #include "base/log.h"
 #include "tunnel/proto.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,7 +30,7 @@ struct scan {
 };
 
 struct pp_bans {
-	char path[1200], events_path[1200];
+	char path[1200], events_path[1200], evidence_dir[1200];
 	json_t *bans;			/* array of ban objects */
 	int next_id;
 	struct scan scans[MAX_SCAN];
@@ -110,6 +112,82 @@ expire(struct pp_bans *b)
 		(void)save(b);
 }
 
+/* The ids of the files "<id>.pcap" in the evidence directory (malloc'd). */
+static int *
+evidence_ids(struct pp_bans *b, int *n)
+{
+	DIR *d = opendir(b->evidence_dir);
+	struct dirent *e;
+	int *ids = NULL, cap = 0;
+
+	*n = 0;
+	if (d == NULL)
+		return NULL;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long id = strtol(e->d_name, &end, 10);
+
+		if (id <= 0 || id > 0x7fffffff || strcmp(end, ".pcap") != 0 ||
+		    e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		if (*n == cap) {
+			int *nids = realloc(ids, (size_t)(cap ? cap * 2 : 64) *
+			    sizeof(*ids));
+
+			if (nids == NULL)
+				break;
+			ids = nids;
+			cap = cap ? cap * 2 : 64;
+		}
+		ids[(*n)++] = (int)id;
+	}
+	closedir(d);
+	return ids;
+}
+
+static int
+cmp_int(const void *x, const void *y)
+{
+	int a = *(const int *)x, b = *(const int *)y;
+
+	return (a > b) - (a < b);
+}
+
+int
+pp_bans_next_id(const struct pp_bans *b)
+{
+	return b->next_id;
+}
+
+int
+pp_bans_evidence_path(struct pp_bans *b, int id, char *buf, size_t len)
+{
+	if (mkdir(b->evidence_dir, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	if (snprintf(buf, len, "%s/%d.pcap", b->evidence_dir, id) >= (int)len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+void
+pp_bans_evidence_prune(struct pp_bans *b)
+{
+	int n, *ids = evidence_ids(b, &n);
+	char path[1300];
+
+	if (n > PP_BANS_EVIDENCE_MAX) {
+		qsort(ids, (size_t)n, sizeof(*ids), cmp_int);
+		for (int i = 0; i < n - PP_BANS_EVIDENCE_MAX; i++) {
+			snprintf(path, sizeof(path), "%s/%d.pcap", b->evidence_dir,
+			    ids[i]);
+			if (unlink(path) == 0)
+				pp_info(SUB, "evidence %s removed (more than %d "
+				    "kept)", path, PP_BANS_EVIDENCE_MAX);
+		}
+	}
+	free(ids);
+}
+
 int
 pp_bans_open(const char *state_dir, struct pp_bans **out)
 {
@@ -124,7 +202,21 @@ pp_bans_open(const char *state_dir, struct pp_bans **out)
 	snprintf(b->path, sizeof(b->path), "%s/bans.json", state_dir);
 	snprintf(b->events_path, sizeof(b->events_path), "%s/security.json",
 	    state_dir);
+	snprintf(b->evidence_dir, sizeof(b->evidence_dir), "%s/evidence",
+	    state_dir);
 	b->next_id = 1;
+	/* an id whose pcap is still there is not given again */
+	{
+		int n = 0, newest = 0;
+		int *ids = evidence_ids(b, &n);
+
+		for (int i = 0; i < n; i++)
+			if (ids[i] > newest)
+				newest = ids[i];
+		free(ids);
+		if (newest >= b->next_id)
+			b->next_id = newest + 1;
+	}
 	if ((f = fopen(b->path, "re")) != NULL) {
 		while (fgets(line, sizeof(line), f)) {
 			json_t *v = json_loads(line, 0, NULL);
@@ -160,7 +252,7 @@ pp_bans_free(struct pp_bans *b)
 
 int
 pp_bans_add(struct pp_bans *b, const char *name, const char *key,
-    unsigned seconds, const char *reason, json_t *evidence)
+    unsigned seconds, const char *reason, json_t *evidence, json_t *pcap)
 {
 	json_int_t now = (json_int_t)time(NULL);
 	json_t *v;
@@ -170,11 +262,16 @@ pp_bans_add(struct pp_bans *b, const char *name, const char *key,
 	if (json_array_size(b->bans) >= MAX_BANS)
 		json_array_remove(b->bans, 0);	/* the oldest goes first */
 	id = b->next_id++;
-	v = json_pack("{s:i, s:s, s:s, s:I, s:I, s:s, s:O}", "id", id, "name",
+	/* "o" steals: a reference of ours, a borrowed evidence's or a new one */
+	v = json_pack("{s:i, s:s, s:s, s:I, s:I, s:s, s:o}", "id", id, "name",
 	    name, "key", key ? key : "", "since", now, "until",
 	    now + (json_int_t)seconds, "reason", reason,
-	    "evidence", evidence ? evidence : json_array());
-	if (v == NULL || json_array_append_new(b->bans, v) < 0)
+	    "evidence", evidence ? json_incref(evidence) : json_array());
+	if (v == NULL)
+		return -ENOMEM;
+	if (pcap)
+		json_object_set(v, "pcap", pcap);
+	if (json_array_append_new(b->bans, v) < 0)
 		return -ENOMEM;
 	(void)save(b);
 	return id;

@@ -4,7 +4,9 @@
  * A ban keeps a peer out (by user name, and by identity key when it has
  * one) until it expires; bans live in STATE/bans.json (one JSON object a
  * line, rewritten whole on change) and so survive restarts.  Each ban keeps
- * its evidence: the eve records that caused it.
+ * its evidence: the eve records that caused it and, for an IPS ban, a pcap of
+ * the connection in STATE/evidence/<id>.pcap (the newest
+ * PP_BANS_EVIDENCE_MAX files are kept, also after their ban ended).
  *
  * Security events (alert, cut, ban, scan, unban) go to STATE/security.json,
  * one eve-compatible JSON object a line ("timestamp", "event_type":
@@ -27,10 +29,22 @@ struct pp_bans;
 int pp_bans_open(const char *state_dir, struct pp_bans **out);
 void pp_bans_free(struct pp_bans *b);
 
+#define PP_BANS_EVIDENCE_MAX 256
+
 /* Bans name (and key, "" when none) for seconds; evidence (borrowed, may be
- * NULL) is kept with it.  Returns the new ban's id (> 0) or a negative code. */
+ * NULL) is kept with it, and pcap (borrowed, may be NULL: the evidence
+ * file's description) as its "pcap".  Returns the new ban's id (> 0,
+ * pp_bans_next_id()) or a negative code. */
 int pp_bans_add(struct pp_bans *b, const char *name, const char *key,
-    unsigned seconds, const char *reason, json_t *evidence);
+    unsigned seconds, const char *reason, json_t *evidence, json_t *pcap);
+/* The id the next pp_bans_add() gives.  Ids are never reused while their
+ * evidence file exists. */
+int pp_bans_next_id(const struct pp_bans *b);
+/* STATE/evidence/<id>.pcap into buf; creates the directory (0700).  0 or a
+ * negative code. */
+int pp_bans_evidence_path(struct pp_bans *b, int id, char *buf, size_t len);
+/* Removes the oldest evidence files beyond PP_BANS_EVIDENCE_MAX. */
+void pp_bans_evidence_prune(struct pp_bans *b);
 /* 0 when neither name nor key (may be NULL) is banned now; else PP_EDENIED
  * with "banned until ... for ..." in why. */
 int pp_bans_check(struct pp_bans *b, const char *name, const char *key,

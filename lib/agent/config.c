@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/random.h"
 #include "signal/msg.h"
+#include "tunnel/tap.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -914,7 +915,35 @@ ips_interface(struct parser *p, const char *v, size_t len)
 	    sizeof(p->cfg->ips_interface), v, len);
 }
 
+static void
+ips_evidence_bytes(struct parser *p, const char *v, size_t len)
+{
+	set_uint(p, "evidence_bytes", &p->cfg->ips_evidence_bytes, 0,
+	    PP_TAP_MAX_CAP, v, len);
+	if (p->cfg->ips_evidence_bytes > 0 &&
+	    p->cfg->ips_evidence_bytes < PP_TAP_MIN_CAP)
+		err(p, "%sevidence_bytes %u: use 0 (no pcap evidence) or at "
+		    "least %u", p->prefix, p->cfg->ips_evidence_bytes,
+		    PP_TAP_MIN_CAP);
+}
+
+static void
+ips_suricata(struct parser *p, const char *v, size_t len)
+{
+	char qb[QBUF];
+
+	if (len == 0 || v[0] != '/') {
+		err(p, "%ssuricata %s: give the absolute path of the suricata "
+		    "program", p->prefix, q(qb, sizeof(qb), v, len));
+		return;
+	}
+	set_str(p, "suricata", p->cfg->ips_suricata,
+	    sizeof(p->cfg->ips_suricata), v, len);
+}
+
 static const struct key ips_keys[] = {
+	{ "evidence_bytes", ips_evidence_bytes, 0 },
+	{ "suricata", ips_suricata, 0 },
 	{ "interface", ips_interface, 0 },
 	{ "react", ips_react, 0 },
 	{ "react_severity", ips_react_severity, 0 },
@@ -1339,6 +1368,8 @@ pp_cfg_defaults(struct pp_cfg *cfg)
 	cfg->ips_et_drop_priority = 2;	/* = react_severity: what cuts, drops */
 	cfg->ban_seconds = 3600;
 	cfg->ips_react_severity = 2;	/* priority 3 (ET INFO ...): recorded only */
+	cfg->ips_mode = PP_CFG_IPS_AUTO;
+	cfg->ips_evidence_bytes = 65536;
 	cfg->scan_ports = 5;
 	cfg->scan_window = 60;
 }

@@ -16,7 +16,8 @@
  *   [consume]    bind = auto|ADDRESS, peers = NAME, NAME ...
  *   [forward NAME]  peer, port, proto, listen = ADDRESS:PORT (fixed mapping)
  *   [ips]        mode, interface, rules, et_open, et_drop_priority, queue, fail_open,
- *                react, react_severity, ban_seconds, scan_ports, scan_window
+ *                react, react_severity, ban_seconds, scan_ports, scan_window,
+ *                evidence_bytes, suricata
  */
 #ifndef PP_AGENT_CONFIG_H
 #define PP_AGENT_CONFIG_H
@@ -43,8 +44,8 @@ enum pp_cfg_compression {	/* [tunnel] compression */
 };
 
 enum pp_cfg_ips_mode {		/* [ips] mode */
-	PP_CFG_IPS_OFF,		/* default in this version: no inspection */
-	PP_CFG_IPS_AUTO,	/* inline with CAP_NET_ADMIN, else IDS */
+	PP_CFG_IPS_OFF,		/* no inspection (explicit opt-out) */
+	PP_CFG_IPS_AUTO,	/* the default: inline with CAP_NET_ADMIN, else IDS */
 	PP_CFG_IPS_INLINE,
 	PP_CFG_IPS_IDS,
 };
@@ -119,6 +120,7 @@ struct pp_cfg {
 	/* [ips] (docs/ips.md) */
 	enum pp_cfg_ips_mode ips_mode;
 	char ips_rules[1024];		/* "": the shipped rules/peerpipe.rules */
+	char ips_suricata[1024];	/* "": /usr/bin/suricata */
 	char ips_et_open[1024];		/* ET Open rules directory, "": none */
 	unsigned ips_et_drop_priority;	/* ET rules of priority <= this drop; default 2 */
 	unsigned ips_queue;		/* NFQUEUE number; default 0: chosen */
@@ -126,6 +128,7 @@ struct pp_cfg {
 	char ips_interface[16];		/* IDS mode: interface to watch; "": lo */
 	int ips_react_blocked_only;	/* react = blocked|alerts (default alerts) */
 	unsigned ips_react_severity;	/* cut+ban for severity <= this (1 high..4); 2 */
+	unsigned ips_evidence_bytes;	/* tap per connection for the ban's pcap; 0 off */
 	unsigned ban_seconds;		/* default 3600 */
 	unsigned scan_ports;		/* Sentinel: refused distinct ports ... */
 	unsigned scan_window;		/* ... within this many seconds: ban; 5 / 60 */

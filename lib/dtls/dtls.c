@@ -76,6 +76,7 @@ struct pp_dtls {
 	struct pp_dtls_ops ops;
 	void *cb_ctx;
 	size_t mtu;
+	size_t packing;		/* bytes of records in one datagram, >= mtu */
 	unsigned initial_timeout_us;
 	uint8_t remote_fp[PP_DTLS_FP_LEN];
 	int have_fp;
@@ -83,6 +84,7 @@ struct pp_dtls {
 	const uint8_t *in_buf;	/* the datagram OpenSSL may read now */
 	size_t in_len;
 	struct dgram *out_head, *out_tail;
+	struct dgram *spare;	/* the last one sent, for the next */
 	unsigned out_count;
 	struct held *held_head, *held_tail;
 	unsigned held_count;
@@ -140,8 +142,12 @@ bio_write(BIO *b, const char *buf, int len)
 		d->bio_err = PP_ELIMIT;
 		return -1;
 	}
-	cap = n > d->mtu ? n : d->mtu;
-	if ((t = malloc(sizeof(*t) + cap)) == NULL) {
+	cap = n > d->packing ? n : d->packing;
+	if (d->spare != NULL && d->spare->cap >= cap) {
+		t = d->spare;
+		d->spare = NULL;
+		cap = t->cap;
+	} else if ((t = malloc(sizeof(*t) + cap)) == NULL) {
 		d->bio_err = -ENOMEM;
 		return -1;
 	}
@@ -158,12 +164,17 @@ bio_write(BIO *b, const char *buf, int len)
 	return len;
 }
 
-/* Like a datagram socket: one datagram per read, the excess of a short read lost. */
+/*
+ * Like a datagram socket: one datagram per read, the excess of a short read
+ * lost.  A datagram bigger than OpenSSL's buffer (records packed by a peer's
+ * pp_dtls_send_records) is handed over a few whole records at a time, each
+ * read like a datagram of its own: the same records in the same order.
+ */
 static int
 bio_read(BIO *b, char *buf, int size)
 {
 	struct pp_dtls *d = BIO_get_data(b);
-	size_t n;
+	size_t n, take = 0;
 
 	BIO_clear_retry_flags(b);
 	if (d->in_buf == NULL) {
@@ -172,10 +183,27 @@ bio_read(BIO *b, char *buf, int size)
 	}
 	if (size <= 0)
 		return 0;
-	n = d->in_len < (size_t)size ? d->in_len : (size_t)size;
+	n = d->in_len;
+	if (n > (size_t)size) {
+		/* Whole records (13-byte header, length in bytes 11-12). */
+		while (take + 13 <= n) {
+			size_t r = 13 + ((size_t)d->in_buf[take + 11] << 8 |
+			    d->in_buf[take + 12]);
+
+			if (take + r > (size_t)size)
+				break;
+			take += r;
+		}
+		n = take ? take : (size_t)size;
+	}
 	memcpy(buf, d->in_buf, n);
-	d->in_buf = NULL;
-	d->in_len = 0;
+	if (take && take < d->in_len) {
+		d->in_buf += take;
+		d->in_len -= take;
+	} else {
+		d->in_buf = NULL;
+		d->in_len = 0;
+	}
 	return (int)n;
 }
 
@@ -253,6 +281,7 @@ destroy(struct pp_dtls *d)
 		d->out_head = g->next;
 		free(g);
 	}
+	free(d->spare);
 	held_clear(d);
 	OPENSSL_cleanse(d, sizeof(*d));
 	free(d);
@@ -292,6 +321,10 @@ flush(struct pp_dtls *d)
 			d->out_tail = NULL;
 		d->out_count--;
 		d->ops.send_packet(d->cb_ctx, g->data, g->len);
+		if (d->spare == NULL && g->cap == d->packing) {
+			d->spare = g;	/* no need to wipe: ciphertext */
+			continue;
+		}
 		free(g);
 	}
 }
@@ -691,6 +724,7 @@ pp_dtls_new(const struct pp_dtls_config *cfg, struct pp_dtls **out)
 	d->ops = *cfg->ops;
 	d->cb_ctx = cfg->ctx;
 	d->mtu = mtu;
+	d->packing = mtu;
 	d->initial_timeout_us = tmo * 1000u;
 	d->peer_alert = -1;
 	d->drop_rl = (struct pp_ratelimit)PP_RATELIMIT_INIT(10000, 5);
@@ -804,25 +838,60 @@ pp_dtls_input(struct pp_dtls *d, const uint8_t *buf, size_t len)
 int
 pp_dtls_send(struct pp_dtls *d, const void *buf, size_t len)
 {
+	if (d->state == PP_DTLS_CONNECTED && !d->doomed && buf != NULL &&
+	    len > pp_dtls_max_payload(d))
+		return PP_ETOOBIG;
+	return pp_dtls_send_records(d, buf, len, len ? len : 1);
+}
+
+int
+pp_dtls_send_records(struct pp_dtls *d, const void *buf, size_t len,
+    size_t record)
+{
+	const uint8_t *p = buf;
 	struct outcome o;
-	int n;
+	int n = 1;
 
 	if (d->state != PP_DTLS_CONNECTED || d->doomed)
 		return PP_ECONFLICT;
 	if (buf == NULL || len == 0)
 		return PP_EINVAL;
-	if (len > pp_dtls_max_payload(d))
-		return PP_ETOOBIG;
+	if (record == 0 || record > pp_dtls_max_payload(d))
+		return PP_EINVAL;
 	enter(d);
 	clear_errors();
-	n = SSL_write(d->ssl, buf, (int)len);
+	/* Flushed once at the end: the records share datagrams. */
+	while (len > 0) {
+		size_t k = len < record ? len : record;
+
+		n = SSL_write(d->ssl, p, (int)k);
+		if (n <= 0)
+			break;
+		p += k, len -= k;
+	}
 	o = outcome_of(d, n);
 	flush(d);
 	if (n > 0)
 		return leave(d, 0);
-	/* Only our BIO can refuse; the connection cannot go on without it. */
 	ssl_failed(d, o, "DTLS write");
 	return leave(d, d->bio_err ? d->bio_err : PP_EPROTO);
+}
+
+int
+pp_dtls_set_packing(struct pp_dtls *d, size_t max)
+{
+	if (max < d->mtu || max > PP_DTLS_MAX_PACKED)
+		return PP_EINVAL;
+	d->packing = max;
+	return 0;
+}
+
+size_t
+pp_dtls_record_overhead(const struct pp_dtls *d)
+{
+	size_t p = pp_dtls_max_payload(d);
+
+	return p && p < d->mtu ? d->mtu - p : 0;
 }
 
 int
@@ -835,6 +904,8 @@ pp_dtls_set_mtu(struct pp_dtls *d, size_t mtu)
 		return PP_EINVAL;
 	}
 	d->mtu = mtu;
+	if (d->packing < mtu)
+		d->packing = mtu;
 	return 0;
 }
 

@@ -49,7 +49,9 @@
 #define PP_DTLS_DEFAULT_MTU		1200u	/* bytes of one datagram */
 #define PP_DTLS_MIN_MTU			576u
 #define PP_DTLS_MAX_MTU			16384u
-#define PP_DTLS_MAX_DATAGRAM		16384u	/* larger input is refused */
+#define PP_DTLS_MAX_DATAGRAM		65535u	/* larger input is refused */
+/* Records packed into one datagram by pp_dtls_send_records(), at most. */
+#define PP_DTLS_MAX_PACKED		65000u
 #define PP_DTLS_DEFAULT_TIMEOUT_MS	1000u	/* RFC 6347 4.2.4.1 */
 #define PP_DTLS_MIN_TIMEOUT_MS		50u	/* OpenSSL: < 15 ms is "expired" */
 #define PP_DTLS_MAX_TIMEOUT_MS		60000u	/* back-off cap */
@@ -145,6 +147,26 @@ int pp_dtls_input(struct pp_dtls *d, const uint8_t *buf, size_t len);
  * the same code is returned.
  */
 int pp_dtls_send(struct pp_dtls *d, const void *buf, size_t len);
+
+/*
+ * Encrypts buf as consecutive records of `record` bytes each (the last one
+ * shorter), 1..pp_dtls_max_payload(), and sends them as one datagram when
+ * they fit the packing limit (pp_dtls_set_packing), else as several.  For a
+ * peer that knows to put the records of one datagram back together
+ * (RFC 6347 4.1.1 allows several records in a datagram; what they carry is
+ * the caller's business).  Returns as pp_dtls_send(), PP_EINVAL for a bad
+ * record size.
+ */
+int pp_dtls_send_records(struct pp_dtls *d, const void *buf, size_t len,
+    size_t record);
+
+/* Bytes of records one datagram may carry (the MTU..PP_DTLS_MAX_PACKED);
+ * a record never spans datagrams.  0 or PP_EINVAL. */
+int pp_dtls_set_packing(struct pp_dtls *d, size_t max);
+
+/* Bytes one record adds to its payload, for the cipher in use; 0 until
+ * connected. */
+size_t pp_dtls_record_overhead(const struct pp_dtls *d);
 
 /* Changes the datagram size records are cut to (PP_DTLS_MIN_MTU..MAX_MTU),
  * e.g. once the path is known to carry more.  0 or PP_EINVAL. */

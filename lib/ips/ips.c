@@ -10,6 +10,7 @@
 #include "ips/netfilter.h"
 
 #include <errno.h>
+#include <linux/capability.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,6 +321,11 @@ pp_ips_start(struct pp_ips *ips, char *err, size_t errlen)
 		pp_warn(SUB, "IDS FALLBACK: Suricata only watches (AF_PACKET "
 		    "on %s); an attack CAN REACH THE SERVICE before the gateway "
 		    "cuts the peer", ips->ids_iface ? ips->ids_iface : "lo");
+	if (ips->mode == PP_IPS_IDS && !pp_nf_have_cap(CAP_NET_RAW))
+		pp_warn(SUB, "no CAP_NET_RAW: Suricata inherits this process's "
+		    "capabilities and needs CAP_NET_RAW to capture (AF_PACKET), "
+		    "unless its program has it as a file capability; if it "
+		    "cannot start, service traffic stays held (fail-closed)");
 	if (ips->fail_open)
 		pp_warn(SUB, "FAIL-OPEN configured: when Suricata is down or "
 		    "overloaded, service traffic flows UNINSPECTED");

@@ -57,7 +57,7 @@ pp_nf_validate(const struct pp_nf_config *c, char *err, size_t errlen)
 }
 
 int
-pp_nf_have_cap(void)
+pp_nf_have_cap(int cap)
 {
 	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
@@ -65,8 +65,9 @@ pp_nf_have_cap(void)
 	memset(data, 0, sizeof(data));
 	if (syscall(SYS_capget, &hdr, data) != 0)
 		return 0;
-	return (data[CAP_NET_ADMIN / 32].effective &
-	    (1u << (CAP_NET_ADMIN % 32))) != 0;
+	if (cap < 0 || cap / 32 >= _LINUX_CAPABILITY_U32S_3)
+		return 0;
+	return (data[cap / 32].effective & (1u << (cap % 32))) != 0;
 }
 
 int
@@ -300,7 +301,7 @@ pp_nf_install(const struct pp_nf_config *c, char *err, size_t errlen)
 
 	if ((rc = pp_nf_validate(c, err, errlen)) != 0)
 		return rc;
-	if (!pp_nf_have_cap()) {
+	if (!pp_nf_have_cap(CAP_NET_ADMIN)) {
 		snprintf(err, errlen, "no CAP_NET_ADMIN: cannot install the "
 		    "NFQUEUE rules (run the gateway with CAP_NET_ADMIN for "
 		    "inline mode, or use the IDS fallback)");

@@ -53,10 +53,11 @@ struct pp_nf_config {
 int pp_nf_validate(const struct pp_nf_config *c, char *err, size_t errlen);
 
 /*
- * Nonzero if this process has CAP_NET_ADMIN in its effective set (capget);
- * without it the gateway cannot install the rules: IDS fallback.
+ * Nonzero if this process has capability cap (CAP_NET_ADMIN, ...) in its
+ * effective set (capget).  Without CAP_NET_ADMIN the gateway cannot install
+ * the rules: IDS fallback.
  */
-int pp_nf_have_cap(void);
+int pp_nf_have_cap(int cap);
 
 /*
  * Removes stale rules of the instance, then installs them.  On failure

@@ -33,7 +33,7 @@
 #include <unistd.h>
 
 #define SUB "ips"
-#define SURICATA_BIN "/usr/bin/suricata"
+#define SURICATA_BIN PP_SURI_DEFAULT_BIN
 #define CONNECT_RETRY_MS 100
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 15000

@@ -32,6 +32,7 @@
 #include <uv.h>
 
 #define PP_SURI_MAX_SERVICES 256
+#define PP_SURI_DEFAULT_BIN "/usr/bin/suricata"
 
 enum pp_suri_mode {
 	PP_SURI_INLINE,		/* NFQ: Suricata gives every queued packet its verdict */
@@ -64,7 +65,7 @@ struct pp_suri_service {
 };
 
 struct pp_suri_config {
-	const char *suricata;	/* binary; NULL: "/usr/bin/suricata" */
+	const char *suricata;	/* binary; NULL: PP_SURI_DEFAULT_BIN */
 	const char *state_dir;	/* created 0700; holds yaml, logs, sockets */
 	enum pp_suri_mode mode;
 	uint16_t queue_num;	/* inline */

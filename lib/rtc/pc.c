@@ -14,6 +14,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "dtls/dtls.h"
+#include "sctp/sctp.h"
 #include "sdp/sdp.h"
 
 #include <stdarg.h>
@@ -38,7 +39,10 @@ struct pp_pc {
 	struct pp_sctp *sctp;
 	int dtls_client;
 	size_t path_mtu;		/* datagram size in use; 0 until fitted */
-	int jumbo_ok;			/* the peer takes 16 KiB packets */
+	int jumbo_ok;			/* the peer takes big packets */
+	size_t cut;			/* record size for packets over one */
+	uint8_t *part;			/* a packet's records so far */
+	size_t part_len, part_cap;
 	size_t remote_max;		/* 0: unlimited */
 	uint8_t remote_fp[PP_DTLS_FP_LEN];
 	char mid[PP_SDP_MID_MAX + 1];	/* for our trickled candidates */
@@ -179,13 +183,58 @@ dtls_connected(void *ctx)
 		    pp_strerror(rc));
 }
 
+/*
+ * One record.  Between our own peers on loopback an SCTP packet may span
+ * the records of one datagram (sctp_send_packet); pp_sctp_packet_whole
+ * tells whether it is complete.  Whatever is still incomplete when the
+ * datagram ends goes to SCTP as it is (part_flush), so a foreign packet
+ * that only looks incomplete (a last chunk without its padding) still
+ * arrives, and a truncated one fails SCTP's checksum there.
+ */
 static void
 dtls_data(void *ctx, const uint8_t *buf, size_t len)
 {
 	struct pp_pc *pc = ctx;
 
-	if (pc->sctp)
+	if (pc->sctp == NULL)
+		return;
+	if (pc->part_len == 0 && pp_sctp_packet_whole(buf, len)) {
 		(void)pp_sctp_input(pc->sctp, buf, len);
+		return;
+	}
+	if (pc->part_len + len > pc->part_cap) {
+		size_t cap = pc->part_len + len;
+		uint8_t *p;
+
+		if (cap > PP_DTLS_MAX_DATAGRAM ||
+		    (p = realloc(pc->part, cap)) == NULL) {
+			pc->part_len = 0;	/* SCTP retransmits */
+			return;
+		}
+		pc->part = p;
+		pc->part_cap = cap;
+	}
+	memcpy(pc->part + pc->part_len, buf, len);
+	pc->part_len += len;
+	if (pp_sctp_packet_whole(pc->part, pc->part_len)) {
+		size_t n = pc->part_len;
+
+		pc->part_len = 0;
+		(void)pp_sctp_input(pc->sctp, pc->part, n);
+	}
+}
+
+/* The datagram ended: what it left incomplete goes in as it is. */
+static void
+part_flush(struct pp_pc *pc)
+{
+	size_t n = pc->part_len;
+
+	if (n == 0)
+		return;
+	pc->part_len = 0;
+	if (pc->sctp)
+		(void)pp_sctp_input(pc->sctp, pc->part, n);
 }
 
 static void
@@ -212,6 +261,8 @@ sctp_send_packet(void *ctx, const uint8_t *buf, size_t len)
 
 	if (pc->dtls == NULL || pp_dtls_get_state(pc->dtls) != PP_DTLS_CONNECTED)
 		return -ENOTCONN;
+	if (pc->cut && len > pc->cut)
+		return pp_dtls_send_records(pc->dtls, buf, len, pc->cut);
 	return pp_dtls_send(pc->dtls, buf, len);
 }
 
@@ -224,18 +275,19 @@ is_loopback(const char *addr)
 /*
  * Packet size for the path in use, once the peer is known to take big
  * packets (pp_pc_allow_jumbo: aiortc and Chromium do not).  A datagram
- * between two loopback
- * addresses never meets a link smaller than the loopback device's 64 KiB,
- * so SCTP packets there may fill a whole DTLS record (16 KiB) instead of
- * 1200 bytes: a tenth of the packets, and per-packet costs (a system call,
- * a record, an SCTP chunk walk) are what limit throughput.  Anywhere else
- * the 1200 bytes that fit any path on the internet stay.
+ * between two loopback addresses never meets a link smaller than the
+ * loopback device's 64 KiB, so there an SCTP packet may be nearly that big:
+ * cut into up to four DTLS records of 16 KiB (the most a record holds),
+ * all in one datagram, and put back together by the peer (dtls_data).  A
+ * fiftieth of the packets of the 1200 bytes used anywhere else, and
+ * per-packet costs (system calls, wakeups, SACKs, an SCTP chunk walk) are
+ * what limit throughput.
  */
 static void
 fit_path(struct pp_pc *pc)
 {
 	struct pp_ice_status ist;
-	size_t mtu, packet;
+	size_t mtu, packet = PP_SCTP_DEFAULT_PACKET, cut = 0;
 
 	if (pc->dtls == NULL || pc->sctp == NULL ||
 	    pp_dtls_get_state(pc->dtls) != PP_DTLS_CONNECTED)
@@ -248,13 +300,25 @@ fit_path(struct pp_pc *pc)
 	if (mtu == pc->path_mtu)
 		return;
 	/* Growing: records first, then packets; shrinking: the other way. */
-	if (mtu > pc->path_mtu && pp_dtls_set_mtu(pc->dtls, mtu) < 0)
+	if (mtu > pc->path_mtu && (pp_dtls_set_mtu(pc->dtls, mtu) < 0 ||
+	    pp_dtls_set_packing(pc->dtls, mtu == PP_DTLS_DEFAULT_MTU ? mtu :
+	    PP_DTLS_MAX_PACKED) < 0))
 		return;
-	packet = mtu == PP_DTLS_DEFAULT_MTU ? PP_SCTP_DEFAULT_PACKET :
-	    pp_dtls_max_payload(pc->dtls);
+	if (mtu != PP_DTLS_DEFAULT_MTU) {
+		size_t over = pp_dtls_record_overhead(pc->dtls);
+
+		cut = pp_sctp_cut_size(pp_dtls_max_payload(pc->dtls));
+		/* Four records and their overhead in one datagram. */
+		packet = PP_DTLS_MAX_PACKED - PP_SCTP_MAX_PIECES * over;
+		if (packet > PP_SCTP_MAX_PIECES * cut)
+			packet = PP_SCTP_MAX_PIECES * cut;
+	}
+	pc->cut = 0;
 	if (pp_sctp_set_packet_max(pc->sctp, packet) < 0 ||
-	    (mtu < pc->path_mtu && pp_dtls_set_mtu(pc->dtls, mtu) < 0))
+	    (mtu < pc->path_mtu && (pp_dtls_set_mtu(pc->dtls, mtu) < 0 ||
+	    pp_dtls_set_packing(pc->dtls, mtu) < 0)))
 		return;
+	pc->cut = cut;
 	pp_debug(SUB, "%s: path MTU %zu, SCTP packets up to %zu bytes", pc->name,
 	    mtu, packet);
 	pc->path_mtu = mtu;
@@ -377,8 +441,10 @@ ice_recv(void *arg, const uint8_t *buf, size_t len)
 		return;		/* not for us (RFC 7983), or before negotiation */
 	enter(pc);
 	(void)pp_dtls_input(pc->dtls, buf, len);
-	if (!pc->doomed)
+	if (!pc->doomed) {
+		part_flush(pc);
 		rearm_dtls(pc);
+	}
 	leave(pc);
 }
 
@@ -716,6 +782,8 @@ static void
 destroy(struct pp_pc *pc)
 {
 	drop_transport(pc);
+	free(pc->part);
+	pc->part = NULL;
 	pp_dtls_cert_free(pc->own_cert);
 	pc->own_cert = NULL;
 	uv_close((uv_handle_t *)&pc->dtls_timer, handle_closed);

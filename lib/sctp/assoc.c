@@ -824,6 +824,37 @@ pp_sctp_start(struct pp_sctp *a)
 }
 
 int
+pp_sctp_packet_whole(const uint8_t *buf, size_t len)
+{
+	size_t off = sizeof(struct sctp_common_header);
+
+	if (len <= off)
+		return 0;	/* no chunk yet */
+	while (off < len) {
+		size_t clen;
+
+		if (len - off < 4)
+			return 0;
+		clen = (size_t)buf[off + 2] << 8 | buf[off + 3];
+		if (clen < 4)
+			return 1;
+		clen = (clen + 3) & ~(size_t)3;
+		if (clen > len - off)
+			return 0;
+		off += clen;
+	}
+	return 1;
+}
+
+size_t
+pp_sctp_cut_size(size_t max)
+{
+	if (max < 5)
+		return 0;
+	return (max - 1) / 4 * 4 + 1;
+}
+
+int
 pp_sctp_input(struct pp_sctp *a, const uint8_t *buf, size_t len)
 {
 	if (len == 0 || len > MAX_PACKET)

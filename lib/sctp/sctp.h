@@ -124,6 +124,23 @@ int pp_sctp_start(struct pp_sctp *sctp);
 int pp_sctp_input(struct pp_sctp *sctp, const uint8_t *buf, size_t len);
 
 /*
+ * Whether buf holds a whole SCTP packet: its chunks, each padded to a
+ * multiple of 4 bytes as RFC 9260 3.2 requires, end exactly at its end.
+ * 0 when they run past it, or stop short (the packet continues in the next
+ * piece).  A packet cut into at most PP_SCTP_MAX_PIECES pieces of
+ * pp_sctp_cut_size() bytes never looks whole before its last piece: every
+ * cut falls at an offset that is not a multiple of 4.  Malformed chunk
+ * lengths count as whole: usrsctp drops the packet.
+ */
+int pp_sctp_packet_whole(const uint8_t *buf, size_t len);
+
+#define PP_SCTP_MAX_PIECES	4
+
+/* The largest piece size <= max for cutting a packet into pieces: 1 modulo
+ * 4 (see pp_sctp_packet_whole); 0 if max < 5. */
+size_t pp_sctp_cut_size(size_t max);
+
+/*
  * Changes the largest SCTP packet (as packet_max in the config), e.g. when
  * the path turns out to carry bigger datagrams (loopback).  0, PP_EINVAL
  * outside 576..65535, or -errno.

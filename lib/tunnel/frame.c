@@ -372,11 +372,14 @@ adapt_compress(struct pp_codec *c, const uint8_t *in, size_t len,
 
 /* --- encode -------------------------------------------------------------- */
 
-ssize_t
-pp_codec_encode(struct pp_codec *c, unsigned flags, const void *in,
-    size_t len, uint8_t *out, size_t cap)
+/*
+ * The encoder's choice: the length of a compressed message written to out
+ * (flag byte included), 0 for a raw one (the caller frames it), or an error.
+ */
+static ssize_t
+encode(struct pp_codec *c, unsigned flags, const uint8_t *src, size_t len,
+    uint8_t *out, size_t cap)
 {
-	const uint8_t *src = in;
 	enum choice ch = CH_NONE;
 	ssize_t n = 0;
 
@@ -422,13 +425,9 @@ pp_codec_encode(struct pp_codec *c, unsigned flags, const void *in,
 		return n;
 	c->st.in_bytes += len;
 	if (n == 0) {
-		/* Raw: the compressors may have scribbled on out already. */
-		out[0] = (uint8_t)flags;
-		if (len)
-			memcpy(out + 1, src, len);
 		c->st.msgs_none++;
 		c->st.out_bytes += 1 + len;
-		return (ssize_t)(1 + len);
+		return 0;
 	}
 	flags |= PP_FR_COMPRESSED;
 	if (c->cfg.adaptive)
@@ -440,6 +439,36 @@ pp_codec_encode(struct pp_codec *c, unsigned flags, const void *in,
 		c->st.msgs_zstd++;
 	c->st.out_bytes += 1 + (size_t)n;
 	return 1 + n;
+}
+
+ssize_t
+pp_codec_encode(struct pp_codec *c, unsigned flags, const void *in,
+    size_t len, uint8_t *out, size_t cap)
+{
+	ssize_t n = encode(c, flags, in, len, out, cap);
+
+	if (n != 0)
+		return n;
+	/* Raw: the compressors may have scribbled on out already. */
+	out[0] = (uint8_t)flags;
+	if (len)
+		memcpy(out + 1, in, len);
+	return (ssize_t)(1 + len);
+}
+
+ssize_t
+pp_codec_encode_inplace(struct pp_codec *c, unsigned flags, uint8_t *in,
+    size_t len, uint8_t *out, size_t cap, const uint8_t **msg)
+{
+	ssize_t n = encode(c, flags, in, len, out, cap);
+
+	if (n > 0)
+		*msg = out;
+	if (n != 0)
+		return n;
+	in[-1] = (uint8_t)flags;
+	*msg = in - 1;
+	return (ssize_t)(1 + len);
 }
 
 /* --- decode -------------------------------------------------------------- */
@@ -575,6 +604,18 @@ ssize_t
 pp_codec_decode(struct pp_codec *c, const uint8_t *in, size_t len,
     unsigned *flags, uint8_t *out, size_t cap)
 {
+	const uint8_t *plain;
+	ssize_t n = pp_codec_decode_ref(c, in, len, flags, out, cap, &plain);
+
+	if (n > 0 && plain != out)
+		memcpy(out, plain, (size_t)n);
+	return n;
+}
+
+ssize_t
+pp_codec_decode_ref(struct pp_codec *c, const uint8_t *in, size_t len,
+    unsigned *flags, uint8_t *out, size_t cap, const uint8_t **plain)
+{
 	const uint8_t *p;
 	size_t n;
 	unsigned f, codec_bits;
@@ -594,11 +635,11 @@ pp_codec_decode(struct pp_codec *c, const uint8_t *in, size_t len,
 	codec_bits = f & CODEC_BITS;
 	if (codec_bits && (!c->cfg.adaptive || !(f & PP_FR_COMPRESSED)))
 		return PP_EPROTO;
+	*plain = out;
 	if (!(f & PP_FR_COMPRESSED)) {
 		if (n > cap)
 			return PP_ETOOBIG;
-		if (n)
-			memcpy(out, p, n);
+		*plain = p;
 		return (ssize_t)n;
 	}
 	if (n == 0 || c->cfg.codec == PP_CODEC_NONE)

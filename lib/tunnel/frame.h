@@ -70,6 +70,15 @@ ssize_t pp_codec_encode(struct pp_codec *c, unsigned flags, const void *in,
     size_t len, uint8_t *out, size_t cap);
 
 /*
+ * As pp_codec_encode, without copying a payload that goes out as it is: in
+ * must have one writable byte before it (in[-1]), where the flag byte then
+ * goes, and *msg = in - 1; a compressed message is written to out, and
+ * *msg = out.  in and out must not overlap.
+ */
+ssize_t pp_codec_encode_inplace(struct pp_codec *c, unsigned flags,
+    uint8_t *in, size_t len, uint8_t *out, size_t cap, const uint8_t **msg);
+
+/*
  * Decodes one message: *flags = its flag byte; the payload (decompressed
  * when COMPRESSED) goes to out, at most cap bytes.  Returns the payload
  * length, PP_EPROTO (empty message, corrupt data, a codec bit without
@@ -81,6 +90,13 @@ ssize_t pp_codec_encode(struct pp_codec *c, unsigned flags, const void *in,
  */
 ssize_t pp_codec_decode(struct pp_codec *c, const uint8_t *in, size_t len,
     unsigned *flags, uint8_t *out, size_t cap);
+
+/*
+ * As pp_codec_decode, without copying a payload that came uncompressed:
+ * *plain = in + 1 then, else out.  Same checks and returns.
+ */
+ssize_t pp_codec_decode_ref(struct pp_codec *c, const uint8_t *in, size_t len,
+    unsigned *flags, uint8_t *out, size_t cap, const uint8_t **plain);
 
 /*
  * Adaptive mode: the channel's drain rate lately (bytes per second the link

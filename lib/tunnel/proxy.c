@@ -80,6 +80,7 @@ px_maybe_free(struct proxy *px)
 	if (px->t)
 		px_unlink(px);
 	pp_codec_free(px->codec);
+	pp_tap_free(px->tap);
 	free(px->pending);
 	free(px->batch);
 	free(px);
@@ -328,17 +329,22 @@ stop_reading(struct proxy *px)
 /*
  * Frames and sends one message.  0 when it went out or waits in pending
  * (then reading stops until it has gone); negative after closing the proxy.
+ * With room, data[-1] is ours to write: a raw message is framed in place
+ * instead of copied.
  */
 static int
-px_send(struct proxy *px, unsigned flags, const void *data, size_t len)
+px_send(struct proxy *px, unsigned flags, uint8_t *data, size_t len, int room)
 {
 	struct pp_tun *t = px->t;
+	const uint8_t *msg = t->enc;
 	ssize_t n;
 	int rc;
 
 	if (px->dc == NULL)
 		return PP_ECONFLICT;
-	n = pp_codec_encode(px->codec, flags, data, len, t->enc, t->enc_cap);
+	n = room ? pp_codec_encode_inplace(px->codec, flags, data, len, t->enc,
+	    t->enc_cap, &msg) :
+	    pp_codec_encode(px->codec, flags, data, len, t->enc, t->enc_cap);
 	if (n < 0) {
 		pp_warn(SUB, "peer %s proxy-%s: cannot encode: %s", t->peer_name,
 		    px->uuid, pp_strerror((int)n));
@@ -346,7 +352,7 @@ px_send(struct proxy *px, unsigned flags, const void *data, size_t len)
 		return (int)n;
 	}
 	if (px->pending == NULL &&
-	    (rc = pp_dc_send_binary(px->dc, t->enc, (size_t)n)) != -EAGAIN) {
+	    (rc = pp_dc_send_binary(px->dc, msg, (size_t)n)) != -EAGAIN) {
 		if (rc < 0) {
 			pp_warn(SUB, "peer %s proxy-%s: send failed: %s",
 			    t->peer_name, px->uuid, pp_strerror(rc));
@@ -373,7 +379,7 @@ px_send(struct proxy *px, unsigned flags, const void *data, size_t len)
 		px_close(px, 0);
 		return -ENOMEM;
 	}
-	memcpy(px->pending, t->enc, (size_t)n);
+	memcpy(px->pending, msg, (size_t)n);
 	px->pending_len = (size_t)n;
 	px->blocked = 1;
 	stop_reading(px);
@@ -388,7 +394,7 @@ send_eot(struct proxy *px)
 		px->pending_eot = 1;
 		return;
 	}
-	if (px_send(px, PP_FR_EOT, NULL, 0) < 0)
+	if (px_send(px, PP_FR_EOT, NULL, 0, 0) < 0)
 		return;
 	px->eot_sent = 1;
 	if (px->eot_recv)
@@ -403,7 +409,8 @@ flow_sync(struct proxy *px)
 	    px->pause_want == px->pause_sent)
 		return;
 	px->pause_sent = px->pause_want;
-	(void)px_send(px, px->pause_want ? PP_FR_PAUSE : PP_FR_RESUME, NULL, 0);
+	(void)px_send(px, px->pause_want ? PP_FR_PAUSE : PP_FR_RESUME, NULL,
+	    0, 0);
 }
 
 /* Offers the pending message again; 0 when nothing waits any more. */
@@ -458,8 +465,9 @@ px_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 	(void)hint;
 	/* v1 peers read 16 KiB and may expect no more; between our own,
-	 * bigger messages mean fewer of everything per byte. */
-	*buf = uv_buf_init((char *)px->t->rbuf, px->proto == PP_TUN_UDP ?
+	 * bigger messages mean fewer of everything per byte.  One byte of
+	 * room before it: px_send frames a raw message there. */
+	*buf = uv_buf_init((char *)px->t->rbuf + 1, px->proto == PP_TUN_UDP ?
 	    PP_UDPB_DGRAM_MAX : px->t->settings.version >= 2 ?
 	    PP_TUN_READ_SIZE_V2 : PP_TUN_READ_SIZE);
 }
@@ -474,6 +482,7 @@ px_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	if (n == UV_EOF) {
 		stop_reading(px);
 		px->eof_local = 1;
+		pp_tap_fin(px->tap, PP_TAP_FROM_SERVICE);
 		send_eot(px);
 		return;
 	}
@@ -485,7 +494,8 @@ px_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	px->bytes_out += (uint64_t)n;
 	px->t->st.bytes_out += (uint64_t)n;
-	(void)px_send(px, 0, buf->base, (size_t)n);
+	pp_tap_add(px->tap, PP_TAP_FROM_SERVICE, buf->base, (size_t)n);
+	(void)px_send(px, 0, (uint8_t *)buf->base, (size_t)n, 1);
 }
 
 /* Reads the socket again if nothing holds it back. */
@@ -540,7 +550,7 @@ px_udp_flush(struct proxy *px)
 	    !px->started)
 		return;
 	uv_timer_stop(&px->flush);
-	if (px_send(px, 0, px->batch->buf, px->batch->len) == 0)
+	if (px_send(px, 0, px->batch->buf, px->batch->len, 0) == 0)
 		pp_udpb_reset(px->batch);
 }
 
@@ -668,6 +678,7 @@ px_udp_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *buf,
 	if (px->t == NULL || px->closing || n <= 0 || from == NULL ||
 	    (flags & UV_UDP_PARTIAL))
 		return;
+	pp_tap_add(px->tap, PP_TAP_FROM_SERVICE, buf->base, (size_t)n);
 	px_udp_queue(px, (const uint8_t *)buf->base, (size_t)n);
 }
 
@@ -685,9 +696,10 @@ px_udp_deliver(struct proxy *px, const uint8_t *batch, size_t len)
 		if (px->role == PX_CONSUMER)
 			rc = uv_udp_try_send(&px->ul->u.udp, &b, 1,
 			    (const struct sockaddr *)&px->client);
-		else if (px->sock_live)
-			rc = uv_udp_try_send(&px->u.udp, &b, 1, NULL);
-		else
+		else if (px->sock_live &&
+		    (rc = uv_udp_try_send(&px->u.udp, &b, 1, NULL)) >= 0)
+			pp_tap_add(px->tap, PP_TAP_TO_SERVICE, d, dlen);
+		else if (!px->sock_live)
 			rc = UV_ENOTCONN;
 		if (rc < 0)
 			px_udp_drop(px);
@@ -727,11 +739,24 @@ px_tcp_deliver(struct proxy *px, const uint8_t *data, size_t len)
 	struct wreq *w;
 	uv_buf_t b;
 	size_t q;
+	int r;
 
 	if (!px->sock_live || px->shut_wr) {
 		pp_warn(SUB, "peer %s proxy-%s: data %s; closing", t->peer_name,
 		    px->uuid, px->shut_wr ? "after EOT" : "before the service "
 		    "was connected");
+		px_close(px, 0);
+		return;
+	}
+	pp_tap_add(px->tap, PP_TAP_TO_SERVICE, data, len);
+	/* Straight to the socket when it takes it; only the rest waits. */
+	b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);	/* read only */
+	if ((r = uv_try_write(&px->u.s, &b, 1)) >= 0) {
+		data += r, len -= (size_t)r;
+		if (len == 0)
+			return;
+	} else if (r != UV_EAGAIN) {
+		pp_debug(SUB, "proxy-%s: write: %s", px->uuid, uv_strerror(r));
 		px_close(px, 0);
 		return;
 	}
@@ -788,13 +813,15 @@ px_dc_message(struct pp_dc *dc, int binary, const uint8_t *data, size_t len,
 {
 	struct proxy *px = ctx;
 	struct pp_tun *t = px->t;
+	const uint8_t *plain;
 	unsigned flags = 0;
 	ssize_t n;
 
 	(void)dc, (void)binary;
 	if (t == NULL || px->closing)
 		return;
-	n = pp_codec_decode(px->codec, data, len, &flags, t->dec, PP_FR_PLAIN_MAX);
+	n = pp_codec_decode_ref(px->codec, data, len, &flags, t->dec,
+	    PP_FR_PLAIN_MAX, &plain);
 	if (n < 0) {
 		pp_warn(SUB, "peer %s proxy-%s: undecodable message (%s); closing",
 		    t->peer_name, px->uuid, pp_strerror((int)n));
@@ -816,15 +843,16 @@ px_dc_message(struct pp_dc *dc, int binary, const uint8_t *data, size_t len,
 		px->bytes_in += (uint64_t)n;
 		t->st.bytes_in += (uint64_t)n;
 		if (px->proto == PP_TUN_TCP)
-			px_tcp_deliver(px, t->dec, (size_t)n);
+			px_tcp_deliver(px, plain, (size_t)n);
 		else
-			px_udp_deliver(px, t->dec, (size_t)n);
+			px_udp_deliver(px, plain, (size_t)n);
 		if (px->closing)
 			return;
 	}
 	if ((flags & PP_FR_EOT) && px->proto == PP_TUN_TCP && !px->eot_recv) {
 		px->eot_recv = 1;
 		if (px->sock_live && !px->shut_wr) {
+			pp_tap_fin(px->tap, PP_TAP_TO_SERVICE);
 			px->shut_wr = 1;
 			px->shutdown_req.data = px;
 			if (uv_shutdown(&px->shutdown_req, &px->u.s, on_shutdown) < 0)
@@ -1029,7 +1057,7 @@ send_start(struct proxy *px)
 {
 	if (px->closing)
 		return;
-	if (px_send(px, PP_FR_START, NULL, 0) < 0)
+	if (px_send(px, PP_FR_START, NULL, 0, 0) < 0)
 		return;
 	px_started(px);
 }
@@ -1052,8 +1080,10 @@ service_ready(struct proxy *px)
 		send_start(px);
 }
 
+/* Our end of the service socket: its port (0 unknown), and its address
+ * into ip when ip is not NULL. */
 static uint16_t
-local_port(const uv_handle_t *h)
+local_end(const uv_handle_t *h, char ip[46])
 {
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
@@ -1062,9 +1092,30 @@ local_port(const uv_handle_t *h)
 
 	if (uv_fileno(h, &fd) < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
 		return 0;
+	if (ip)
+		(void)uv_ip_name((struct sockaddr *)&ss, ip, 46);
 	return ntohs(ss.ss_family == AF_INET6 ?
 	    ((struct sockaddr_in6 *)&ss)->sin6_port :
 	    ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* The service socket is connected: learn our end, start the tap. */
+static void
+px_service_connected(struct proxy *px)
+{
+	struct pp_tap_flow f;
+
+	memset(&f, 0, sizeof(f));
+	px->local_port = local_end(&px->u.h, f.local_ip);
+	if (px->t->tap_bytes == 0 || px->local_port == 0)
+		return;
+	f.udp = px->proto == PP_TUN_UDP;
+	f.local_port = px->local_port;
+	snprintf(f.service_ip, sizeof(f.service_ip), "%s", px->svc->host);
+	f.service_port = px->svc->target_port;
+	if ((px->tap = pp_tap_new(px->t->tap_bytes, &f)) == NULL)
+		pp_warn(SUB, "peer %s proxy-%s: no memory for the evidence tap",
+		    px->t->peer_name, px->uuid);
 }
 
 static struct proxy *
@@ -1091,14 +1142,20 @@ pp_tun_owns(const struct pp_tun *t, enum pp_tun_proto proto, uint16_t lport,
 
 int
 pp_tun_cut(struct pp_tun *t, enum pp_tun_proto proto, uint16_t lport,
-    const char *svc_ip, uint16_t svc_port)
+    const char *svc_ip, uint16_t svc_port, struct pp_tap **tap)
 {
 	struct proxy *px = find_service_conn(t, proto, lport, svc_ip, svc_port);
 
+	if (tap)
+		*tap = NULL;
 	if (px == NULL)
 		return 0;
 	pp_warn(SUB, "peer %s: proxy-%s to service %s cut by the IPS",
 	    t->peer_name, px->uuid, px->svc->name);
+	if (tap) {
+		*tap = px->tap;
+		px->tap = NULL;
+	}
 	px_close(px, 0);
 	return 1;
 }
@@ -1118,7 +1175,7 @@ on_connect(uv_connect_t *req, int status)
 		return;
 	}
 	(void)uv_tcp_nodelay(&px->u.tcp, 1);
-	px->local_port = local_port(&px->u.h);
+	px_service_connected(px);
 	service_ready(px);
 }
 
@@ -1175,11 +1232,11 @@ px_dc_open(struct pp_dc *dc, void *ctx)
 		/* connect() has chosen the local port: known from now on, so
 		 * an IPS alert on the handshake itself maps to this proxy. */
 		if (rc == 0)
-			px->local_port = local_port(&px->u.h);
+			px->local_port = local_end(&px->u.h, NULL);
 	} else if ((rc = uv_udp_connect(&px->u.udp, (struct sockaddr *)&ss)) == 0 &&
 	    (pp__udp_sockbuf(&px->u.udp), 1) &&
 	    (rc = uv_udp_recv_start(&px->u.udp, px_alloc, px_udp_recv)) == 0) {
-		px->local_port = local_port(&px->u.h);
+		px_service_connected(px);
 		service_ready(px);
 	}
 	if (rc < 0) {

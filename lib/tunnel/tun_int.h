@@ -59,6 +59,7 @@ struct proxy {
 	uv_connect_t connect_req;
 	const struct pp_tun_service *svc;	/* provider */
 	uint16_t local_port;		/* provider: our end of the service socket */
+	struct pp_tap *tap;		/* provider: evidence for the IPS, or NULL */
 
 	/* consumer UDP: the session's client and the listener it came to */
 	struct listener *ul;
@@ -109,6 +110,7 @@ struct pp_tun {
 	size_t nforwards;
 	char *listen_host;
 	unsigned v1_start_delay_ms;
+	size_t tap_bytes;
 
 	struct pp_dc *ctl;
 	int sent_init, got_init, ready, dead;

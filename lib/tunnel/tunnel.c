@@ -681,10 +681,11 @@ pp_tun_new(struct pp_pc *pc, const struct pp_tun_config *cfg,
 	snprintf(t->peer_name, sizeof(t->peer_name), "%s", cfg->peer_name);
 	t->offerer = cfg->offerer;
 	t->v1_start_delay_ms = cfg->v1_start_delay_ms ? cfg->v1_start_delay_ms : 50;
+	t->tap_bytes = cfg->tap_bytes;
 	t->enc_cap = pp_codec_bound(PP_UDPB_CAP);
 	t->enc = malloc(t->enc_cap);
 	t->dec = malloc(PP_FR_PLAIN_MAX);
-	t->rbuf = malloc(PP_UDPB_DGRAM_MAX);
+	t->rbuf = malloc(1 + PP_UDPB_DGRAM_MAX);	/* px_alloc */
 	t->services = calloc(cfg->nservices + 1, sizeof(*t->services));
 	t->forwards = calloc(cfg->nforwards + 1, sizeof(*t->forwards));
 	t->listen_host = dup_or_null(cfg->listen_host);

@@ -26,6 +26,7 @@
 #include "identity/identity.h"
 #include "rtc/pc.h"
 #include "tunnel/proto.h"
+#include "tunnel/tap.h"
 
 #include <stdint.h>
 #include <uv.h>
@@ -87,6 +88,9 @@ struct pp_tun_config {
 	const char *room_uuid;
 	const char *local_fp;		/* our DTLS certificate, "AB:CD:..." */
 	unsigned auth_timeout_ms;	/* INIT -> AUTH; 0: 10000 */
+	/* Gateway IPS evidence (tap.h): keep the last tap_bytes of each
+	 * forwarded connection to a service, both directions; 0: no tap. */
+	size_t tap_bytes;
 };
 
 struct pp_tun_ops {
@@ -137,10 +141,11 @@ unsigned pp_tun_policy_changed(struct pp_tun *t);
 /*
  * Closes at once the forwarded connection whose socket to the service has
  * this local port and goes to svc_ip:svc_port (the IPS saw an attack on
- * it).  1 if there was one.
+ * it).  1 if there was one.  tap (may be NULL): receives that connection's
+ * evidence tap (the caller frees it), or NULL when it had none.
  */
 int pp_tun_cut(struct pp_tun *t, enum pp_tun_proto proto, uint16_t local_port,
-    const char *svc_ip, uint16_t svc_port);
+    const char *svc_ip, uint16_t svc_port, struct pp_tap **tap);
 /* The same match without closing anything: 1 if the connection is ours
  * (to name the peer of an alert that the reaction policy only records). */
 int pp_tun_owns(const struct pp_tun *t, enum pp_tun_proto proto,

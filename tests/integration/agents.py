@@ -38,7 +38,11 @@ def free_port(kind=socket.SOCK_STREAM, host="127.0.0.1"):
 def write_config(path, name, url, room_uuid, room_name="agent-tests",
                  services=(), compression="none", extra="", control=None,
                  log_level="info", bind=None, extended=False, policy=None):
-    """services: (name, port, proto, target_host, target_port) tuples."""
+    """services: (name, port, proto, target_host, target_port) tuples.
+
+    A gateway's IPS is on by default ([ips] mode = auto); tests that do not
+    exercise it get `[ips] mode = off` here, unless extra has its own [ips]
+    section (which then says its mode itself)."""
     lines = [
         "[agent]", "name = %s" % name,
         "control = %s" % (control or os.path.join(os.path.dirname(path),
@@ -59,6 +63,8 @@ def write_config(path, name, url, room_uuid, room_name="agent-tests",
         lines += ["[service %s]" % sname, "port = %d" % port,
                   "proto = %s" % proto.lower(),
                   "target = %s:%d" % (host, tport), ""]
+    if "[ips]" not in extra:
+        lines += ["[ips]", "mode = off", ""]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n" + extra)
     return path

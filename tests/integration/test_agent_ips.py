@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -68,6 +69,100 @@ def http(addr, path, timeout=10, header=b""):
             out += d
     finally:
         s.close()
+
+
+def read_pcap(path):
+    """The packets of a classic pcap file, parsed here with struct (not by
+    the writer under test): [(proto, src, sport, dst, dport, tcp_flags,
+    payload)].  Raw IPv4/IPv6 (LINKTYPE_RAW 101, IPV4 228, IPV6 229) or
+    Ethernet (1) frames."""
+    with open(path, "rb") as f:
+        data = f.read()
+    magic = data[:4]
+    if magic == b"\xd4\xc3\xb2\xa1":
+        e = "<"
+    elif magic == b"\xa1\xb2\xc3\xd4":
+        e = ">"
+    else:
+        raise AssertionError("%s: not a pcap file (magic %r)" % (path, magic))
+    vmaj, vmin, _, _, snap, linktype = struct.unpack(e + "HHiIII", data[4:24])
+    assert (vmaj, vmin) == (2, 4), (vmaj, vmin)
+    assert linktype in (1, 101, 228, 229), linktype
+    pkts, off = [], 24
+    while off < len(data):
+        _, _, incl, orig = struct.unpack(e + "IIII", data[off:off + 16])
+        assert incl <= orig and off + 16 + incl <= len(data), "truncated pcap"
+        frame = data[off + 16:off + 16 + incl]
+        off += 16 + incl
+        if linktype == 1:
+            frame = frame[14:]
+        if frame[0] >> 4 == 4:
+            ihl = (frame[0] & 15) * 4
+            proto = frame[9]
+            src, dst = (socket.inet_ntop(socket.AF_INET, frame[12:16]),
+                        socket.inet_ntop(socket.AF_INET, frame[16:20]))
+            l4 = frame[ihl:struct.unpack("!H", frame[2:4])[0]]
+        else:
+            proto = frame[6]
+            src, dst = (socket.inet_ntop(socket.AF_INET6, frame[8:24]),
+                        socket.inet_ntop(socket.AF_INET6, frame[24:40]))
+            l4 = frame[40:40 + struct.unpack("!H", frame[4:6])[0]]
+        sport, dport = struct.unpack("!HH", l4[:4])
+        if proto == 6:
+            flags, payload = l4[13], l4[(l4[12] >> 4) * 4:]
+        else:
+            flags, payload = 0, l4[8:]
+        pkts.append((proto, src, sport, dst, dport, flags, payload))
+    return pkts
+
+
+def check_evidence(gw, web_port, marker=b"EVIL 0xdeadc0de"):
+    """The ban's evidence: its eve record, and a pcap of the decrypted flow
+    (listed by `peerpipe bans --show`) that holds the attack on the flow's
+    5-tuple.  Returns the ban."""
+    bans = gw.ctl("bans")
+    assert len(bans) == 1, bans
+    shown = subprocess.run([agent_bin(), "bans", "--show", str(bans[0]["id"]),
+                            "--json", "--control", gw.control],
+                           capture_output=True, timeout=30)
+    ban = json.loads(shown.stdout)
+    ev = ban["evidence"]
+    assert ev and ev[0]["signature_id"] == 9000001, ev
+    eve = ev[0]
+    pcap = ban["pcap"]
+    assert pcap["present"] is True, pcap
+    path = pcap["path"]
+    assert path.endswith("/evidence/%d.pcap" % ban["id"]), path
+    st = os.stat(path)
+    assert st.st_mode & 0o777 == 0o600, oct(st.st_mode)
+    assert st.st_size == pcap["bytes"], (st.st_size, pcap)
+    pkts = read_pcap(path)
+    assert len(pkts) == pcap["packets"], (len(pkts), pcap)
+    # the flow as Suricata saw it: our socket -> the service, over TCP
+    if eve["dest_port"] == web_port:
+        ours = (eve["src_ip"], eve["src_port"])
+    else:
+        ours = (eve["dest_ip"], eve["dest_port"])
+    svc = ("127.0.0.1", web_port)
+    for (proto, src, sport, dst, dport, _, _) in pkts:
+        assert proto == 6
+        assert {(src, sport), (dst, dport)} == {ours, svc}, pkts[:3]
+    attack = [p for p in pkts if marker in p[6]]
+    assert attack, [p[6][:80] for p in pkts]
+    assert (attack[0][1], attack[0][2], attack[0][3], attack[0][4]) == \
+        ours + svc
+    # the plain listing names the file and its size
+    text = subprocess.run([agent_bin(), "bans", "--show", str(ban["id"]),
+                           "--control", gw.control], capture_output=True,
+                          text=True, timeout=30).stdout
+    assert "evidence pcap: %s (%d packets, %d bytes" % (
+        path, pcap["packets"], pcap["bytes"]) in text, text
+    if shutil.which("tcpdump"):
+        r = subprocess.run(["tcpdump", "-nn", "-r", path, "-A"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert marker.decode() in r.stdout
+    return ban
 
 
 def events(agent_state):
@@ -179,11 +274,7 @@ def test_attack_dropped_peer_cut_and_banned(ipsworld):
     # recorded: ban with evidence, eve-compatible security events
     bans = w.gw.ctl("bans")
     assert [x["name"] for x in bans] == ["laptop-evil"]
-    shown = subprocess.run([agent_bin(), "bans", "--show", str(bans[0]["id"]),
-                            "--json", "--control", w.gw.control],
-                           capture_output=True, timeout=30)
-    ev = json.loads(shown.stdout)["evidence"]
-    assert ev and ev[0]["signature_id"] == 9000001
+    check_evidence(w.gw, w.web.port)
     kinds = [e["peerpipe"]["event"] for e in events(w.gw_state)]
     assert "cut" in kinds and "ban" in kinds
     alert = [e for e in events(w.gw_state) if e["peerpipe"]["event"] == "cut"][0]
@@ -211,7 +302,7 @@ def test_sentinel_bans_a_port_scan(tmp_path, server):
     conf = write_config(str(tmp_path / "gw.conf"), GW, url, room,
                         room_name=ROOM_NAME,
                         services=[("web", 28081, "tcp", "127.0.0.1", web.port)],
-                        extra="[ips]\nscan_ports = 4\nscan_window = 60\n")
+                        extra="[ips]\nmode = off\nscan_ports = 4\nscan_window = 60\n")
     gw = AgentProcess("gateway", conf, str(tmp_path), GW)
     v1 = V1Peer(server, room, "v1-scanner", ["--listen-mode", "per-peer"],
                 str(tmp_path))
@@ -267,3 +358,111 @@ def test_suricata_killed_fails_closed_then_resumes(ipsworld):
     assert r.returncode == 0, r.stderr
     w.gw.wait_log(r"IPS rules reloaded", timeout=60)
     assert http(g, b"/after-reload").endswith(b"ok\n")
+
+
+# ---- IDS: Suricata only watches (AF_PACKET); the gateway cuts after ----
+#
+# The service listens on 127.0.0.1, so Suricata sniffs `lo` ([ips] interface,
+# the default): AF_PACKET on loopback sees each of the gateway's packets to
+# the service once, checksums are not validated (local traffic), and the
+# capture's BPF filter names only the services and the canary (docs/ips.md).
+
+def ids_attack(w, gw, web, attacker="laptop-evil"):
+    """An attack through the tunnel to a gateway that only watches: it
+    reaches the service, then the channel is cut and the peer banned."""
+    bad = w["client"](attacker)
+    b = bad.wait_listener(GW, 28090)
+    assert http(b, b"/fine").endswith(b"ok\n")
+    try:
+        http(b, b"/search", timeout=15, header=b"X-Note: EVIL 0xdeadc0de\r\n")
+    except OSError:
+        pass    # the cut may come before the answer
+    gw.wait_log(r"cut by the IPS", timeout=30)
+    gw.wait_log(r"peer %s: banned for 600 s: IPS: PEERPIPE demo attack "
+                r"marker" % attacker, timeout=30)
+    # an IDS cannot drop: the service did get the attack
+    assert any(b"EVIL 0xdeadc0de" in r for r in web.requests), web.requests
+    check_evidence(gw, web.port)
+    kinds = [e["peerpipe"]["event"] for e in events(w["state"])]
+    assert "alert" in kinds and "cut" in kinds and "ban" in kinds, kinds
+    # and nothing more gets through for it
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if not http(b, b"/after", timeout=3).endswith(b"ok\n"):
+                break
+        except OSError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the banned peer still reaches the service")
+
+
+@pytest.fixture
+def idsworld(tmp_path, server):
+    w = {"tmp": str(tmp_path), "agents": [],
+         "url": "wss://127.0.0.1:%d/ws" % server.port, "room": new_room(),
+         "web": HttpLog(), "state": os.path.join(str(tmp_path), GW + "-state")}
+
+    def gateway(ips_extra, prefix=()):
+        conf = write_config(
+            os.path.join(w["tmp"], "gw.conf"), GW, w["url"], w["room"],
+            room_name=ROOM_NAME,
+            services=[("web", 28090, "tcp", "127.0.0.1", w["web"].port)],
+            extra="[ips]\n%sban_seconds = 600\n" % ips_extra)
+        a = AgentProcess("gateway", conf, w["tmp"], GW, prefix=prefix)
+        w["agents"].append(a)
+        return a
+
+    def client(name):
+        conf = write_config(os.path.join(w["tmp"], name + ".conf"), name,
+                            w["url"], w["room"], room_name=ROOM_NAME)
+        a = AgentProcess("connect", conf, w["tmp"], name)
+        w["agents"].append(a)
+        return a
+
+    w["gateway"], w["client"] = gateway, client
+    yield w
+    problems = []
+    for a in w["agents"]:
+        alive, rc = a.alive(), a.stop()
+        if alive and rc != 0:
+            problems.append("%s exited %r:\n%s" % (a.name, rc, a.log_tail()))
+        rep = a.sanitizer_report()
+        if rep:
+            problems.append("sanitizer report from %s:\n%s" % (a.name, rep))
+    w["web"].close()
+    assert not problems, "\n\n".join(problems)
+
+
+def test_ids_mode_cuts_and_bans_after_the_attack(idsworld):
+    """[ips] mode = ids (as root, by choice): Suricata sniffs lo, the attack
+    reaches the service, the gateway cuts the channel and bans the peer on
+    the alert, and said loudly at start that this can happen."""
+    w = idsworld
+    gw = w["gateway"]("mode = ids\n")
+    gw.wait_log(r"IPS ready \(IDS\)", timeout=240)
+    log = gw.log()
+    assert "IDS FALLBACK" in log and "CAN REACH THE SERVICE" in log, log
+    assert "inline IPS unavailable" not in log
+    # no netfilter chain of ours in IDS mode
+    m = re.search(r"IPS instance (pp[0-9a-f]+)", log)
+    out = subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
+    assert m and "PP-%s-" % m.group(1) not in out
+    ids_attack(w, gw, w["web"])
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None,
+                    reason="needs setpriv (util-linux)")
+def test_auto_without_cap_net_admin_falls_back_to_ids(idsworld):
+    """The default mode (auto) in a gateway without CAP_NET_ADMIN (dropped
+    from its bounding set by setpriv): no netfilter rules, IDS with a loud
+    warning, and the reaction still cuts and bans."""
+    w = idsworld
+    gw = w["gateway"]("", prefix=["setpriv", "--bounding-set=-net_admin",
+                                  "--inh-caps=-net_admin", "--"])
+    gw.wait_log(r"IPS ready \(IDS\)", timeout=240)
+    log = gw.log()
+    assert re.search(r"inline IPS unavailable: .*CAP_NET_ADMIN", log), log
+    assert "IDS FALLBACK" in log and "CAN REACH THE SERVICE" in log, log
+    ids_attack(w, gw, w["web"])

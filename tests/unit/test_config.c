@@ -290,7 +290,8 @@ test_ips_policy_address(void **state)
 	(void)state;
 	/* defaults */
 	assert_ok(BASE);
-	assert_int_equal(cfg.ips_mode, PP_CFG_IPS_OFF);
+	assert_int_equal(cfg.ips_mode, PP_CFG_IPS_AUTO);
+	assert_int_equal(cfg.ips_evidence_bytes, 65536);
 	assert_int_equal(cfg.ban_seconds, 3600);
 	assert_int_equal(cfg.scan_ports, 5);
 	assert_int_equal(cfg.scan_window, 60);
@@ -302,8 +303,11 @@ test_ips_policy_address(void **state)
 	    "et_open = /var/lib/suricata/rules\net_drop_priority = 2\n"
 	    "queue = 7\nfail_open = yes\nreact = blocked\nreact_severity = 1\n"
 	    "ban_seconds = 60\nscan_ports = 3\nscan_window = 10\n"
+	    "evidence_bytes = 4096\nsuricata = /opt/suricata/bin/suricata\n"
 	    "[ice]\naddress = 127.0.0.1\naddress = ::1\n");
 	assert_int_equal(cfg.ips_mode, PP_CFG_IPS_INLINE);
+	assert_int_equal(cfg.ips_evidence_bytes, 4096);
+	assert_string_equal(cfg.ips_suricata, "/opt/suricata/bin/suricata");
 	assert_string_equal(cfg.ips_interface, "eth0");
 	assert_string_equal(cfg.ips_rules, "/etc/pp.rules");
 	assert_int_equal(cfg.ips_queue, 7);
@@ -314,6 +318,9 @@ test_ips_policy_address(void **state)
 	assert_int_equal(cfg.scan_ports, 3);
 	assert_int_equal(cfg.naddrs, 2);
 	assert_string_equal(cfg.addrs[1], "::1");
+	assert_ok(BASE "[ips]\nmode = off\nevidence_bytes = 0\n");
+	assert_int_equal(cfg.ips_mode, PP_CFG_IPS_OFF);
+	assert_int_equal(cfg.ips_evidence_bytes, 0);
 }
 
 struct bad {
@@ -347,6 +354,9 @@ static const struct bad bad[] = {
 	{ BASE "[ips]\nscan_ports = 1\n", 0, 9, "scan_ports \"1\": use a whole number from 2 to 1000" },
 	{ BASE "[ips]\nban_seconds = -3\n", 0, 9, "ban_seconds \"-3\": use a whole number" },
 	{ BASE "[ips]\ninterface = eth0/1\n", 0, 9, "is not a network interface name" },
+	{ BASE "[ips]\nsuricata = suricata\n", 0, 9, "suricata \"suricata\": give the absolute path" },
+	{ BASE "[ips]\nevidence_bytes = 100\n", 0, 9, "evidence_bytes 100: use 0 (no pcap evidence) or at least 1024" },
+	{ BASE "[ips]\nevidence_bytes = 99999999\n", 0, 9, "evidence_bytes \"99999999\": use a whole number from 0 to 16777216" },
 	{ BASE "[ips]\nmode = ids\nmode = inline\n", 0, 10, "duplicate key `mode`" },
 	{ BASE "[ice]\naddress = my-laptop\n", 0, 9, "[ice] address \"my-laptop\": use an IP address" },
 	{ BASE "[tunnel]\ncompression =\n", 0, 9, "[tunnel] compression is empty: give a value, or remove the line" },

@@ -80,6 +80,9 @@ struct side {
 	size_t recv_bytes;
 	uint8_t last[PP_DTLS_MAX_DATAGRAM];
 	size_t last_len;
+	uint8_t cat[PP_DTLS_MAX_DATAGRAM];	/* every record, joined */
+	size_t cat_len;
+	size_t dgram_max;	/* 0: PP_DTLS_DEFAULT_MTU */
 	int echo;		/* send every record back from on_data */
 	int echo_rc;
 	enum free_when free_when;
@@ -92,7 +95,7 @@ side_send(void *ctx, const uint8_t *buf, size_t len)
 	unsigned n = ++s->sent;
 
 	assert_true(len > 0);
-	assert_true(len <= PP_DTLS_DEFAULT_MTU);
+	assert_true(len <= (s->dgram_max ? s->dgram_max : PP_DTLS_DEFAULT_MTU));
 	if (s->drop_count && n >= s->drop_first && n < s->drop_first + s->drop_count)
 		return;
 	assert_true(s->nq < QMAX);
@@ -125,6 +128,10 @@ side_data(void *ctx, const uint8_t *buf, size_t len)
 	assert_true(len <= sizeof(s->last));
 	memcpy(s->last, buf, len);
 	s->last_len = len;
+	if (s->cat_len + len <= sizeof(s->cat)) {
+		memcpy(s->cat + s->cat_len, buf, len);
+		s->cat_len += len;
+	}
 	if (s->echo)
 		s->echo_rc = pp_dtls_send(s->d, buf, len);
 	if (s->free_when == FREE_ON_DATA) {
@@ -816,6 +823,73 @@ test_data(void **state)
 	side_fini(&s);
 }
 
+/*
+ * Records packed into one datagram (pp_dtls_send_records), bigger than
+ * OpenSSL's read buffer: the receiver gets every record, in order.
+ */
+static void
+test_packed_records(void **state)
+{
+	static uint8_t buf[65000];
+	struct side c, s;
+	size_t max, rec;
+
+	(void)state;
+	connect_pair(&c, &s, 0);
+	/* Packing below the MTU is refused. */
+	assert_int_equal(pp_dtls_set_packing(c.d, PP_DTLS_DEFAULT_MTU - 1),
+	    PP_EINVAL);
+	for (int i = 0; i < 2; i++) {
+		struct side *x = i ? &s : &c;
+
+		assert_int_equal(pp_dtls_set_mtu(x->d, PP_DTLS_MAX_MTU), 0);
+		assert_int_equal(pp_dtls_set_packing(x->d, PP_DTLS_MAX_PACKED), 0);
+		x->dgram_max = PP_DTLS_MAX_PACKED;
+	}
+	assert_int_equal(pp_dtls_set_packing(c.d, PP_DTLS_MAX_PACKED + 1),
+	    PP_EINVAL);
+	max = pp_dtls_max_payload(c.d);
+	assert_true(max > 16000 && max < PP_DTLS_MAX_MTU);
+	assert_int_equal(pp_dtls_record_overhead(c.d), PP_DTLS_MAX_MTU - max);
+	rec = max - 200;	/* four and their overhead fit PP_DTLS_MAX_PACKED */
+	for (size_t k = 0; k < sizeof(buf); k++)
+		buf[k] = (uint8_t)(k * 13 + k / 251);
+	/* Four records, one datagram. */
+	assert_int_equal(pp_dtls_send_records(c.d, buf, 4 * rec, rec), 0);
+	assert_int_equal(c.nq, 1);
+	assert_int_equal(c.q[0].len, 4 * rec + 4 * pp_dtls_record_overhead(c.d));
+	s.cat_len = 0;
+	s.nrecv = 0;
+	run(&c, &s);
+	assert_int_equal(s.nrecv, 4);
+	assert_int_equal(s.last_len, rec);
+	assert_int_equal(s.cat_len, 4 * rec);
+	assert_memory_equal(s.cat, buf, 4 * rec);
+	/* A short last record; and bad record sizes are refused. */
+	assert_int_equal(pp_dtls_send_records(s.d, buf, 2 * rec + 5, rec), 0);
+	assert_int_equal(s.nq, 1);
+	c.cat_len = 0;
+	c.nrecv = 0;
+	run(&c, &s);
+	assert_int_equal(c.nrecv, 3);
+	assert_int_equal(c.last_len, 5);
+	assert_memory_equal(c.cat, buf, 2 * rec + 5);
+	assert_int_equal(pp_dtls_send_records(c.d, buf, 100, max + 1), PP_EINVAL);
+	assert_int_equal(pp_dtls_send_records(c.d, buf, 100, 0), PP_EINVAL);
+	assert_int_equal(c.nq, 0);
+	/* More than one datagram holds: split at record boundaries. */
+	assert_int_equal(pp_dtls_send_records(c.d, buf, sizeof(buf), 1000), 0);
+	assert_int_equal(c.nq, 2);
+	s.cat_len = 0;
+	s.nrecv = 0;
+	run(&c, &s);
+	assert_int_equal(s.nrecv, (sizeof(buf) + 999) / 1000);
+	assert_memory_equal(s.cat, buf, sizeof(buf));
+	assert_false(c.closed || s.closed);
+	side_fini(&c);
+	side_fini(&s);
+}
+
 /* on_data answering synchronously, as SCTP does: re-entry must be fine. */
 static void
 test_echo_from_callback(void **state)
@@ -1119,6 +1193,7 @@ main(void)
 		cmocka_unit_test(test_timer),
 		cmocka_unit_test(test_handshake_fingerprints),
 		cmocka_unit_test(test_data),
+		cmocka_unit_test(test_packed_records),
 		cmocka_unit_test(test_echo_from_callback),
 		cmocka_unit_test(test_retransmit),
 		cmocka_unit_test(test_give_up),

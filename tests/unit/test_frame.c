@@ -166,6 +166,45 @@ codec(enum pp_tun_codec k, int stream, int adaptive)
 	return c;
 }
 
+/*
+ * The same message again through the copy-free calls: framed in place in
+ * the byte before the payload when raw, decoded by reference when raw.
+ */
+static void
+roundtrip_inplace(struct pp_codec *tx, struct pp_codec *rx, unsigned flags,
+    const uint8_t *in, size_t len)
+{
+	size_t cap = pp_codec_bound(len);
+	uint8_t *room = xmalloc(len + 1), *wire = xmalloc(cap);
+	uint8_t *out = xmalloc(len + 1);
+	const uint8_t *msg, *plain;
+	ssize_t n, m;
+	unsigned f;
+
+	room[0] = 0xee;
+	if (len)
+		memcpy(room + 1, in, len);
+	n = pp_codec_encode_inplace(tx, flags, room + 1, len, wire, cap, &msg);
+	assert_true(n >= 1);
+	if (msg[0] & PP_FR_COMPRESSED) {
+		assert_ptr_equal(msg, wire);
+	} else {
+		assert_ptr_equal(msg, room);
+		assert_int_equal(n, len + 1);
+	}
+	if (len)	/* the payload itself is never touched */
+		assert_memory_equal(room + 1, in, len);
+	m = pp_codec_decode_ref(rx, msg, (size_t)n, &f, out, len + 1, &plain);
+	assert_int_equal(m, len);
+	assert_int_equal(f, msg[0]);
+	assert_ptr_equal(plain, (f & PP_FR_COMPRESSED) ? out : msg + 1);
+	if (len)
+		assert_memory_equal(plain, in, len);
+	free(room);
+	free(wire);
+	free(out);
+}
+
 /* Encodes with tx, decodes with rx, checks payload and flags; returns the wire length. */
 static size_t
 roundtrip(struct pp_codec *tx, struct pp_codec *rx, unsigned flags,
@@ -257,6 +296,35 @@ test_incompressible(void **state)
 		assert_int_equal(st.msgs_none, 5);
 		assert_int_equal(st.msgs_lz4 + st.msgs_zstd, 0);
 		assert_true(st.in_bytes + 5 == st.out_bytes);
+		pp_codec_free(tx);
+		pp_codec_free(rx);
+	}
+}
+
+/* The copy-free calls, for every mode, on text, random data and nothing. */
+static void
+test_inplace(void **state)
+{
+	static const struct { enum pp_tun_codec k; int stream, adaptive; } m[] = {
+		{ PP_CODEC_NONE, 0, 0 }, { PP_CODEC_LZ4, 0, 0 },
+		{ PP_CODEC_ZSTD, 0, 0 }, { PP_CODEC_ZSTD_HC, 0, 0 },
+		{ PP_CODEC_ZSTD, 1, 0 }, { PP_CODEC_ZSTD, 0, 1 },
+	};
+	uint8_t text[20000], rnd[20000];
+
+	(void)state;
+	fill_letters(text, sizeof(text), 3);
+	fill_random(rnd, sizeof(rnd), 9);
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		struct pp_codec *tx = codec(m[i].k, m[i].stream, m[i].adaptive);
+		struct pp_codec *rx = codec(m[i].k, m[i].stream, m[i].adaptive);
+
+		for (int r = 0; r < 3; r++) {
+			roundtrip_inplace(tx, rx, 0, text, sizeof(text));
+			roundtrip_inplace(tx, rx, PP_FR_EOT, rnd, sizeof(rnd));
+			roundtrip_inplace(tx, rx, PP_FR_START, text, 0);
+			roundtrip_inplace(tx, rx, 0, text, 100);
+		}
 		pp_codec_free(tx);
 		pp_codec_free(rx);
 	}
@@ -817,6 +885,7 @@ main(void)
 		cmocka_unit_test(test_thresholds),
 		cmocka_unit_test(test_incompressible),
 		cmocka_unit_test(test_flags),
+		cmocka_unit_test(test_inplace),
 		cmocka_unit_test(test_encode_limits),
 		cmocka_unit_test(test_decode_protocol_errors),
 		cmocka_unit_test(test_truncated_and_trailing),

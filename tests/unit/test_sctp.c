@@ -53,6 +53,8 @@ struct net {
 	unsigned packets;
 	unsigned drop_every;	/* lose every Nth packet; 0: none */
 	int sync;		/* deliver inside send_packet, no queue */
+	size_t cut;		/* check pieces of this size (big packets) */
+	unsigned cut_checked, cut_big;
 };
 
 struct peer {
@@ -104,6 +106,16 @@ send_packet(void *ctx, const uint8_t *buf, size_t len)
 
 	if (net->drop_every && ++net->packets % net->drop_every == 0)
 		return 0;
+	if (net->cut) {
+		/* As the pc cuts it into DTLS records: no piece but the whole
+		 * packet may look whole, or the receiver would pass it on. */
+		assert_true(pp_sctp_packet_whole(buf, len));
+		for (size_t off = net->cut; off < len; off += net->cut)
+			assert_false(pp_sctp_packet_whole(buf, off));
+		assert_true(len <= PP_SCTP_MAX_PIECES * net->cut);
+		net->cut_checked++;
+		net->cut_big += len > 3 * net->cut;
+	}
 	if (net->sync) {
 		/* The stack must cope with a transport that re-enters it. */
 		if (from->other->sctp != NULL)
@@ -609,6 +621,84 @@ test_large_message(void **state)
 	assert_int_equal(r->pattern_errors, 0);
 	assert_int_equal(r->bin_msgs, 1);
 	free(big);
+}
+
+static void
+test_cut_sizes(void **state)
+{
+	static const uint8_t whole[] = {
+		0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0,	/* common header */
+		0, 0, 0, 17, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 0, 0, 0,
+		3, 0, 0, 4,				/* a 4-byte chunk */
+	};
+	uint8_t odd[sizeof(whole)];
+
+	(void)state;
+	assert_int_equal(pp_sctp_cut_size(16347), 16345);
+	assert_int_equal(pp_sctp_cut_size(16345), 16345);
+	assert_int_equal(pp_sctp_cut_size(5), 5);
+	assert_int_equal(pp_sctp_cut_size(4), 0);
+	for (size_t m = 5; m < 100; m++)
+		assert_int_equal(pp_sctp_cut_size(m) % 4, 1);
+	assert_true(pp_sctp_packet_whole(whole, sizeof(whole)));
+	/* Cut anywhere but a chunk boundary (a multiple of 4): not whole. */
+	for (size_t n = 0; n < sizeof(whole); n++)
+		if (n % 4 != 0 || n < 16)
+			assert_false(pp_sctp_packet_whole(whole, n));
+	assert_true(pp_sctp_packet_whole(whole, 32));
+	/* Malformed lengths: whole, for usrsctp to drop. */
+	memcpy(odd, whole, sizeof(odd));
+	odd[15] = 2;
+	assert_true(pp_sctp_packet_whole(odd, sizeof(odd)));
+}
+
+/*
+ * Packets of up to 64 KiB, as between our peers on loopback: every one is
+ * whole, and no cut the pc makes leaves a piece that looks whole, whatever
+ * the messages (one big, many small bundled, sizes not a multiple of 4).
+ */
+static void
+test_big_packets(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_dc_init init = init_label("big");
+	size_t cut = pp_sctp_cut_size(16347);
+	size_t packet = PP_SCTP_MAX_PIECES * cut - 4 * 37;
+	struct chan *a1, *r;
+	uint8_t *buf = malloc(200000);
+	size_t total = 0;
+	unsigned count = 0;
+
+	assert_non_null(buf);
+	a1 = open_chan(&f->a, &init);
+	r = wait_remote(f, &f->b, "big");
+	assert_true(run_until(&f->net, is_open, a1));
+	assert_int_equal(pp_sctp_set_packet_max(f->a.sctp, packet), 0);
+	assert_int_equal(pp_sctp_set_packet_max(f->b.sctp, packet), 0);
+	f->net.cut = cut;
+	pp_dc_set_buffered_amount_low_threshold(a1->dc, 65536);
+	srand(7);
+	for (unsigned k = 0; k < 400; k++) {
+		size_t n = k % 3 == 0 ? 1 + (size_t)rand() % 200000 :
+		    1 + (size_t)rand() % 700;
+
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (uint8_t)(i * 31 + k);
+		if (pp_dc_buffered_amount(a1->dc) > 4 * 65536) {
+			a1->low_events = 0;
+			assert_true(run_until(&f->net, low_fired, a1));
+		}
+		send_blocking(f, a1, 1, buf, n);
+		total += n;
+		count++;
+	}
+	wait_msgs(f, r, count);
+	assert_int_equal(r->bytes, total);
+	assert_true(f->net.cut_checked > 100);
+	assert_true(f->net.cut_big > 10);
+	print_message("  %u packets checked, %u over three records\n",
+	    f->net.cut_checked, f->net.cut_big);
+	free(buf);
 }
 
 static void
@@ -1125,6 +1215,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_large_message, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_transfer_1mib, setup,
+		    teardown),
+		cmocka_unit_test(test_cut_sizes),
+		cmocka_unit_test_setup_teardown(test_big_packets, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_empty_and_ppids, setup,
 		    teardown),
