@@ -232,14 +232,17 @@ run_agent(const struct opts *o, enum pp_agent_mode mode)
 	uv_loop_t loop;
 	int rc;
 
-	if (cfg == NULL || load_config(o->config, cfg) < 0)
+	if (cfg == NULL || load_config(o->config, cfg) < 0) {
+		free(cfg);
 		return 1;
+	}
 	pp_log_set_level((enum pp_log_level)cfg->log_level);
 	pp_log_set_format(cfg->log_json ? PP_LOG_JSON : PP_LOG_TEXT);
 	if (o->log_level) {
 		if (pp_log_parse_level(o->log_level, &lvl) < 0) {
 			fprintf(stderr, "peerpipe: --log-level %s: use error, warn, "
 			    "info or debug\n", o->log_level);
+			free(cfg);
 			return 2;
 		}
 		pp_log_set_level(lvl);
@@ -248,6 +251,7 @@ run_agent(const struct opts *o, enum pp_agent_mode mode)
 		if (pp_log_parse_format(o->log_format, &fmt) < 0) {
 			fprintf(stderr, "peerpipe: --log-format %s: use text or json\n",
 			    o->log_format);
+			free(cfg);
 			return 2;
 		}
 		pp_log_set_format(fmt);

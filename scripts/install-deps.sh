@@ -5,7 +5,8 @@
 #   install-deps.sh demo     what scripts/run's demo uses (python3, curl)
 #   install-deps.sh bench    benchmarks: iperf3, OpenSSH (ssh -L reference)
 #   install-deps.sh nat      NAT traversal tests: nftables, conntrack, coturn
-#   install-deps.sh ips      Suricata 7 (bookworm-backports), iptables
+#   install-deps.sh ips      Suricata 7 (bookworm-backports), iptables, and the
+#                            attack tools the IPS tests run (sqlmap, nmap, dirb)
 # Chromium and playwright-core come from scripts/install-browser.sh.
 # Run as root (or it re-runs itself through sudo when available).
 set -euo pipefail
@@ -27,6 +28,8 @@ test_pkgs=(libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest
 ips_pkgs=(suricata iptables)
 # tcpdump reads the gateway's evidence pcaps (the IPS tests check them with it)
 ips_pkgs+=(tcpdump)
+# the attack tools and the curl that test_ips_attacks.py runs through the tunnel
+ips_pkgs+=(sqlmap nmap dirb curl)
 backports_pkgs=(suricata)
 
 want=()

@@ -414,9 +414,18 @@ ips_event(const struct pp_eve_event *ev, void *ctx)
 		json_decref(fields);
 		return;
 	}
-	/* The reaction policy: [ips] react and react_severity. */
+	/* The reaction policy: [ips] react and react_severity.  An alert it
+	 * only records still names its peer. */
 	if ((ev->severity > 0 && (unsigned)ev->severity > a->cfg.ips_react_severity) ||
 	    (a->cfg.ips_react_blocked_only && ev->action != PP_EVE_BLOCKED)) {
+		for (struct peer *p = a->peers; p && !hit; p = p->next)
+			for (int i = 0; i < nports && !hit; i++)
+				if (p->tun && pp_tun_owns(p->tun, proto, ports[i],
+				    svc_ip[i], svc_port[i]))
+					hit = p;
+		if (hit)
+			json_object_set_new(fields, "peer",
+			    json_string(hit->name));
 		pp_bans_event(a->bans, ev->type == PP_EVE_DROP ? "drop" : "alert",
 		    fields);
 		json_decref(fields);

@@ -1381,9 +1381,9 @@ pp_cfg_defaults(struct pp_cfg *cfg)
 	cfg->log_level = PP_LOG_INFO;
 	cfg->log_json = 0;
 	cfg->compression = PP_CFG_COMP_NONE;
-	cfg->ips_et_drop_priority = 1;
+	cfg->ips_et_drop_priority = 2;	/* = react_severity: what cuts, drops */
 	cfg->ban_seconds = 3600;
-	cfg->ips_react_severity = 3;
+	cfg->ips_react_severity = 2;	/* priority 3 (ET INFO ...): recorded only */
 	cfg->ips_mode = PP_CFG_IPS_AUTO;
 	cfg->ips_evidence_bytes = 65536;
 	cfg->scan_ports = 5;

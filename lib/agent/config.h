@@ -125,12 +125,12 @@ struct pp_cfg {
 	char ips_rules[1024];		/* "": the shipped rules/peerpipe.rules */
 	char ips_suricata[1024];	/* "": /usr/bin/suricata */
 	char ips_et_open[1024];		/* ET Open rules directory, "": none */
-	unsigned ips_et_drop_priority;	/* ET rules of priority <= this drop; default 1 */
+	unsigned ips_et_drop_priority;	/* ET rules of priority <= this drop; default 2 */
 	unsigned ips_queue;		/* NFQUEUE number; default 0: chosen */
 	int ips_fail_open;
 	char ips_interface[16];		/* IDS mode: interface to watch; "": lo */
 	int ips_react_blocked_only;	/* react = blocked|alerts (default alerts) */
-	unsigned ips_react_severity;	/* cut+ban for severity <= this (1 high..4); 3 */
+	unsigned ips_react_severity;	/* cut+ban for severity <= this (1 high..4); 2 */
 	unsigned ips_evidence_bytes;	/* tap per connection for the ban's pcap; 0 off */
 	unsigned ban_seconds;		/* default 3600 */
 	unsigned scan_ports;		/* Sentinel: refused distinct ports ... */

@@ -163,6 +163,152 @@ pp_rules_priority(const char *line, size_t len,
 	return cprio ? cprio : DEFAULT_PRIORITY;
 }
 
+/* The value of one rule option, [v, ve), without surrounding blanks. */
+static int
+opt_is(const char *opt, size_t klen, const char *key)
+{
+	return klen == strlen(key) && memcmp(opt, key, klen) == 0;
+}
+
+static int
+has_word(const char *v, const char *ve, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = v; p && p + n <= ve; p++)
+		if (memcmp(p, word, n) == 0 &&
+		    (p == v || p[-1] == ',' || is_space(p[-1])) &&
+		    (p + n == ve || p[n] == ',' || is_space(p[n])))
+			return 1;
+	return 0;
+}
+
+/*
+ * An address of the rule header that names the protected services only:
+ * $HOME_NET, one of the *_SERVERS groups (all $HOME_NET in the generated
+ * suricata.yaml), or a [list] of those.
+ */
+static int
+home_address(const char *a, size_t n)
+{
+	static const char *const home[] = { "$HOME_NET", "$HTTP_SERVERS",
+	    "$SMTP_SERVERS", "$SQL_SERVERS", "$DNS_SERVERS",
+	    "$TELNET_SERVERS", "$DC_SERVERS" };
+	const char *end = a + n;
+	int any = 0;
+
+	if (n >= 2 && a[0] == '[' && a[n - 1] == ']') {
+		a++;
+		end--;
+	}
+	while (a < end) {
+		const char *c = memchr(a, ',', (size_t)(end - a));
+		const char *e = c ? c : end;
+		int ok = 0;
+
+		while (a < e && is_space(*a))
+			a++;
+		while (e > a && is_space(e[-1]))
+			e--;
+		for (size_t i = 0; i < sizeof(home) / sizeof(home[0]); i++)
+			ok |= (size_t)(e - a) == strlen(home[i]) &&
+			    memcmp(a, home[i], (size_t)(e - a)) == 0;
+		if (!ok)
+			return 0;
+		any = 1;
+		a = c ? c + 1 : end;
+	}
+	return any;
+}
+
+int
+pp_rules_inspect(const char *line, size_t len, struct pp_rule_info *ri)
+{
+	const char *p = line, *end = line + len, *tok[7], *open, *opt;
+	size_t tlen[7];
+	int ntok = 0, inq = 0, dir = 0, syn = 0, content = 0;
+
+	memset(ri, 0, sizeof(*ri));
+	if ((open = memchr(line, '(', len)) == NULL)
+		return 0;
+	/* action proto src sport dir dst dport: brackets may hold blanks. */
+	while (ntok < 7 && p < open) {
+		int depth = 0;
+
+		while (p < open && is_space(*p))
+			p++;
+		if (p == open)
+			break;
+		tok[ntok] = p;
+		while (p < open && (depth > 0 || !is_space(*p))) {
+			depth += *p == '[';
+			depth -= *p == ']';
+			p++;
+		}
+		tlen[ntok] = (size_t)(p - tok[ntok]);
+		ntok++;
+	}
+	if (ntok != 7 || tlen[4] != 2 || memcmp(tok[4], "->", 2) != 0)
+		return 0;
+	opt = open + 1;
+	for (const char *q = open + 1; q < end; q++) {
+		if (*q == '\\' && q + 1 < end) {
+			q++;
+			continue;
+		}
+		if (*q == '"') {
+			inq = !inq;
+			continue;
+		}
+		if (inq || (*q != ';' && *q != ')'))
+			continue;
+		while (opt < q && is_space(*opt))
+			opt++;
+		{
+			const char *colon = memchr(opt, ':', (size_t)(q - opt));
+			const char *ke = colon ? colon : q;
+			const char *v = colon ? colon + 1 : q;
+
+			while (ke > opt && is_space(ke[-1]))
+				ke--;
+			if (opt_is(opt, (size_t)(ke - opt), "noalert"))
+				ri->noalert = 1;
+			else if (opt_is(opt, (size_t)(ke - opt), "flowbits") &&
+			    has_word(v, q, "noalert"))
+				ri->noalert = 1;
+			else if (opt_is(opt, (size_t)(ke - opt), "content") ||
+			    opt_is(opt, (size_t)(ke - opt), "pcre"))
+				content = 1;
+			else if (opt_is(opt, (size_t)(ke - opt), "flags")) {
+				for (const char *f = v; f < q && *f != ','; f++)
+					syn |= *f == 'S';
+			} else if (opt_is(opt, (size_t)(ke - opt), "flow")) {
+				if (has_word(v, q, "to_server") ||
+				    has_word(v, q, "from_client"))
+					dir = 1;
+				if (has_word(v, q, "to_client") ||
+				    has_word(v, q, "from_server"))
+					dir = 2;
+			}
+		}
+		opt = q + 1;
+		if (*q == ')')
+			break;
+	}
+	/* The services' side is the client: their requests (HOME_NET as the
+	 * source towards the server), the answers they get (HOME_NET as the
+	 * destination from the server), DNS queries from HOME_NET. */
+	if (home_address(tok[2], tlen[2]) && (dir == 1 || (dir == 0 &&
+	    tlen[1] == 3 && memcmp(tok[1], "dns", 3) == 0)))
+		ri->client_side = 1;
+	if (home_address(tok[5], tlen[5]) && dir == 2)
+		ri->client_side = 1;
+	/* A connection attempt alone (SYN, no payload): "inbound to port X",
+	 * "N connections in T seconds" heuristics. */
+	ri->conn_level = syn && !content;
+	return 1;
+}
+
 static char *
 slurp(const char *path, size_t cap, size_t *len)
 {
@@ -216,8 +362,32 @@ policy_file(FILE *out, const char *path, const struct pp_rules_classmap *cm,
 			continue;
 		prio = pp_rules_priority(line, (size_t)n, cm, &off, &alen);
 		if (prio > 0) {
+			struct pp_rule_info ri;
+
 			st->rules++;
+			pp_rules_inspect(line, (size_t)n, &ri);
+			if (ri.client_side) {
+				/* Never the tunnelled peer's traffic: off. */
+				fputs("# peerpipe: client-side rule, off: ", out);
+				fwrite(line, 1, (size_t)n, out);
+				if (line[n - 1] != '\n')
+					fputc('\n', out);
+				st->client_side++;
+				continue;
+			}
+			if (ri.conn_level) {
+				/* The Sentinel's job, and by_src counts every peer
+				 * together (one source address: the gateway). */
+				fputs("# peerpipe: connection-level rule, off: ",
+				    out);
+				fwrite(line, 1, (size_t)n, out);
+				if (line[n - 1] != '\n')
+					fputc('\n', out);
+				st->conn_level++;
+				continue;
+			}
 			if (drop_priority > 0 && prio <= drop_priority &&
+			    !ri.noalert &&
 			    alen == 5 && memcmp(line + off, "alert", 5) == 0) {
 				/* "alert" -> "drop", the rest as it was. */
 				fwrite(line, 1, off, out);
@@ -295,8 +465,9 @@ pp_rules_write_policy(const char *dir, const char *class_fallback,
 	}
 	if (out) {
 		fprintf(out, "# Generated by PeerPipe from %s: rules of "
-		    "priority <= %d turned from alert to drop.  Do not edit.\n",
-		    dir, drop_priority);
+		    "priority <= %d turned from alert to drop (noalert rules "
+		    "excepted), client-side and connection-level rules "
+		    "commented out.  Do not edit.\n", dir, drop_priority);
 		for (size_t i = 0; i < nnames && rc == 0; i++) {
 			snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 			if ((rc = policy_file(out, path, cm, drop_priority, st)) != 0)

@@ -7,7 +7,10 @@
  * gateway may still cut the peer on them, per its reaction policy).  A rule's
  * priority is its own `priority:` option, else its classtype's priority in
  * classification.config, else 3 (Suricata's default).  drop_priority 0 turns
- * the rewrite off.  Our own ruleset (rules/peerpipe.rules) is used as written.
+ * the rewrite off; rules with `noalert` stay as they are.  Rules about a
+ * protected host acting as a client, and rules on bare connection attempts,
+ * are commented out (pp_rule_info).  Our
+ * own ruleset (rules/peerpipe.rules) is used as written.
  *
  * The rewritten copy of ET Open is one generated file in the state dir; the
  * snapshot directory is never modified.  Pure helpers for tests, plus the
@@ -43,8 +46,47 @@ void pp_rules_classmap_parse(struct pp_rules_classmap *cm, const char *text,
 int pp_rules_priority(const char *line, size_t len,
     const struct pp_rules_classmap *cm, size_t *action_off, size_t *action_len);
 
+/*
+ * What the policy needs from one rule line besides its priority.
+ *
+ * noalert: the rule only sets flowbits (`noalert;` or `flowbits:...,noalert`);
+ * it detects nothing and is never turned into a drop rule, which would
+ * silently drop every packet that merely sets the bit.
+ *
+ * client_side: the rule is about a protected host acting as a CLIENT:
+ * $HOME_NET (or a *_SERVERS group, all $HOME_NET here) is the source of a
+ * `flow:to_server` rule (or of a DNS rule: queries), or the destination of
+ * a `flow:to_client` one.  On the gateway's path the client is always the
+ * tunnelled peer, never a protected host; but the peer appears with the
+ * gateway's own address, which is HOME_NET too when a service runs on the
+ * gateway's host (loopback), so such rules (ET POLICY / HUNTING user-agent
+ * rules, malware check-ins, DNS queries for odd TLDs) would fire on every
+ * ordinary request and cut the peer.  The policy comments them out.
+ *
+ * conn_level: the rule matches a bare connection attempt (`flags` with S
+ * and no `content`/`pcre`): ET's "suspicious inbound to PostgreSQL port
+ * 5432", "potential SSH scan" (5 SYNs in 120 s).  Every connection through
+ * the gateway comes from a peer that is authenticated and allowed that port
+ * by the policy, and all peers share the gateway's address, so such rules
+ * drop a legitimate peer's connections to exactly the services the gateway
+ * exists to share (and their by_src thresholds count all peers together).
+ * Port scans by a peer are the Sentinel's job.  The policy comments them
+ * out too.
+ */
+struct pp_rule_info {
+	int noalert;
+	int client_side;
+	int conn_level;
+};
+
+/* Fills *ri for an active rule line; 0 if the header is not parseable
+ * (then *ri is all zero). */
+int pp_rules_inspect(const char *line, size_t len, struct pp_rule_info *ri);
+
 struct pp_rules_stats {
 	unsigned files, rules, dropped, alerts;
+	unsigned client_side;	/* commented out, see pp_rule_info */
+	unsigned conn_level;	/* commented out, see pp_rule_info */
 };
 
 /*

@@ -492,8 +492,10 @@ write_config(struct pp_suri *s, char *err, size_t errlen)
 		    s->et_rules, &rs, err, errlen)) != 0)
 			return rc;
 		pp_info(SUB, "ET Open: %u rules in %u files from %s, %u turned "
-		    "to drop (priority <= %d), in %llu ms", rs.rules, rs.files,
-		    s->et_dir, rs.dropped, s->et_drop_priority,
+		    "to drop (priority <= %d), %u client-side and %u "
+		    "connection-level rules off, in %llu ms", rs.rules,
+		    rs.files, s->et_dir, rs.dropped, s->et_drop_priority,
+		    rs.client_side, rs.conn_level,
 		    (unsigned long long)(pp_now_ms() - t0));
 	}
 	if ((yaml = malloc(YAML_MAX)) == NULL)

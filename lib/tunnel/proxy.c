@@ -1118,29 +1118,46 @@ px_service_connected(struct proxy *px)
 		    px->t->peer_name, px->uuid);
 }
 
-int
-pp_tun_cut(struct pp_tun *t, enum pp_tun_proto proto, uint16_t lport,
-    const char *svc_ip, uint16_t svc_port, struct pp_tap **tap)
+static struct proxy *
+find_service_conn(const struct pp_tun *t, enum pp_tun_proto proto,
+    uint16_t lport, const char *svc_ip, uint16_t svc_port)
 {
-	if (tap)
-		*tap = NULL;
 	/* A local port alone is not unique: the kernel may give it to
 	 * connections to different destinations. */
 	for (struct proxy *px = t->proxies; px; px = px->next)
 		if (px->role == PX_PROVIDER && !px->closing && px->proto == proto &&
 		    px->local_port == lport && lport != 0 &&
 		    px->svc->target_port == svc_port &&
-		    strcmp(px->svc->host, svc_ip) == 0) {
-			pp_warn(SUB, "peer %s: proxy-%s to service %s cut by the IPS",
-			    t->peer_name, px->uuid, px->svc->name);
-			if (tap) {
-				*tap = px->tap;
-				px->tap = NULL;
-			}
-			px_close(px, 0);
-			return 1;
-		}
-	return 0;
+		    strcmp(px->svc->host, svc_ip) == 0)
+			return px;
+	return NULL;
+}
+
+int
+pp_tun_owns(const struct pp_tun *t, enum pp_tun_proto proto, uint16_t lport,
+    const char *svc_ip, uint16_t svc_port)
+{
+	return find_service_conn(t, proto, lport, svc_ip, svc_port) != NULL;
+}
+
+int
+pp_tun_cut(struct pp_tun *t, enum pp_tun_proto proto, uint16_t lport,
+    const char *svc_ip, uint16_t svc_port, struct pp_tap **tap)
+{
+	struct proxy *px = find_service_conn(t, proto, lport, svc_ip, svc_port);
+
+	if (tap)
+		*tap = NULL;
+	if (px == NULL)
+		return 0;
+	pp_warn(SUB, "peer %s: proxy-%s to service %s cut by the IPS",
+	    t->peer_name, px->uuid, px->svc->name);
+	if (tap) {
+		*tap = px->tap;
+		px->tap = NULL;
+	}
+	px_close(px, 0);
+	return 1;
 }
 
 static void
@@ -1212,6 +1229,10 @@ px_dc_open(struct pp_dc *dc, void *ctx)
 		px->connect_req.data = px;
 		rc = uv_tcp_connect(&px->connect_req, &px->u.tcp,
 		    (struct sockaddr *)&ss, on_connect);
+		/* connect() has chosen the local port: known from now on, so
+		 * an IPS alert on the handshake itself maps to this proxy. */
+		if (rc == 0)
+			px->local_port = local_end(&px->u.h, NULL);
 	} else if ((rc = uv_udp_connect(&px->u.udp, (struct sockaddr *)&ss)) == 0 &&
 	    (pp__udp_sockbuf(&px->u.udp), 1) &&
 	    (rc = uv_udp_recv_start(&px->u.udp, px_alloc, px_udp_recv)) == 0) {

@@ -150,6 +150,10 @@ unsigned pp_tun_policy_changed(struct pp_tun *t);
  */
 int pp_tun_cut(struct pp_tun *t, enum pp_tun_proto proto, uint16_t local_port,
     const char *svc_ip, uint16_t svc_port, struct pp_tap **tap);
+/* The same match without closing anything: 1 if the connection is ours
+ * (to name the peer of an alert that the reaction policy only records). */
+int pp_tun_owns(const struct pp_tun *t, enum pp_tun_proto proto,
+    uint16_t local_port, const char *svc_ip, uint16_t svc_port);
 
 /* The peer's identity key once verified (NULL before, or without one). */
 const uint8_t *pp_tun_peer_identity(const struct pp_tun *t);

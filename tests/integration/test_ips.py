@@ -431,7 +431,15 @@ def test_et_open_loads(tmp_path, cleanup):
               ready["rules_loaded"], ready["rules_failed"],
               ready["ready_ms"] / 1000.0, ready["_t"] - t0))
     assert ready["rules_failed"] == 0
-    assert ready["rules_loaded"] == ET_RULES + OUR_RULES
+    # all of ET Open is in the policy file; the rules it turned off
+    # (client-side and connection-level, lib/ips/rules.h) are commented out
+    with open(os.path.join(p.state_dir, "et-open-policy.rules")) as f:
+        policy = f.read().splitlines()
+    off = [l for l in policy if l.startswith("# peerpipe: ")]
+    active = [l for l in policy if l.startswith(("alert ", "drop "))]
+    print("ET Open policy: %d active, %d turned off" % (len(active), len(off)))
+    assert len(active) + len(off) == ET_RULES
+    assert ready["rules_loaded"] == len(active) + OUR_RULES
     p.check_clean_exit()
 
 

@@ -296,8 +296,8 @@ test_ips_policy_address(void **state)
 	assert_int_equal(cfg.ban_seconds, 3600);
 	assert_int_equal(cfg.scan_ports, 5);
 	assert_int_equal(cfg.scan_window, 60);
-	assert_int_equal(cfg.ips_react_severity, 3);
-	assert_int_equal(cfg.ips_et_drop_priority, 1);
+	assert_int_equal(cfg.ips_react_severity, 2);
+	assert_int_equal(cfg.ips_et_drop_priority, 2);
 	assert_string_equal(cfg.policy, "");
 	assert_ok(BASE
 	    "[ips]\nmode = inline\ninterface = eth0\nrules = /etc/pp.rules\n"

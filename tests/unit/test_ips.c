@@ -304,6 +304,48 @@ test_rules_policy_file(void **state)
 	assert_int_equal(pp_rules_count(out), 3);
 	free(buf);
 
+	/* noalert rules (flowbit setters) are never turned into drops;
+	 * rules about a protected host as a client are commented out. */
+	snprintf(path, sizeof(path), "%s/c.rules", dir);
+	write_text(path,
+	    "alert http $HOME_NET any -> $EXTERNAL_NET any (msg:\"ua\"; flow:established,to_server; classtype:trojan-activity; sid:10;)\n"
+	    "alert http $EXTERNAL_NET any -> [$HOME_NET, $HTTP_SERVERS] any (msg:\"dl\"; flow:from_server,established; classtype:trojan-activity; sid:11;)\n"
+	    "alert dns $HOME_NET any -> any any (msg:\"q\"; dns.query; content:\".top\"; classtype:trojan-activity; sid:12;)\n"
+	    "alert http $EXTERNAL_NET any -> $HOME_NET any (msg:\"in\"; flow:established,to_server; classtype:trojan-activity; sid:13;)\n"
+	    "alert http $HOME_NET any -> $EXTERNAL_NET any (msg:\"resp\"; flow:established,to_client; classtype:trojan-activity; sid:14;)\n"
+	    "alert http $EXTERNAL_NET any -> $HOME_NET any (msg:\"bit\"; flow:established,to_server; flowbits:set,x; flowbits:noalert; classtype:trojan-activity; sid:15;)\n"
+	    "alert http any any -> any any (msg:\"bit2\"; noalert; flowbits:set,y; classtype:trojan-activity; sid:16;)\n"
+	    "alert http !$HOME_NET any -> $EXTERNAL_NET any (msg:\"neg\"; flow:to_server; classtype:trojan-activity; sid:17;)\n"
+	    "alert tcp $EXTERNAL_NET any -> $HOME_NET 5432 (msg:\"syn\"; flow:to_server; flags:S; threshold: type limit, count 5, seconds 60, track by_src; classtype:trojan-activity; sid:18;)\n"
+	    "alert tcp $EXTERNAL_NET any -> $HOME_NET 80 (msg:\"sync\"; flags:S,12; content:\"x\"; classtype:trojan-activity; sid:19;)\n");
+	unlink(out);	/* it is in dir and would be read as a rules file */
+	assert_int_equal(pp_rules_write_policy(dir, NULL, 1, out, &st, err,
+	    sizeof(err)), 0);
+	assert_int_equal(st.rules, 13);
+	assert_int_equal(st.client_side, 3);
+	assert_int_equal(st.conn_level, 1);
+	assert_int_equal(st.dropped, 2 + 4);
+	assert_int_equal(pp_rules_count(out), 13 - 3 - 1);
+	f = fopen(out, "r");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = calloc(1, (size_t)n + 1);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	assert_non_null(strstr(buf, "# peerpipe: client-side rule, off: alert http $HOME_NET any -> $EXTERNAL_NET any (msg:\"ua\""));
+	assert_non_null(strstr(buf, "# peerpipe: client-side rule, off: alert http $EXTERNAL_NET any -> [$HOME_NET, $HTTP_SERVERS] any (msg:\"dl\""));
+	assert_non_null(strstr(buf, "# peerpipe: client-side rule, off: alert dns $HOME_NET any -> any any (msg:\"q\""));
+	assert_non_null(strstr(buf, "\ndrop http $EXTERNAL_NET any -> $HOME_NET any (msg:\"in\""));
+	assert_non_null(strstr(buf, "\ndrop http $HOME_NET any -> $EXTERNAL_NET any (msg:\"resp\""));
+	assert_non_null(strstr(buf, "\nalert http $EXTERNAL_NET any -> $HOME_NET any (msg:\"bit\""));
+	assert_non_null(strstr(buf, "\nalert http any any -> any any (msg:\"bit2\""));
+	assert_non_null(strstr(buf, "\ndrop http !$HOME_NET any -> $EXTERNAL_NET any (msg:\"neg\""));
+	assert_non_null(strstr(buf, "# peerpipe: connection-level rule, off: alert tcp $EXTERNAL_NET any -> $HOME_NET 5432 (msg:\"syn\""));
+	assert_non_null(strstr(buf, "\ndrop tcp $EXTERNAL_NET any -> $HOME_NET 80 (msg:\"sync\""));
+	free(buf);
+
 	/* drop_priority 0: nothing rewritten. */
 	assert_int_equal(pp_rules_write_policy(dir, NULL, 0, out, &st, err,
 	    sizeof(err)), 0);
