@@ -352,6 +352,13 @@ pp_access_admit(struct pp_access *acc, const char *name, const uint8_t *pub,
 			    "of the policy (a v1 peer)", name, name);
 			return 0;
 		}
+		/* No entry of that name, but a rule names the key itself. */
+		if (pub && rc == PP_ENOTFOUND &&
+		    pp_policy_names_key(acc->policy, pub)) {
+			pp_info(SUB, "peer %s: admitted as key:%s, which rules of "
+			    "the policy name (no [peer %s] entry)", name, have, name);
+			return 0;
+		}
 		if (rc == 0) {
 			pp_id_pub_format(key, want, sizeof(want));
 			snprintf(why, whylen, "peer %s presents %s but the policy "

@@ -486,6 +486,20 @@ pp_policy_service_find(const struct pp_policy *pol, const char *gateway,
 }
 
 int
+pp_policy_names_key(const struct pp_policy *pol, const uint8_t key[32])
+{
+	int found = 0;
+
+	/* Every subject compared, in constant time: no early exit on a key. */
+	for (size_t i = 0; i < pol->nrules; i++)
+		for (size_t j = 0; j < pol->rules[i].nsubj; j++)
+			found |= pol->rules[i].subj[j].kind == PP__SUBJ_KEY &&
+			    CRYPTO_memcmp(pol->rules[i].subj[j].key, key,
+			    PP_ID_PUB_LEN) == 0;
+	return found;
+}
+
+int
 pp_policy_peer_key(const struct pp_policy *pol, const char *name,
     uint8_t key[32])
 {

@@ -6,6 +6,7 @@ explain` says which rule decides.
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -229,6 +230,32 @@ def test_expired_rule_closes_its_connections(world):
     finally:
         sa.close()
         sb.close()
+
+
+def test_key_subject_admits_without_a_peer_entry(world):
+    """A rule that names a key (`key:ed25519:...`) is enough: that device
+    comes in under any name without a [peer] entry and gets what the rule
+    grants; an unknown key is still refused."""
+    ci = write_config(os.path.join(world.tmp, "ci-runner.conf"), "ci-runner",
+                      world.url, world.room, room_name=ROOM_NAME)
+    stranger = write_config(os.path.join(world.tmp, "stranger.conf"),
+                            "stranger", world.url, world.room,
+                            room_name=ROOM_NAME)
+    key = peer_id(ci)
+    world.write_policy(legacy="\n[rule ci]\nallow = key:%s\nto = service:web\n"
+                       % key)
+    wait_for(lambda: os.path.exists(world.gw.control), "no control socket")
+    reload(world)
+    c = world.start("connect", ci, "ci-runner")
+    web = c.wait_listener(GW, 28080)
+    with connect(web) as s:
+        s.sendall(b"ci")
+        assert recv_exact(s, 2) == b"ci"
+    world.gw.wait_log(r"peer ci-runner: admitted as key:%s" % re.escape(key))
+    time.sleep(0.5)
+    assert (GW, 25432, "TCP") not in c.listeners()
+    world.start("connect", stranger, "stranger")
+    world.gw.wait_log(r"peer stranger \(ed25519:\S+\) is not in the policy")
 
 
 def test_revoked_key_is_cut(world):

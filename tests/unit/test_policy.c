@@ -434,6 +434,10 @@ test_lookups(void **state)
 	assert_memory_equal(k, key('B'), PP_ID_PUB_LEN);
 	assert_int_equal(pp_policy_peer_key(pol, "old-scanner", k), PP_EINVAL);
 	assert_int_equal(pp_policy_peer_key(pol, "zed", k), PP_ENOTFOUND);
+	/* 'E' is named by the ci rule's key: subject; 'B' only by an entry */
+	assert_int_equal(pp_policy_names_key(pol, key('E')), 1);
+	assert_int_equal(pp_policy_names_key(pol, key('B')), 0);
+	assert_int_equal(pp_policy_names_key(pol, key('F')), 0);
 	assert_int_equal(pp_policy_next_expiry(pol, NOW), T2030);
 	assert_int_equal(pp_policy_next_expiry(pol, T2025 - 10), T2025);
 	assert_int_equal(pp_policy_next_expiry(pol, T2030), 0);
