@@ -127,7 +127,8 @@ pp_rules_priority(const char *line, size_t len,
 		while (opt < q && is_space(*opt))
 			opt++;
 		{
-			const char *colon = memchr(opt, ':', (size_t)(q - opt));
+			size_t olen = q > opt ? (size_t)(q - opt) : 0;
+			const char *colon = olen ? memchr(opt, ':', olen) : NULL;
 			size_t klen = colon ? (size_t)(colon - opt) : 0;
 			const char *v = colon ? colon + 1 : NULL;
 			const char *ve = q;
@@ -265,7 +266,8 @@ pp_rules_inspect(const char *line, size_t len, struct pp_rule_info *ri)
 		while (opt < q && is_space(*opt))
 			opt++;
 		{
-			const char *colon = memchr(opt, ':', (size_t)(q - opt));
+			size_t olen = q > opt ? (size_t)(q - opt) : 0;
+			const char *colon = olen ? memchr(opt, ':', olen) : NULL;
 			const char *ke = colon ? colon : q;
 			const char *v = colon ? colon + 1 : q;
 
