@@ -354,7 +354,8 @@ pp_access_admit(struct pp_access *acc, const char *name, const uint8_t *pub,
 		}
 		/* No entry of that name, but a rule names the key itself. */
 		if (pub && rc == PP_ENOTFOUND &&
-		    pp_policy_names_key(acc->policy, pub)) {
+		    pp_policy_names_key(acc->policy, acc->gateway, pub,
+		    now_s())) {
 			pp_info(SUB, "peer %s: admitted as key:%s, which rules of "
 			    "the policy name (no [peer %s] entry)", name, have, name);
 			return 0;

@@ -142,6 +142,7 @@ struct pp_agent {
 	uv_timer_t reaper;
 	uv_timer_t rejoin;
 	uv_timer_t expiry;		/* the policy's next `expires` */
+	int64_t expiry_at;		/* what it waits for (Unix seconds) */
 	int in_room;
 	/* v2 signed join: a challenge asked for; did the server take our
 	 * signature; has a v1 server been logged */
@@ -1747,24 +1748,23 @@ static void expiry_cb(uv_timer_t *h);
 static void
 arm_expiry(struct pp_agent *a)
 {
-	int64_t now = (int64_t)time(NULL), next;
+	int64_t now = (int64_t)time(NULL);
 
 	uv_timer_stop(&a->expiry);
-	if ((next = pp_access_next_expiry(a->access, now)) <= 0)
+	if ((a->expiry_at = pp_access_next_expiry(a->access, now)) <= 0)
 		return;
 	/* A rule applies while now < expires: wake just after it. */
-	uv_timer_start(&a->expiry, expiry_cb, (uint64_t)(next - now) * 1000 + 50,
-	    0);
+	uv_timer_start(&a->expiry, expiry_cb,
+	    (uint64_t)(a->expiry_at - now) * 1000 + 50, 0);
 }
 
 static void
 expiry_cb(uv_timer_t *h)
 {
 	struct pp_agent *a = h->data;
-	int64_t now = (int64_t)time(NULL);
 
-	if (pp_access_next_expiry(a->access, now - 1) > now) {
-		arm_expiry(a);		/* the wall clock was set back */
+	if ((int64_t)time(NULL) < a->expiry_at) {
+		arm_expiry(a);		/* early: the wall clock was set back */
 		return;
 	}
 	pp_info(SUB, "a rule of the policy %s expired: deciding every peer again",

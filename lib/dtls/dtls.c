@@ -144,9 +144,8 @@ bio_write(BIO *b, const char *buf, int len)
 	}
 	cap = n > d->packing ? n : d->packing;
 	if (d->spare != NULL && d->spare->cap >= cap) {
-		t = d->spare;
+		t = d->spare;	/* its room may be larger: still pack to cap */
 		d->spare = NULL;
-		cap = t->cap;
 	} else if ((t = malloc(sizeof(*t) + cap)) == NULL) {
 		d->bio_err = -ENOMEM;
 		return -1;

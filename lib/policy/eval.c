@@ -155,17 +155,32 @@ pp__pol_resolve(const struct pp_policy *pol,
 	return -1;
 }
 
-/* Whether a key: subject anywhere names this key (then `any` covers it). */
+/*
+ * Whether an allow rule in force here (this gateway's or everyone's, not
+ * expired) names this key as a key: subject: then the key is known without
+ * an entry, and `any` covers it.  A deny rule, an expired grant or another
+ * gateway's rule makes no one known.  Every subject is compared, in
+ * constant time.
+ */
 static int
-key_named(const struct pp_policy *pol, const uint8_t *key)
+key_named(const struct pp_policy *pol, const uint8_t *key, const char *gw,
+    int64_t now)
 {
-	for (size_t i = 0; i < pol->nrules; i++)
-		for (size_t j = 0; j < pol->rules[i].nsubj; j++)
-			if (pol->rules[i].subj[j].kind == PP__SUBJ_KEY &&
-			    CRYPTO_memcmp(pol->rules[i].subj[j].key, key,
-			    PP_ID_PUB_LEN) == 0)
-				return 1;
-	return 0;
+	int found = 0;
+
+	for (size_t i = 0; i < pol->nrules; i++) {
+		const struct pp__pol_rule *r = &pol->rules[i];
+		int here = r->ngw == 0;
+
+		for (size_t g = 0; g < r->ngw; g++)
+			here |= strcmp(r->gw[g], gw) == 0;
+		if (r->deny || !here || (r->has_expiry && now >= r->expires))
+			continue;
+		for (size_t j = 0; j < r->nsubj; j++)
+			found |= r->subj[j].kind == PP__SUBJ_KEY &&
+			    CRYPTO_memcmp(r->subj[j].key, key, PP_ID_PUB_LEN) == 0;
+	}
+	return found;
 }
 
 struct conn {
@@ -289,7 +304,8 @@ walk(const struct pp_policy *pol, const char *gateway,
 	c.port = port;
 	c.now = now;
 	c.pi = pp__pol_resolve(pol, who, why, sizeof(why));
-	c.known = c.pi >= 0 || (who->key != NULL && key_named(pol, who->key));
+	c.known = c.pi >= 0 ||
+	    (who->key != NULL && key_named(pol, who->key, c.gw, now));
 	if (c.pi >= 0) {
 		d->legacy = pol->peers[c.pi].legacy;
 		snprintf(d->peer, sizeof(d->peer), "%s", pol->peers[c.pi].name);
@@ -486,17 +502,10 @@ pp_policy_service_find(const struct pp_policy *pol, const char *gateway,
 }
 
 int
-pp_policy_names_key(const struct pp_policy *pol, const uint8_t key[32])
+pp_policy_names_key(const struct pp_policy *pol, const char *gateway,
+    const uint8_t key[32], int64_t now)
 {
-	int found = 0;
-
-	/* Every subject compared, in constant time: no early exit on a key. */
-	for (size_t i = 0; i < pol->nrules; i++)
-		for (size_t j = 0; j < pol->rules[i].nsubj; j++)
-			found |= pol->rules[i].subj[j].kind == PP__SUBJ_KEY &&
-			    CRYPTO_memcmp(pol->rules[i].subj[j].key, key,
-			    PP_ID_PUB_LEN) == 0;
-	return found;
+	return key_named(pol, key, gateway != NULL ? gateway : "", now);
 }
 
 int

@@ -128,10 +128,11 @@ int pp_policy_service_find(const struct pp_policy *pol, const char *gateway,
 int pp_policy_peer_key(const struct pp_policy *pol, const char *name,
     uint8_t key[32]);
 
-/* Whether some rule names key as a `key:` subject (such a connection is
- * known without a [peer] entry): 1 or 0. */
-int pp_policy_names_key(const struct pp_policy *pol,
-    const uint8_t key[32]);
+/* Whether an allow rule in force on gateway at now (not another gateway's,
+ * not expired) names key as a `key:` subject: such a connection is known
+ * without a [peer] entry.  1 or 0. */
+int pp_policy_names_key(const struct pp_policy *pol, const char *gateway,
+    const uint8_t key[32], int64_t now);
 
 /*
  * SHA-256 of what the policy means (entries, services and rules in file

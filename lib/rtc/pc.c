@@ -43,6 +43,7 @@ struct pp_pc {
 	size_t cut;			/* record size for packets over one */
 	uint8_t *part;			/* a packet's records so far */
 	size_t part_len, part_cap;
+	unsigned part_records;
 	size_t remote_max;		/* 0: unlimited */
 	uint8_t remote_fp[PP_DTLS_FP_LEN];
 	char mid[PP_SDP_MID_MAX + 1];	/* for our trickled candidates */
@@ -186,10 +187,11 @@ dtls_connected(void *ctx)
 /*
  * One record.  Between our own peers on loopback an SCTP packet may span
  * the records of one datagram (sctp_send_packet); pp_sctp_packet_whole
- * tells whether it is complete.  Whatever is still incomplete when the
- * datagram ends goes to SCTP as it is (part_flush), so a foreign packet
- * that only looks incomplete (a last chunk without its padding) still
- * arrives, and a truncated one fails SCTP's checksum there.
+ * tells whether it is complete.  A datagram can end with a packet still
+ * incomplete: if it is a single record it goes to SCTP as it is (a foreign
+ * packet whose last chunk lacks its padding), but pieces of a cut packet
+ * are dropped there (part_flush): SCTP does not verify checksums here, so
+ * a packet with a piece missing must never reach it.
  */
 static void
 dtls_data(void *ctx, const uint8_t *buf, size_t len)
@@ -209,6 +211,7 @@ dtls_data(void *ctx, const uint8_t *buf, size_t len)
 		if (cap > PP_DTLS_MAX_DATAGRAM ||
 		    (p = realloc(pc->part, cap)) == NULL) {
 			pc->part_len = 0;	/* SCTP retransmits */
+			pc->part_records = 0;
 			return;
 		}
 		pc->part = p;
@@ -216,24 +219,28 @@ dtls_data(void *ctx, const uint8_t *buf, size_t len)
 	}
 	memcpy(pc->part + pc->part_len, buf, len);
 	pc->part_len += len;
+	pc->part_records++;
 	if (pp_sctp_packet_whole(pc->part, pc->part_len)) {
 		size_t n = pc->part_len;
 
 		pc->part_len = 0;
+		pc->part_records = 0;
 		(void)pp_sctp_input(pc->sctp, pc->part, n);
 	}
 }
 
-/* The datagram ended: what it left incomplete goes in as it is. */
+/* The datagram ended: a lone incomplete record goes in as it is. */
 static void
 part_flush(struct pp_pc *pc)
 {
 	size_t n = pc->part_len;
+	unsigned records = pc->part_records;
 
 	if (n == 0)
 		return;
 	pc->part_len = 0;
-	if (pc->sctp)
+	pc->part_records = 0;
+	if (records == 1 && pc->sctp)
 		(void)pp_sctp_input(pc->sctp, pc->part, n);
 }
 

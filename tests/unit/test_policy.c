@@ -435,9 +435,9 @@ test_lookups(void **state)
 	assert_int_equal(pp_policy_peer_key(pol, "old-scanner", k), PP_EINVAL);
 	assert_int_equal(pp_policy_peer_key(pol, "zed", k), PP_ENOTFOUND);
 	/* 'E' is named by the ci rule's key: subject; 'B' only by an entry */
-	assert_int_equal(pp_policy_names_key(pol, key('E')), 1);
-	assert_int_equal(pp_policy_names_key(pol, key('B')), 0);
-	assert_int_equal(pp_policy_names_key(pol, key('F')), 0);
+	assert_int_equal(pp_policy_names_key(pol, "gw-dc", key('E'), NOW), 1);
+	assert_int_equal(pp_policy_names_key(pol, "gw-dc", key('B'), NOW), 0);
+	assert_int_equal(pp_policy_names_key(pol, "gw-dc", key('F'), NOW), 0);
 	assert_int_equal(pp_policy_next_expiry(pol, NOW), T2030);
 	assert_int_equal(pp_policy_next_expiry(pol, T2025 - 10), T2025);
 	assert_int_equal(pp_policy_next_expiry(pol, T2030), 0);
@@ -778,6 +778,65 @@ test_limits(void **state)
 	free(text);
 }
 
+/*
+ * Only an allow rule in force here makes a key known: a key named by a deny
+ * rule, by a grant that expired, or by another gateway's rule is a
+ * stranger, and `allow = any` does not cover it.
+ */
+static void
+test_key_known_only_by_grants(void **state)
+{
+	static const char tmpl[] =
+	    "[rule no-db-for-x]\n"
+	    "deny = key:@X\n"
+	    "to = tcp/5432\n"
+	    "\n"
+	    "[rule y-until-2025]\n"
+	    "allow = key:@Y\n"
+	    "to = tcp/22\n"
+	    "expires = 2025-01-01T00:00:00Z\n"
+	    "\n"
+	    "[rule z-elsewhere]\n"
+	    "allow = key:@Z\n"
+	    "to = tcp/22\n"
+	    "gateway = gw-other\n"
+	    "\n"
+	    "[rule w]\n"
+	    "allow = key:@W\n"
+	    "to = tcp/22\n"
+	    "\n"
+	    "[rule everyone-known]\n"
+	    "allow = any\n"
+	    "to = tcp/8080\n";
+	struct pp_policy *pol;
+	struct pp_policy_decision d;
+	static const struct { char k; const char *gw; int64_t now; int known; } c[] = {
+		{ 'X', "gw", NOW, 0 },
+		{ 'Y', "gw", T2025 - 1, 1 },
+		{ 'Y', "gw", T2025, 0 },
+		{ 'Z', "gw", NOW, 0 },
+		{ 'Z', "gw-other", NOW, 1 },
+		{ 'W', "gw", NOW, 1 },
+		{ 'V', "gw", NOW, 0 },
+	};
+
+	(void)state;
+	assert_int_equal(parse_at(tmpl, T2025 - 10, &pol), 0);
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct pp_policy_peer_id who = { "someone", key(c[i].k) };
+		int rc;
+
+		assert_int_equal(pp_policy_names_key(pol, c[i].gw, key(c[i].k),
+		    c[i].now), c[i].known);
+		rc = pp_policy_decide(pol, c[i].gw, &who, PP_TUN_TCP, 8080,
+		    c[i].now, &d);
+		if (rc != (c[i].known ? 0 : PP_EDENIED))
+			print_message("case %zu: %s\n", i, d.reason);
+		assert_int_equal(rc, c[i].known ? 0 : PP_EDENIED);
+	}
+	pp_policy_free(pol);
+}
+
 static void
 test_empty_denies(void **state)
 {
@@ -906,6 +965,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decisions),
+		cmocka_unit_test(test_key_known_only_by_grants),
 		cmocka_unit_test(test_offer),
 		cmocka_unit_test(test_explain),
 		cmocka_unit_test(test_lookups),
