@@ -48,18 +48,9 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-server_bin=$build/server/peerpipe-server
-agent_bin=$build/agent/peerpipe
-tb=$build/bench/tcpbench
-for b in "$server_bin" "$agent_bin" "$tb"; do
-	[ -x "$b" ] || die "$b not found: build first, e.g.
-  cmake -S $repo -B $build -DCMAKE_BUILD_TYPE=Release -DPP_BENCH=ON && cmake --build $build -j2
-  (or point --build / BUILD at your build directory)"
-done
+need_build
 [ "$(id -u)" = 0 ] || die "run as root: it creates network namespaces"
-for b in ip tc ss; do
-	command -v "$b" >/dev/null || die "$b not found (scripts/install-deps.sh bench)"
-done
+need_tools bench ip tc ss
 
 # Unique names, so two runs (or other work) never meet.
 ns_gw=ppb-gw-$$
@@ -190,14 +181,7 @@ start "$state/sink2.out" ip netns exec "$ns_gw" "$tb" sink "$gw_ip:0"
 wait_for "$state/sink2.out" '^port [0-9]+' 10 "the sink" "$last_pid"
 raw_port=$(awk '/^port/ { print $2 }' "$state/sink2.out")
 
-mkdir -p "$state/server"
-start "$state/server.log" ip netns exec "$ns_gw" "$server_bin" --listen "$gw_ip:0" \
-	--state-dir "$state/server" --log-level info
-wait_for "$state/server.log" "listening on wss://$gw_ip:[0-9]+/ws" 10 \
-	"peerpipe-server" "$last_pid"
-sig_port=$(sed -n "s#.*listening on wss://$gw_ip:\([0-9]*\)/ws.*#\1#p" \
-	"$state/server.log" | head -n1)
-url=wss://$gw_ip:$sig_port/ws
+start_signaling "$gw_ip" "$ns_gw"
 
 # send KIND MB ADDR: one transfer from the client's namespace; MB/s
 send() {

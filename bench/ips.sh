@@ -49,23 +49,12 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-server_bin=$build/server/peerpipe-server
-agent_bin=$build/agent/peerpipe
-tb=$build/bench/tcpbench
-for b in "$server_bin" "$agent_bin" "$tb"; do
-	[ -x "$b" ] || die "$b not found: build first, e.g.
-  cmake -S $repo -B $build -DCMAKE_BUILD_TYPE=Release -DPP_BENCH=ON && cmake --build $build -j2
-  (or point --build / BUILD at your build directory)"
-done
-for b in iperf3 ss; do
-	command -v "$b" >/dev/null || die "$b not found (scripts/install-deps.sh bench)"
-done
+need_build
+need_tools bench iperf3 ss
 has() { [[ ",$configs," == *",$1,"* ]]; }
 if has demo || has et; then
 	[ "$(id -u)" = 0 ] || die "run as root: the inline IPS installs netfilter rules"
-	for b in suricata iptables; do
-		command -v "$b" >/dev/null || die "$b not found (scripts/install-deps.sh ips)"
-	done
+	need_tools ips suricata iptables
 fi
 if has et; then
 	[ -f "$et_dir/classification.config" ] ||
@@ -81,20 +70,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# stop_pid PID: stops one process we started, now, and forgets it.
-stop_pid() {
-	local p=$1 i keep=()
-	kill -TERM "$p" 2>/dev/null || true
-	for _ in $(seq 1 50); do
-		kill -0 "$p" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$p" 2>/dev/null || true
-	wait "$p" 2>/dev/null || true
-	for i in "${started[@]}"; do [ "$i" = "$p" ] || keep+=("$i"); done
-	started=("${keep[@]}")
-}
 
 # NFQUEUE numbers must be unique on the host (tests and other gateways may
 # run): two unused ones, starting at a random place.
@@ -124,14 +99,7 @@ echo "tools      $(iperf3 --version | head -n1 | cut -d' ' -f1-2)$(command -v su
 echo "settings   iperf3 -t $secs x $rounds rounds, round trips $rr_secs x 1 s, $attacks attacks per inline configuration"
 
 # ---- services ----
-iperf_port=$(free_port)
-start "$state/iperf3.log" iperf3 -s -B 127.0.0.1 -p "$iperf_port"
-iperf_pid=$last_pid
-start "$state/echo.out" "$tb" echo 127.0.0.1:0
-wait_for "$state/echo.out" '^port [0-9]+' 10 "the echo service" "$last_pid"
-echo_port=$(awk '/^port/ { print $2 }' "$state/echo.out")
-wait_listen "$iperf_port" 10 "iperf3 -s"
-kill -0 "$iperf_pid" || die "iperf3 -s exited: $(cat "$state/iperf3.log")"
+start_services
 
 declare -A ip_addr echo_addr fwd_pids room
 ip_addr[direct]=127.0.0.1:$iperf_port
@@ -139,14 +107,7 @@ echo_addr[direct]=127.0.0.1:$echo_port
 fwd_pids[direct]=
 
 # ---- signaling ----
-mkdir -p "$state/server"
-start "$state/server.log" "$server_bin" --listen 127.0.0.1:0 \
-	--state-dir "$state/server" --log-level info
-wait_for "$state/server.log" 'listening on wss://127\.0\.0\.1:[0-9]+/ws' 10 \
-	"peerpipe-server" "$last_pid"
-sig_port=$(sed -n 's#.*listening on wss://127\.0\.0\.1:\([0-9]*\)/ws.*#\1#p' \
-	"$state/server.log" | head -n1)
-url=wss://127.0.0.1:$sig_port/ws
+start_signaling 127.0.0.1
 
 # conf NAME ROOM [SERVICE ...]: an agent config with its own state dir.
 conf() {
@@ -214,48 +175,19 @@ echo
 
 declare -A R	# R[config,metric]: the figures of the summary
 declare -A T	# T[config,cell]: one figure per round
-clk=$(getconf CLK_TCK)
 
 # iperf_cell CONFIG NAME ARGS...: one iperf3 run; Gbit/s and the CPU of the
 # forwarders (gateway, client agent, Suricata).
 iperf_cell() {
-	local p=$1 name=$2 t0 t1 b0 b1 js out
-	shift 2
-	# shellcheck disable=SC2086  # pid lists
-	t0=$(cpu_ticks ${fwd_pids[$p]})
-	b0=$(busy_ticks)
-	js=$state/iperf-$p-$name.json
-	if ! iperf3 -c "${ip_addr[$p]%:*}" -p "${ip_addr[$p]##*:}" -t "$secs" \
-		-J "$@" >"$js" 2>&1; then
-		echo "  $p iperf3 $name: failed: $($py -c 'import json,sys; print(json.load(open(sys.argv[1])).get("error","?"))' "$js" 2>/dev/null || tail -n 3 "$js")"
+	local p=$1 name=$2
+	if ! iperf_measure "$@"; then
 		T[$p,$name.fail]+=x
 		return
 	fi
-	# shellcheck disable=SC2086  # a pid list
-	t1=$(cpu_ticks ${fwd_pids[$p]})
-	b1=$(busy_ticks)
-	out=$($py -c '
-import json, sys
-d = json.load(open(sys.argv[1]))["end"]
-e, u = d["sum_received"], d["cpu_utilization_percent"]
-clk, secs = int(sys.argv[2]), e["seconds"]
-cpu = int(sys.argv[3]) / clk
-busy = int(sys.argv[4]) / clk / secs
-iperf = (u["host_total"] + u["remote_total"]) / 100
-print("%.3f %.2f %.2f %.2f %.2f" % (e["bits_per_second"] / 1e9,
-      cpu / (e["bytes"] / 1e9) if e["bytes"] else 0, cpu / secs, iperf,
-      max(0.0, busy - cpu / secs - iperf)))' \
-		"$js" "$clk" "$((t1 - t0))" "$((b1 - b0))")
-	read -r gbps spgb cores icores others <<<"$out"
-	if [ -z "${fwd_pids[$p]}" ]; then spgb=-; cores=-; fi
 	T[$p,$name]+="$gbps "
 	T[$p,$name.cpu]+="$spgb "
-	printf '  %-6s iperf3 %-3s %7s Gbit/s | forwarders %5s CPU s/GB, %4s cores | iperf3 %s cores | others %s cores\n' \
-		"$p" "$name" "$gbps" "$spgb" "$cores" "$icores" "$others"
+	iperf_line 6 "$p" "$name"
 }
-
-kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "-" }'; }
 
 all=()
 for c in direct off demo et; do has "$c" && all+=("$c"); done
@@ -284,31 +216,7 @@ for c in "${all[@]}"; do
 done
 
 echo "-- 64-byte round trips and connections/s: $rr_secs rounds of 1 s each, configurations in turn --"
-declare -A l50 l99 c50 cr
-for ((r = 0; r < rr_secs; r++)); do
-	for c in "${all[@]}"; do
-		if line=$("$tb" rr "${echo_addr[$c]}" 64 1 2>&1); then
-			l50[$c]+="$(kv "$line" p50_us) "
-			l99[$c]+="$(kv "$line" p99_us) "
-		else
-			echo "  $c round trips failed: $line"
-		fi
-		if line=$("$tb" cps "${echo_addr[$c]}" 1 2>&1); then
-			cr[$c]+="$(kv "$line" per_s) "
-			c50[$c]+="$(kv "$line" p50_us) "
-		else
-			echo "  $c connections failed: $line"
-		fi
-	done
-done
-for c in "${all[@]}"; do
-	R[$c,p50]=$(tr ' ' '\n' <<<"${l50[$c]:-}" | { grep . || true; } | median)
-	R[$c,p99]=$(tr ' ' '\n' <<<"${l99[$c]:-}" | { grep . || true; } | median)
-	R[$c,cps]=$(tr ' ' '\n' <<<"${cr[$c]:-}" | { grep . || true; } | median)
-	R[$c,cps50]=$(tr ' ' '\n' <<<"${c50[$c]:-}" | { grep . || true; } | median)
-	printf '  %-6s round trip p50 %s us (rounds: %s), p99 %s us; %s connections/s (rounds: %s)\n' \
-		"$c" "${R[$c,p50]}" "${l50[$c]% }" "${R[$c,p99]}" "${R[$c,cps]}" "${cr[$c]% }"
-done
+round_trips "$rr_secs" 6 "${all[@]}"
 
 # ---- alert to cut ----
 # attack C I: a fresh client agent intr-C-I joins C's room and sends one
@@ -407,10 +315,10 @@ for c in demo et; do
 		printf '  attack %d: sid %s %s, %s bytes echoed; eve alert -> cut %s ms, send -> cut %s ms, send -> client sees the close %s ms\n' \
 			"$i" "$sid" "$action" "$echoed" "$v1" "$v2" "$v3"
 	done
-	R[$c,a2c]=$(tr ' ' '\n' <<<"$a2c" | { grep . || true; } | median)
+	R[$c,a2c]=$(median_of "$a2c")
 	R[$c,a2cmax]=$(tr ' ' '\n' <<<"$a2c" | { grep . || true; } | sort -g | tail -n 1)
-	R[$c,s2c]=$(tr ' ' '\n' <<<"$s2c" | { grep . || true; } | median)
-	R[$c,s2x]=$(tr ' ' '\n' <<<"$s2x" | { grep . || true; } | median)
+	R[$c,s2c]=$(median_of "$s2c")
+	R[$c,s2x]=$(median_of "$s2x")
 	R[$c,cuts]="$n_ok/$attacks"
 	R[$c,leaked]="$n_echo"
 	bans=$("$agent_bin" bans --control "$state/ips-gw-$c.sock" 2>/dev/null | grep -c 'intr-' || true)
@@ -431,10 +339,6 @@ echo "load avg   $(cut -d' ' -f1-3 /proc/loadavg) after the run"
 # ---- summary ----
 echo
 echo "== summary =="
-val() { echo "${R[$1,$2]:--}"; }
-ratio() {
-	awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'
-}
 printf '%-32s %8s %8s %8s %8s %9s %9s\n' "" direct "IPS off" "PP rules" "ET Open" "PP/off" "ET/off"
 row() {
 	printf '%-32s %8s %8s %8s %8s %9s %9s\n' "$1" "$(val direct "$2")" "$(val off "$2")" \

@@ -45,17 +45,8 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-server_bin=$build/server/peerpipe-server
-agent_bin=$build/agent/peerpipe
-tb=$build/bench/tcpbench
-for b in "$server_bin" "$agent_bin" "$tb"; do
-	[ -x "$b" ] || die "$b not found: build first, e.g.
-  cmake -S $repo -B $build -DCMAKE_BUILD_TYPE=Release -DPP_BENCH=ON && cmake --build $build -j2
-  (or point --build / BUILD at your build directory)"
-done
-for b in iperf3 sshd ssh ssh-keygen ss; do
-	command -v "$b" >/dev/null || die "$b not found (scripts/install-deps.sh bench)"
-done
+need_build
+need_tools bench iperf3 sshd ssh ssh-keygen ss
 [ "$(id -u)" = 0 ] || die "run as root: sshd needs it"
 if [ "$perf" = yes ]; then
 	command -v perf >/dev/null || die "--perf: perf not found"
@@ -90,14 +81,7 @@ echo "tools      $(iperf3 --version | head -n1 | cut -d' ' -f1-2), $(ssh -V 2>&1
 echo "settings   iperf3 -t $secs, round trips $rr_secs x 1 s, $conns idle connections, compression $comp"
 
 # ---- services ----
-iperf_port=$(free_port)
-start "$state/iperf3.log" iperf3 -s -B 127.0.0.1 -p "$iperf_port"
-iperf_pid=$last_pid
-start "$state/echo.out" "$tb" echo 127.0.0.1:0
-wait_for "$state/echo.out" '^port [0-9]+' 10 "the echo service" "$last_pid"
-echo_port=$(awk '/^port/ { print $2 }' "$state/echo.out")
-wait_listen "$iperf_port" 10 "iperf3 -s"
-kill -0 "$iperf_pid" || die "iperf3 -s exited: $(cat "$state/iperf3.log")"
+start_services
 
 declare -A ip_addr echo_addr fwd_pids
 ip_addr[direct]=127.0.0.1:$iperf_port
@@ -152,14 +136,7 @@ fi
 
 # ---- peerpipe ----
 if has_path peerpipe; then
-	mkdir -p "$state/server"
-	start "$state/server.log" "$server_bin" --listen 127.0.0.1:0 \
-		--state-dir "$state/server" --log-level info
-	wait_for "$state/server.log" 'listening on wss://127\.0\.0\.1:[0-9]+/ws' 10 \
-		"peerpipe-server" "$last_pid"
-	sig_port=$(sed -n 's#.*listening on wss://127\.0\.0\.1:\([0-9]*\)/ws.*#\1#p' \
-		"$state/server.log" | head -n1)
-	url=wss://127.0.0.1:$sig_port/ws
+	start_signaling 127.0.0.1
 	room=$(cat /proc/sys/kernel/random/uuid)
 	agent_conf bench-gw "$url" "$room" 127.0.0.1 "$comp" \
 		"iperf:$iperf_port:127.0.0.1:$iperf_port" \
@@ -198,55 +175,25 @@ fi
 echo
 
 declare -A R	# R[path,metric]
-clk=$(getconf CLK_TCK)
 
 # iperf_cell PATH NAME ARGS...: one iperf3 run; Gbit/s and forwarder CPU.
 iperf_cell() {
-	local p=$1 name=$2 t0 t1 b0 b1 js out perf_pid=
-	shift 2
-	# shellcheck disable=SC2086  # pid lists
-	t0=$(cpu_ticks ${fwd_pids[$p]})
-	b0=$(busy_ticks)
-	js=$state/iperf-$p-$name.json
+	local p=$1 name=$2 perf_pid=
 	if [ "$perf" = yes ] && [ "$p" = peerpipe ] && [ "$name" = 1 ]; then
 		perf record -g -o "$perf_dir/peerpipe-agents.data" \
 			-p "${fwd_pids[peerpipe]// /,}" -- sleep "$secs" \
 			>"$state/perf.log" 2>&1 &
 		perf_pid=$!
 	fi
-	if ! iperf3 -c "${ip_addr[$p]%:*}" -p "${ip_addr[$p]##*:}" -t "$secs" \
-		-J "$@" >"$js" 2>&1; then
-		echo "  $p iperf3 $name: failed: $($py -c 'import json,sys; print(json.load(open(sys.argv[1])).get("error","?"))' "$js" 2>/dev/null || tail -n 3 "$js")"
+	if ! iperf_measure "$@"; then
 		R[$p,$name]=fail
 		return
 	fi
 	[ -n "$perf_pid" ] && wait "$perf_pid"
-	# shellcheck disable=SC2086  # a pid list
-	t1=$(cpu_ticks ${fwd_pids[$p]})
-	b1=$(busy_ticks)
-	# others: cores busy machine-wide minus the forwarders and both iperf3s
-	out=$($py -c '
-import json, sys
-d = json.load(open(sys.argv[1]))["end"]
-e, u = d["sum_received"], d["cpu_utilization_percent"]
-clk, secs = int(sys.argv[2]), e["seconds"]
-cpu = int(sys.argv[3]) / clk
-busy = int(sys.argv[4]) / clk / secs
-iperf = (u["host_total"] + u["remote_total"]) / 100
-print("%.3f %.2f %.2f %.2f %.2f" % (e["bits_per_second"] / 1e9,
-      cpu / (e["bytes"] / 1e9) if e["bytes"] else 0, cpu / secs, iperf,
-      max(0.0, busy - cpu / secs - iperf)))' \
-		"$js" "$clk" "$((t1 - t0))" "$((b1 - b0))")
-	read -r gbps spgb cores icores others <<<"$out"
-	if [ -z "${fwd_pids[$p]}" ]; then spgb=-; cores=-; fi
 	R[$p,$name]=$gbps
 	R[$p,$name.cpu]=$spgb
-	printf '  %-8s iperf3 %-3s %7s Gbit/s | forwarders %5s CPU s/GB, %4s cores | iperf3 %s cores | others %s cores\n' \
-		"$p" "$name" "$gbps" "$spgb" "$cores" "$icores" "$others"
+	iperf_line 8 "$p" "$name"
 }
-
-# kv LINE KEY: the value of KEY=... in a tcpbench result line.
-kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
 run_path() {
 	local p=$1
@@ -257,41 +204,12 @@ run_path() {
 	iperf_cell "$p" 4R -R -P 4
 }
 
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "-" }'; }
-
-# Round trips and connection rates, in rounds of one second with the paths
-# taking turns, so that other work on the machine hits all paths alike;
-# each figure is the median over the rounds.
+# Round trips and connection rates, the paths taking turns.
 latency() {
-	local r p line rounds=$rr_secs
-	declare -A l50 l99 c50 cr
-	echo "-- 64-byte round trips and connections/s: $rounds rounds of 1 s each, paths in turn --"
-	for ((r = 0; r < rounds; r++)); do
-		for p in direct ssh peerpipe; do
-			has_path "$p" || continue
-			if line=$("$tb" rr "${echo_addr[$p]}" 64 1 2>&1); then
-				l50[$p]+="$(kv "$line" p50_us) "
-				l99[$p]+="$(kv "$line" p99_us) "
-			else
-				echo "  $p round trips failed: $line"
-			fi
-			if line=$("$tb" cps "${echo_addr[$p]}" 1 2>&1); then
-				cr[$p]+="$(kv "$line" per_s) "
-				c50[$p]+="$(kv "$line" p50_us) "
-			else
-				echo "  $p connections failed: $line"
-			fi
-		done
-	done
-	for p in direct ssh peerpipe; do
-		has_path "$p" || continue
-		R[$p,p50]=$(tr ' ' '\n' <<<"${l50[$p]:-}" | grep . | median)
-		R[$p,p99]=$(tr ' ' '\n' <<<"${l99[$p]:-}" | grep . | median)
-		R[$p,cps]=$(tr ' ' '\n' <<<"${cr[$p]:-}" | grep . | median)
-		R[$p,cps50]=$(tr ' ' '\n' <<<"${c50[$p]:-}" | grep . | median)
-		printf '  %-8s round trip p50 %s us (rounds: %s), p99 %s us; %s connections/s (rounds: %s)\n' \
-			"$p" "${R[$p,p50]}" "${l50[$p]% }" "${R[$p,p99]}" "${R[$p,cps]}" "${cr[$p]% }"
-	done
+	local p paths_on=()
+	for p in direct ssh peerpipe; do has_path "$p" && paths_on+=("$p"); done
+	echo "-- 64-byte round trips and connections/s: $rr_secs rounds of 1 s each, paths in turn --"
+	round_trips "$rr_secs" 8 "${paths_on[@]}"
 }
 
 # Memory per idle forwarded connection, measured first, while the processes
@@ -343,10 +261,6 @@ echo "load avg   $(cut -d' ' -f1-3 /proc/loadavg) after the run"
 # ---- summary ----
 echo
 echo "== summary (compression $comp) =="
-val() { echo "${R[$1,$2]:--}"; }
-ratio() {	# ratio A B: A/B or -
-	awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'
-}
 printf '%-30s %9s %9s %9s %9s\n' "" direct "ssh -L" peerpipe "pp/ssh"
 row() {	# row LABEL METRIC
 	printf '%-30s %9s %9s %9s %9s\n' "$1" "$(val direct "$2")" "$(val ssh "$2")" \

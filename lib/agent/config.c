@@ -1,42 +1,39 @@
 /*
  * The agent's configuration file (docs/config.md).
  *
- * One pass over the lines: each line is first checked as bytes (length,
- * NUL, control characters, UTF-8) and only then split into a [section]
- * header or a "key = value" pair; each value goes through its key's setter,
- * which validates it completely before storing it.  Checks that need a
- * whole section (a service's target, duplicate ports) run when the section
- * closes, and checks that need the whole file (required keys) at the end.
+ * One pass over the lines, run by lib/base/ini_parse.h: each line is first
+ * checked as bytes (length, NUL, control characters, UTF-8) and only then
+ * split into a [section] header or a "key = value" pair, looked up in the
+ * tables below; each value goes through its key's setter, which validates
+ * it completely before storing it.  Checks that need a whole section (a
+ * service's target, duplicate ports) run when the section closes, and
+ * checks that need the whole file (required keys) at the end.
  * Every problem is recorded and parsing goes on, so the user sees them all.
  */
 #include "agent/config.h"
 #include "base/error.h"
+#include "base/fsutil.h"
 #include "base/ini.h"
+#include "base/ini_parse.h"
 #include "base/log.h"
 #include "base/random.h"
 #include "signal/msg.h"
 #include "tunnel/tap.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
-#define MAX_KEYS	16	/* keys of the largest section */
 
 /* The signaling server's rule for user and room names, for messages (it
  * goes inside printf formats, hence the %%). */
 #define NAME_RULE	"4-48 characters: letters, digits, space and _+-=/$%%#@!?,;()[]"
 #define UUID_HINT	"generate one with `cat /proc/sys/kernel/random/uuid`"
 
-enum sect {
-	S_NONE,		/* before the first header */
+enum sect {		/* pp_ini's section ids */
+	S_NONE,		/* 0: no open section */
 	S_AGENT,
 	S_SIGNALING,
 	S_ROOM,
@@ -46,37 +43,14 @@ enum sect {
 	S_CONSUME,
 	S_FORWARD,
 	S_IPS,
-	S_SKIP,		/* a broken header: its keys are not checked */
-	S_COUNT_,
 };
 
 struct parser;
-typedef void (*setter)(struct parser *p, const char *v, size_t len);
-
-struct key {
-	const char *name;
-	setter set;
-	int repeat;		/* may appear more than once (stun, turn) */
-};
-
-struct section {
-	enum sect id;
-	const char *name;
-	int named;		/* [service NAME] */
-	const struct key *keys;
-	size_t nkeys;
-};
+PP_INI_KEY_ROW(key, struct parser);
 
 struct parser {
-	const char *path;
+	struct pp_ini ini;	/* first: pp_ini's callbacks get &p->ini */
 	struct pp_cfg *cfg;
-	struct pp_cfg_errors *errs;
-	int line;
-	const struct section *sd;	/* NULL outside known sections */
-	enum sect sect;
-	int sect_line;
-	int key_line[MAX_KEYS];		/* where each key of the open section was set */
-	int opened[S_COUNT_];		/* first line of each unnamed section */
 	/* The open [service] or [forward]: an entry of cfg, or the spare
 	 * one when it cannot be stored (over the limit, duplicate name) so
 	 * that its keys are still checked. */
@@ -85,25 +59,14 @@ struct parser {
 	struct pp_cfg_service spare_svc;
 	struct pp_cfg_forward spare_fwd;
 	size_t nsvc_seen, nfwd_seen;
-	unsigned ever[S_COUNT_];	/* keys set anywhere, bit = key index */
 	int port_min_line, port_max_line;
 	char prefix[96];	/* "[agent] " or "service \"db\": " */
 };
 
 /* --- messages ----------------------------------------------------------- */
 
-static void __attribute__((format(printf, 3, 4)))
-err_at(struct parser *p, int line, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	pp_ini_verr(p->errs->msg, PP_CFG_MAX_ERRORS, &p->errs->n, p->path, line,
-	    fmt, ap);
-	va_end(ap);
-}
-
-#define err(p, ...)	err_at((p), (p)->line, __VA_ARGS__)
+#define err_at(p, line, ...)	pp_ini_err(&(p)->ini, (line), __VA_ARGS__)
+#define err(p, ...)	err_at((p), (p)->ini.line, __VA_ARGS__)
 
 /* User text inside a message: quoted, escaped, cut (lib/base/ini.h). */
 static const char *
@@ -196,32 +159,11 @@ parse_hostport(const char *s, size_t len, int need_port, int literal,
 
 /* --- setters: each checks one value completely before storing it ------- */
 
-static int
-set_str(struct parser *p, const char *key, char *dst, size_t size,
-    const char *v, size_t len)
-{
-	if (len >= size) {
-		err(p, "%s%s is %zu bytes long, at most %zu: shorten it",
-		    p->prefix, key, len, size - 1);
-		return -1;
-	}
-	memcpy(dst, v, len);
-	dst[len] = '\0';
-	return 0;
-}
-
-static void
-set_bool(struct parser *p, const char *key, int *dst, const char *v, size_t len)
-{
-	char qb[QBUF];
-	int b = pp_ini_bool(v, len);
-
-	if (b < 0)
-		err(p, "%s%s %s is not a boolean: use yes or no", p->prefix,
-		    key, q(qb, sizeof(qb), v, len));
-	else
-		*dst = b;
-}
+/* The shared setters (lib/base/ini_parse.h), on this parser's state. */
+#define set_str(p, ...)		pp_ini_set_str(&(p)->ini, __VA_ARGS__)
+#define set_bool(p, ...)	pp_ini_set_bool(&(p)->ini, __VA_ARGS__)
+#define set_uint(p, ...)	pp_ini_set_uint(&(p)->ini, __VA_ARGS__)
+#define set_port(p, ...)	pp_ini_set_port(&(p)->ini, __VA_ARGS__)
 
 static void
 set_name(struct parser *p, const char *key, char *dst, size_t size,
@@ -249,16 +191,6 @@ set_proto(struct parser *p, enum pp_tun_proto *dst, const char *v, size_t len)
 	else
 		err(p, "%sproto %s unknown: use tcp or udp", p->prefix,
 		    q(qb, sizeof(qb), v, len));
-}
-
-static void
-set_port(struct parser *p, const char *key, uint16_t *dst, const char *v,
-    size_t len)
-{
-	char why[160];
-
-	if (pp_ini_port(key, v, len, dst, why, sizeof(why)) < 0)
-		err(p, "%s%s", p->prefix, why);
 }
 
 static void
@@ -568,14 +500,14 @@ ice_turn_from_signaling(struct parser *p, const char *v, size_t len)
 static void
 ice_port_min(struct parser *p, const char *v, size_t len)
 {
-	p->port_min_line = p->line;
+	p->port_min_line = p->ini.line;
 	set_port(p, "port_min", &p->cfg->port_min, v, len);
 }
 
 static void
 ice_port_max(struct parser *p, const char *v, size_t len)
 {
-	p->port_max_line = p->line;
+	p->port_max_line = p->ini.line;
 	set_port(p, "port_max", &p->cfg->port_max, v, len);
 }
 
@@ -671,49 +603,37 @@ static void
 name_list(struct parser *p, const char *key, char (*names)[PP_TUN_NAME_MAX + 1],
     size_t *count, const char *v, size_t len)
 {
-	const char *end = v + len, *s = v;
+	const char *s = v, *a;
 	char qb[QBUF];
+	size_t n, i;
 	int full = 0;
 
-	while (s <= end) {
-		const char *e = memchr(s, ',', (size_t)(end - s));
-		const char *a = s, *b;
-
-		if (e == NULL)
-			e = end;
-		b = e;
-		while (a < b && pp_ini_is_space(*a))
-			a++;
-		while (b > a && pp_ini_is_space(b[-1]))
-			b--;
-		if (a == b) {
+	while (pp_ini_next_item(&s, v + len, &a, &n)) {
+		if (n == 0) {
 			err(p, "%s%s: empty name between commas: remove the "
 			    "extra comma", p->prefix, key);
-		} else if (!pp_sig_name_valid(a, (size_t)(b - a))) {
-			err(p, "%s%s: %s is not a valid user name: use "
-			    NAME_RULE, p->prefix, key,
-			    q(qb, sizeof(qb), a, (size_t)(b - a)));
-		} else {
-			size_t n = (size_t)(b - a), i;
-
-			for (i = 0; i < *count; i++)
-				if (strlen(names[i]) == n &&
-				    memcmp(names[i], a, n) == 0)
-					break;
-			if (i < *count) {
-				err(p, "%s%s: %s is listed twice: remove one",
-				    p->prefix, key, q(qb, sizeof(qb), a, n));
-			} else if (*count == PP_CFG_MAX_PEERS) {
-				if (!full)
-					err(p, "%s%s: at most %d names",
-					    p->prefix, key, PP_CFG_MAX_PEERS);
-				full = 1;
-			} else {
-				memcpy(names[*count], a, n);
-				names[(*count)++][n] = '\0';
-			}
+			continue;
 		}
-		s = e + 1;
+		if (!pp_sig_name_valid(a, n)) {
+			err(p, "%s%s: %s is not a valid user name: use "
+			    NAME_RULE, p->prefix, key, q(qb, sizeof(qb), a, n));
+			continue;
+		}
+		for (i = 0; i < *count; i++)
+			if (strlen(names[i]) == n && memcmp(names[i], a, n) == 0)
+				break;
+		if (i < *count) {
+			err(p, "%s%s: %s is listed twice: remove one", p->prefix,
+			    key, q(qb, sizeof(qb), a, n));
+		} else if (*count == PP_CFG_MAX_PEERS) {
+			if (!full)
+				err(p, "%s%s: at most %d names", p->prefix, key,
+				    PP_CFG_MAX_PEERS);
+			full = 1;
+		} else {
+			memcpy(names[*count], a, n);
+			names[(*count)++][n] = '\0';
+		}
 	}
 }
 
@@ -839,25 +759,6 @@ ips_et_open(struct parser *p, const char *v, size_t len)
 	    v, len);
 }
 
-/* A whole number in [min, max]. */
-static void
-set_uint(struct parser *p, const char *key, unsigned *dst, unsigned min,
-    unsigned max, const char *v, size_t len)
-{
-	char qb[QBUF];
-	unsigned long n = 0;
-	size_t i;
-
-	for (i = 0; i < len && i < 10 && v[i] >= '0' && v[i] <= '9'; i++)
-		n = n * 10 + (unsigned long)(v[i] - '0');
-	if (len == 0 || i != len || n < min || n > max) {
-		err(p, "%s%s %s: use a whole number from %u to %u", p->prefix, key,
-		    q(qb, sizeof(qb), v, len), min, max);
-		return;
-	}
-	*dst = (unsigned)n;
-}
-
 static void
 ips_et_drop_priority(struct parser *p, const char *v, size_t len)
 {
@@ -974,43 +875,19 @@ static const struct key ips_keys[] = {
 	{ "scan_window", ips_scan_window, 0 },
 };
 
-/* The parser remembers each key's line in an array of MAX_KEYS. */
-#define SECTION(id, name, named, keys) \
-	{ id, name, named, keys, NELEM(keys) }
-_Static_assert(NELEM(agent_keys) <= MAX_KEYS, "raise MAX_KEYS");
-_Static_assert(NELEM(ice_keys) <= MAX_KEYS, "raise MAX_KEYS");
-_Static_assert(NELEM(ips_keys) <= MAX_KEYS, "raise MAX_KEYS");
-static const struct section sections[] = {
-	SECTION(S_AGENT, "agent", 0, agent_keys),
-	SECTION(S_SIGNALING, "signaling", 0, signaling_keys),
-	SECTION(S_ROOM, "room", 0, room_keys),
-	SECTION(S_ICE, "ice", 0, ice_keys),
-	SECTION(S_TUNNEL, "tunnel", 0, tunnel_keys),
-	SECTION(S_SERVICE, "service", 1, service_keys),
-	SECTION(S_CONSUME, "consume", 0, consume_keys),
-	SECTION(S_FORWARD, "forward", 1, forward_keys),
-	SECTION(S_IPS, "ips", 0, ips_keys),
+static const struct pp_ini_section sections[] = {
+	PP_INI_SECTION(S_AGENT, "agent", 0, agent_keys),
+	PP_INI_SECTION(S_SIGNALING, "signaling", 0, signaling_keys),
+	PP_INI_SECTION(S_ROOM, "room", 0, room_keys),
+	PP_INI_SECTION(S_ICE, "ice", 0, ice_keys),
+	PP_INI_SECTION(S_TUNNEL, "tunnel", 0, tunnel_keys),
+	PP_INI_SECTION(S_SERVICE, "service", 1, service_keys),
+	PP_INI_SECTION(S_CONSUME, "consume", 0, consume_keys),
+	PP_INI_SECTION(S_FORWARD, "forward", 1, forward_keys),
+	PP_INI_SECTION(S_IPS, "ips", 0, ips_keys),
 };
 
-#define VALID_SECTIONS	"[agent], [signaling], [room], [ice], [tunnel], " \
-			"[service NAME], [consume], [forward NAME], [ips]"
-
-static int
-key_index(const struct section *sd, const char *key)
-{
-	for (size_t i = 0; i < sd->nkeys; i++)
-		if (strcmp(sd->keys[i].name, key) == 0)
-			return (int)i;
-	return -1;
-}
-
-static int
-seen(const struct parser *p, const char *key)
-{
-	int i = key_index(p->sd, key);
-
-	return i < 0 ? 0 : p->key_line[i];
-}
+#define seen(p, key)	pp_ini_seen(&(p)->ini, (key))
 
 /* --- sections ------------------------------------------------------------ */
 
@@ -1022,8 +899,8 @@ close_service(struct parser *p)
 	int at = seen(p, "port") ? seen(p, "port") : seen(p, "target");
 
 	if (!seen(p, "target")) {
-		err_at(p, p->sect_line, "%starget missing: add `target = HOST:PORT`, "
-		    "the address the service listens on", p->prefix);
+		err_at(p, p->ini.sect_line, "%starget missing: add `target = "
+		    "HOST:PORT`, the address the service listens on", p->prefix);
 		return;
 	}
 	if (s->target_port == 0 || (seen(p, "port") && s->port == 0))
@@ -1061,8 +938,8 @@ close_forward(struct parser *p)
 
 	for (size_t i = 0; i < NELEM(req); i++) {
 		if (!seen(p, req[i].key)) {
-			err_at(p, p->sect_line, "%s%s missing: add %s", p->prefix,
-			    req[i].key, req[i].hint);
+			err_at(p, p->ini.sect_line, "%s%s missing: add %s",
+			    p->prefix, req[i].key, req[i].hint);
 			missing = 1;
 		}
 	}
@@ -1081,41 +958,33 @@ close_forward(struct parser *p)
 	}
 }
 
+/* pp_ini's close callback. */
 static void
-close_section(struct parser *p)
+close_section(struct pp_ini *ini)
 {
-	if (p->sect == S_SERVICE)
+	struct parser *p = (struct parser *)ini;
+
+	if (p->ini.sect == S_SERVICE)
 		close_service(p);
-	else if (p->sect == S_FORWARD)
+	else if (p->ini.sect == S_FORWARD)
 		close_forward(p);
-	p->sect = S_NONE;
-	p->sd = NULL;
 }
 
-/* Names of services and forwards: they appear in logs and the control API. */
+/* [service NAME] and [forward NAME]: pp_ini's open callback. */
 static int
-item_name_ok(const char *s, size_t len)
+open_named(struct pp_ini *ini, const char *name, size_t nlen)
 {
-	if (len == 0 || len > 63)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
-			return 0;
-	}
-	return 1;
-}
-
-static void
-open_named(struct parser *p, const char *name, size_t nlen)
-{
+	struct parser *p = (struct parser *)ini;
 	struct pp_cfg *c = p->cfg;
-	char *dst;
+	char *dst, qb[QBUF];
 	int *line;
 
-	if (p->sect == S_SERVICE) {
+	if (!pp_ini_item_name_ok(name, nlen)) {
+		err(p, "%s name %s invalid: use " PP_INI_ITEM_RULE,
+		    ini->sd->name, q(qb, sizeof(qb), name, nlen));
+		return -1;
+	}
+	if (p->ini.sect == S_SERVICE) {
 		for (size_t i = 0; i < c->nservices; i++) {
 			if (strlen(c->services[i].name) == nlen &&
 			    memcmp(c->services[i].name, name, nlen) == 0) {
@@ -1155,7 +1024,7 @@ open_named(struct parser *p, const char *name, size_t nlen)
 		}
 	}
 fill:
-	if (p->sect == S_SERVICE) {
+	if (p->ini.sect == S_SERVICE) {
 		memset(p->svc, 0, sizeof(*p->svc));
 		p->svc->proto = PP_TUN_TCP;
 		dst = p->svc->name, line = &p->svc->line;
@@ -1164,202 +1033,48 @@ fill:
 		p->fwd->proto = PP_TUN_TCP;
 		dst = p->fwd->name, line = &p->fwd->line;
 	}
-	memcpy(dst, name, nlen);	/* item_name_ok() bounded it to 63 */
+	memcpy(dst, name, nlen);	/* pp_ini_item_name_ok() bounded it */
 	dst[nlen] = '\0';
-	*line = p->line;
-	snprintf(p->prefix, sizeof(p->prefix), "%s \"%s\": ", p->sd->name, dst);
-}
-
-/* s[0] == '[' and the line is trimmed. */
-static void
-parse_header(struct parser *p, const char *s, size_t len)
-{
-	struct pp_ini_header h;
-	const struct section *sd = NULL;
-	const char *t, *name;
-	size_t tlen, nlen;
-	char qb[QBUF], why[PP_INI_WHY];
-
-	close_section(p);
-	p->sect = S_SKIP;
-	p->sect_line = p->line;
-	memset(p->key_line, 0, sizeof(p->key_line));
-	if (pp_ini_header(s, len, &h, why, sizeof(why)) < 0) {
-		err(p, "%s", why);
-		return;
-	}
-	t = h.type, tlen = h.tlen, name = h.name, nlen = h.nlen;
-	for (size_t i = 0; i < NELEM(sections); i++)
-		if (strlen(sections[i].name) == tlen &&
-		    memcmp(t, sections[i].name, tlen) == 0)
-			sd = &sections[i];
-	if (sd == NULL) {
-		err(p, "unknown section %s: valid sections are " VALID_SECTIONS,
-		    q(qb, sizeof(qb), t, tlen));
-		return;
-	}
-	if (sd->named && nlen == 0) {
-		err(p, "[%s] needs a name: write [%s NAME]", sd->name, sd->name);
-		return;
-	}
-	if (sd->named && !item_name_ok(name, nlen)) {
-		err(p, "%s name %s invalid: use 1-63 letters, digits, `-`, `_` "
-		    "or `.`", sd->name, q(qb, sizeof(qb), name, nlen));
-		return;
-	}
-	if (!sd->named && nlen > 0)
-		err(p, "[%s] takes no name: write [%s]", sd->name, sd->name);
-	p->sd = sd;
-	p->sect = sd->id;
-	if (sd->named) {
-		open_named(p, name, nlen);
-		return;
-	}
-	if (p->opened[sd->id])
-		err(p, "[%s] already opened at line %d: merge the two sections",
-		    sd->name, p->opened[sd->id]);
-	else
-		p->opened[sd->id] = p->line;
-	snprintf(p->prefix, sizeof(p->prefix), "[%s] ", sd->name);
-}
-
-/* --- lines --------------------------------------------------------------- */
-
-/* The value after `=` into out (as large as the line): its length or -1
- * (reported). */
-static long
-parse_value(struct parser *p, const char *v, const char *end, char *out)
-{
-	char why[PP_INI_WHY];
-	long n = pp_ini_value(v, end, out, why, sizeof(why));
-
-	if (n < 0)
-		err(p, "%s", why);
-	return n;
-}
-
-static void
-unknown_key(struct parser *p, const char *key)
-{
-	char list[256], qb[QBUF], hint[96] = "";
-	size_t o = 0;
-
-	for (size_t i = 0; i < p->sd->nkeys; i++)
-		o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s",
-		    i ? ", " : "", p->sd->keys[i].name);
-	/* A key put under the wrong header is the usual mistake. */
-	for (size_t i = 0; i < NELEM(sections); i++) {
-		if (&sections[i] != p->sd && key_index(&sections[i], key) >= 0) {
-			snprintf(hint, sizeof(hint), " (`%s` belongs in [%s%s])",
-			    key, sections[i].name, sections[i].named ?
-			    " NAME" : "");
-			break;
-		}
-	}
-	err(p, "unknown key %s in [%s]%s: valid keys are %s",
-	    q(qb, sizeof(qb), key, strlen(key)), p->sd->name, hint, list);
-}
-
-static void
-parse_pair(struct parser *p, const char *s, size_t len, char *val)
-{
-	const char *v;
-	char key[PP_INI_KEY_MAX], why[PP_INI_WHY];
-	long vlen;
-	int i;
-
-	if (pp_ini_key(s, len, key, &v, why, sizeof(why)) < 0) {
-		err(p, "%s", why);
-		return;
-	}
-	if (p->sect == S_SKIP)
-		return;	/* the header was reported; its keys would only add noise */
-	if (p->sect == S_NONE) {
-		err(p, "key `%s` outside a section: put it under its [section] "
-		    "header", key);
-		return;
-	}
-	if ((i = key_index(p->sd, key)) < 0) {
-		unknown_key(p, key);
-		return;
-	}
-	if (p->key_line[i] && !p->sd->keys[i].repeat) {
-		err(p, "%sduplicate key `%s` (first at line %d): remove one",
-		    p->prefix, key, p->key_line[i]);
-		return;
-	}
-	if (!p->key_line[i])
-		p->key_line[i] = p->line;
-	/* Present, even if its value is wrong: not reported as missing too. */
-	p->ever[p->sect] |= 1u << i;
-	if ((vlen = parse_value(p, v, s + len, val)) < 0)
-		return;
-	if (vlen == 0) {
-		err(p, "%s%s is empty: give a value, or remove the line for "
-		    "the default", p->prefix, key);
-		return;
-	}
-	p->sd->keys[i].set(p, val, (size_t)vlen);
-}
-
-/* Bytes before meaning: 0 if the line may be interpreted. */
-static int
-check_bytes(struct parser *p, const char *s, size_t len)
-{
-	char why[PP_INI_WHY];
-
-	if (pp_ini_check_bytes(s, len, PP_CFG_LINE_MAX, why, sizeof(why)) < 0) {
-		err(p, "%s", why);
-		return -1;
-	}
+	*line = p->ini.line;
+	snprintf(p->prefix, sizeof(p->prefix), "%s \"%s\": ", p->ini.sd->name,
+	    dst);
 	return 0;
 }
 
+/* Key i of the open section (pp_ini's set callback). */
 static void
-parse_line(struct parser *p, const char *s, size_t len, char *val)
+set_key(struct pp_ini *ini, size_t i, const char *v, size_t len)
 {
-	switch (pp_ini_classify(&s, &len)) {
-	case PP_INI_BLANK:
-		break;
-	case PP_INI_HEADER:
-		parse_header(p, s, len);
-		break;
-	case PP_INI_PAIR:
-		parse_pair(p, s, len, val);
-		break;
-	}
+	((const struct key *)ini->sd->keys)[i].set((struct parser *)ini, v, len);
 }
 
-static int
-ever(const struct parser *p, enum sect id, const char *key)
-{
-	for (size_t i = 0; i < NELEM(sections); i++)
-		if (sections[i].id == id)
-			return (p->ever[id] >> key_index(&sections[i], key)) & 1;
-	return 0;
-}
+static const struct pp_ini_syntax syntax = {
+	sections, NELEM(sections), " for the default",
+	open_named, set_key, close_section,
+};
 
 static void
 check_required(struct parser *p)
 {
 	struct pp_cfg *c = p->cfg;
+	int agent = pp_ini_opened(&p->ini, S_AGENT);
+	int signaling = pp_ini_opened(&p->ini, S_SIGNALING);
+	int room = pp_ini_opened(&p->ini, S_ROOM);
 
-	if (!ever(p, S_AGENT, "name"))
-		err_at(p, p->opened[S_AGENT], "[agent] name missing: add "
-		    "`name = ...`%s, this peer's user name in the room ("
-		    NAME_RULE ")", p->opened[S_AGENT] ? "" : " under [agent]");
-	if (!ever(p, S_SIGNALING, "url"))
-		err_at(p, p->opened[S_SIGNALING], "[signaling] url missing: add "
+	if (!pp_ini_ever(&p->ini, S_AGENT, "name"))
+		err_at(p, agent, "[agent] name missing: add `name = ...`%s, this "
+		    "peer's user name in the room (" NAME_RULE ")",
+		    agent ? "" : " under [agent]");
+	if (!pp_ini_ever(&p->ini, S_SIGNALING, "url"))
+		err_at(p, signaling, "[signaling] url missing: add "
 		    "`url = wss://HOST:46466/ws`%s",
-		    p->opened[S_SIGNALING] ? "" : " under [signaling]");
-	if (!ever(p, S_ROOM, "name"))
-		err_at(p, p->opened[S_ROOM], "[room] name missing: add "
-		    "`name = ...`%s, the room's name (" NAME_RULE ")",
-		    p->opened[S_ROOM] ? "" : " under [room]");
-	if (!ever(p, S_ROOM, "uuid"))
-		err_at(p, p->opened[S_ROOM], "[room] uuid missing: add "
-		    "`uuid = ...`%s (" UUID_HINT ")",
-		    p->opened[S_ROOM] ? "" : " under [room]");
+		    signaling ? "" : " under [signaling]");
+	if (!pp_ini_ever(&p->ini, S_ROOM, "name"))
+		err_at(p, room, "[room] name missing: add `name = ...`%s, the "
+		    "room's name (" NAME_RULE ")", room ? "" : " under [room]");
+	if (!pp_ini_ever(&p->ini, S_ROOM, "uuid"))
+		err_at(p, room, "[room] uuid missing: add `uuid = ...`%s ("
+		    UUID_HINT ")", room ? "" : " under [room]");
 	if (p->port_min_line && !p->port_max_line)
 		err_at(p, p->port_min_line, "[ice] port_min without port_max: "
 		    "add `port_max = ...` too");
@@ -1395,97 +1110,39 @@ pp_cfg_parse(const char *path, const char *text, size_t len,
     struct pp_cfg *cfg, struct pp_cfg_errors *errs)
 {
 	struct parser p;
-	const char *s;
-	char *buf;
-	size_t off, llen;
 
 	memset(&p, 0, sizeof(p));
 	memset(errs, 0, sizeof(*errs));
 	pp_cfg_defaults(cfg);
-	p.path = path != NULL ? path : "(config)";
+	pp_ini_init(&p.ini, &syntax, path != NULL ? path : "(config)",
+	    errs->msg, PP_CFG_MAX_ERRORS, &errs->n, p.prefix,
+	    sizeof(p.prefix));
 	p.cfg = cfg;
-	p.errs = errs;
-	snprintf(cfg->path, sizeof(cfg->path), "%s", p.path);
-	if (text == NULL)
-		len = 0;
-	if (len > PP_CFG_FILE_MAX) {
-		err_at(&p, 0, "file is %zu bytes, at most %d: is this the "
-		    "right file?", len, PP_CFG_FILE_MAX);
+	snprintf(cfg->path, sizeof(cfg->path), "%s", p.ini.path);
+	if (pp_ini_parse(&p.ini, text, len, PP_CFG_FILE_MAX,
+	    PP_CFG_LINE_MAX) < 0)
 		return PP_ECONFIG;
-	}
-	/* Each line is copied NUL-terminated (the text need not be), and a
-	 * value can be as long as its line: two buffers serve all lines. */
-	if ((buf = malloc(2 * (PP_CFG_LINE_MAX + 1))) == NULL) {
-		err_at(&p, 0, "out of memory");
-		return PP_ECONFIG;
-	}
-	off = pp_ini_bom(text, len);
-	while (pp_ini_next_line(text, len, &off, &s, &llen)) {
-		p.line++;
-		if (check_bytes(&p, s, llen) < 0)
-			continue;
-		memcpy(buf, s, llen);
-		buf[llen] = '\0';
-		parse_line(&p, buf, llen, buf + PP_CFG_LINE_MAX + 1);
-	}
-	close_section(&p);
 	check_required(&p);
-	free(buf);
 	return errs->n ? PP_ECONFIG : 0;
 }
 
 int
 pp_cfg_load(const char *path, struct pp_cfg *cfg, struct pp_cfg_errors *errs)
 {
-	struct pp_cfg_errors *e = errs;
-	struct stat st;
-	char *buf = NULL;
-	size_t len = 0;
-	ssize_t n;
-	int fd, rc, saved;
+	char *buf;
+	size_t len;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		goto fail;
-	if (fstat(fd, &st) < 0)
-		goto fail_fd;
-	if (S_ISDIR(st.st_mode)) {
-		errno = EISDIR;
-		goto fail_fd;
+	if ((rc = pp_read_file(path, PP_CFG_FILE_MAX, &buf, &len)) < 0) {
+		pp_cfg_defaults(cfg);
+		snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+		memset(errs, 0, sizeof(*errs));
+		snprintf(errs->msg[0], sizeof(errs->msg[0]), "%s: cannot read: %s",
+		    path, strerror(-rc));
+		errs->n = 1;
+		return PP_ECONFIG;
 	}
-	/* One byte more than allowed tells "too large" from "exactly the cap". */
-	if ((buf = malloc(PP_CFG_FILE_MAX + 1)) == NULL)
-		goto fail_fd;
-	while (len < PP_CFG_FILE_MAX + 1) {
-		n = read(fd, buf + len, PP_CFG_FILE_MAX + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			goto fail_buf;
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
 	rc = pp_cfg_parse(path, buf, len, cfg, errs);
 	free(buf);
 	return rc;
-
-fail_buf:
-	saved = errno;
-	free(buf);
-	errno = saved;
-fail_fd:
-	saved = errno;
-	close(fd);
-	errno = saved;
-fail:
-	saved = errno;
-	pp_cfg_defaults(cfg);
-	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
-	memset(e, 0, sizeof(*e));
-	snprintf(e->msg[0], sizeof(e->msg[0]), "%s: cannot read: %s", path,
-	    strerror(saved));
-	e->n = 1;
-	return PP_ECONFIG;
 }

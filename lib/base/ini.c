@@ -162,6 +162,41 @@ pp_ini_host_ok(const char *s, size_t len)
 	return !digits_only || pp_ini_ip_literal(s, len, AF_INET);
 }
 
+int
+pp_ini_item_name_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > PP_INI_ITEM_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+int
+pp_ini_next_item(const char **sp, const char *end, const char **item,
+    size_t *ilen)
+{
+	const char *s = *sp, *e, *b;
+
+	if (s == NULL)
+		return 0;	/* the last item (maybe empty) was returned */
+	if ((e = memchr(s, ',', (size_t)(end - s))) == NULL)
+		e = end;
+	for (b = e; s < b && pp_ini_is_space(*s); s++)
+		;
+	while (b > s && pp_ini_is_space(b[-1]))
+		b--;
+	*item = s;
+	*ilen = (size_t)(b - s);
+	*sp = e < end ? e + 1 : NULL;
+	return 1;
+}
+
 /* --- lines ---------------------------------------------------------------- */
 
 size_t

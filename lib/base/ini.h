@@ -51,6 +51,21 @@ int pp_ini_ip_literal(const char *s, size_t len, int family);
 /* Nonzero if s is a DNS name or an IPv4 literal (dotted digits must be one). */
 int pp_ini_host_ok(const char *s, size_t len);
 
+/* Names of the entries a file defines ([service NAME], [rule NAME], a
+ * group): they appear in logs, messages and the control API. */
+#define PP_INI_ITEM_MAX		63
+#define PP_INI_ITEM_RULE	"1-63 letters, digits, `-`, `_` or `.`"
+int pp_ini_item_name_ok(const char *s, size_t len);	/* nonzero if so */
+
+/*
+ * A comma list (`peers = a, b`): the next item from *s up to end, trimmed,
+ * in *item, *ilen (empty between two commas: the caller says so); advances
+ * *s, which is NULL after the last.  Returns 0 when the list is done.  An
+ * empty value is one empty item, "a," two items.
+ */
+int pp_ini_next_item(const char **s, const char *end, const char **item,
+    size_t *ilen);
+
 /* --- lines ---------------------------------------------------------------- */
 
 /* Bytes to skip at the start of the text: a UTF-8 byte order mark. */

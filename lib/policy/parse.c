@@ -1,8 +1,8 @@
 /*
  * The policy file (docs/policy.md).
  *
- * Three passes.  The first reads the lines (through lib/base/ini.h, the
- * same lexical rules as the agent's config), checks each value as it comes
+ * Three passes.  The first reads the lines (through lib/base/ini_parse.h,
+ * the same rules as the agent's config), checks each value as it comes
  * and stores the entries; rules keep their subject and object lists as text,
  * because they may name peers, groups and services declared further down.
  * The second resolves those lists into indices, so that a typo in a rule is
@@ -12,53 +12,35 @@
  */
 #include "policy/policy_int.h"
 #include "base/error.h"
+#include "base/fsutil.h"
+#include "base/ini_parse.h"
 #include "signal/msg.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
-#define MAX_KEYS	5	/* keys of the largest section */
 #define QBUF		PP_INI_QBUF
 
 #define NAME_RULE	"4-48 characters: letters, digits, space and _+-=/$%%#@!?,;()[]"
-#define ITEM_RULE	"1-63 letters, digits, `-`, `_` or `.`"
+#define ITEM_RULE	PP_INI_ITEM_RULE
+_Static_assert(PP_POLICY_ITEM_MAX == PP_INI_ITEM_MAX, "one rule for names");
 #define ID_HINT		"paste what `peerpipe id` prints on that peer " \
 			"(ed25519: and 43 characters)"
 
-enum sect {
-	S_NONE,		/* before the first header */
+enum sect {		/* pp_ini's section ids */
+	S_NONE,		/* 0: no open section */
 	S_PEER,
 	S_LEGACY,
 	S_SERVICE,
 	S_RULE,
 	S_TESTS,
-	S_SKIP,		/* a broken header or a dropped entry: keys unchecked */
 };
 
 struct parser;
-typedef void (*setter)(struct parser *p, const char *v, size_t len);
-
-struct key {
-	const char *name;
-	setter set;
-	int repeat;
-};
-
-struct section {
-	enum sect id;
-	const char *name;
-	int named;
-	const struct key *keys;
-	size_t nkeys;
-};
+PP_INI_KEY_ROW(key, struct parser);
 
 /* What a rule needs beyond the first pass (parallel to pol->rules). */
 struct raw_rule {
@@ -75,16 +57,9 @@ struct raw_test {
 };
 
 struct parser {
-	const char *path;
+	struct pp_ini ini;	/* first: pp_ini's callbacks get &p->ini */
 	struct pp_policy *pol;
-	struct pp_policy_errors *errs;
 	int64_t now;
-	int line;
-	const struct section *sd;
-	enum sect sect;
-	int sect_line;
-	int key_line[MAX_KEYS];
-	int tests_opened;
 	size_t ngw_svcs;		/* the first pol->svcs are the gateway's */
 	/* The open entry: the last of its array, or a spare one when it
 	 * cannot be stored, so that its values are still checked. */
@@ -109,18 +84,8 @@ struct parser {
 
 /* --- messages ----------------------------------------------------------- */
 
-static void __attribute__((format(printf, 3, 4)))
-err_at(struct parser *p, int line, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	pp_ini_verr(p->errs->msg, PP_POLICY_MAX_ERRORS, &p->errs->n, p->path,
-	    line, fmt, ap);
-	va_end(ap);
-}
-
-#define err(p, ...)	err_at((p), (p)->line, __VA_ARGS__)
+#define err_at(p, line, ...)	pp_ini_err(&(p)->ini, (line), __VA_ARGS__)
+#define err(p, ...)	err_at((p), (p)->ini.line, __VA_ARGS__)
 
 static const char *
 q(char *buf, size_t size, const char *s, size_t len)
@@ -157,22 +122,6 @@ name_eq(const char *stored, const char *s, size_t len)
 	return strlen(stored) == len && memcmp(stored, s, len) == 0;
 }
 
-/* Service, rule and group names: they appear in logs and messages. */
-static int
-item_name_ok(const char *s, size_t len)
-{
-	if (len == 0 || len > PP_POLICY_ITEM_MAX)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
-			return 0;
-	}
-	return 1;
-}
-
 /*
  * Splits a comma list; calls fn for each trimmed item (an empty one is
  * reported here).  Returns how many items there were.
@@ -182,26 +131,15 @@ each_item(struct parser *p, const char *key, const char *v, size_t len,
     void (*fn)(struct parser *p, const char *s, size_t len, void *arg),
     void *arg)
 {
-	const char *end = v + len, *s = v;
-	size_t n = 0;
+	const char *s = v, *a;
+	size_t alen, n = 0;
 
-	while (s <= end) {
-		const char *e = memchr(s, ',', (size_t)(end - s));
-		const char *a = s, *b;
-
-		if (e == NULL)
-			e = end;
-		b = e;
-		while (a < b && pp_ini_is_space(*a))
-			a++;
-		while (b > a && pp_ini_is_space(b[-1]))
-			b--;
-		if (a == b)
+	while (pp_ini_next_item(&s, v + len, &a, &alen)) {
+		if (alen == 0)
 			err(p, "%s%s: empty item between commas: remove the "
 			    "extra comma", p->prefix, key);
 		else
-			fn(p, a, (size_t)(b - a), arg), n++;
-		s = e + 1;
+			fn(p, a, alen, arg), n++;
 	}
 	return n;
 }
@@ -369,7 +307,7 @@ add_group(struct parser *p, const char *s, size_t len, void *arg)
 	int g;
 
 	(void)arg;
-	if (!item_name_ok(s, len)) {
+	if (!pp_ini_item_name_ok(s, len)) {
 		err(p, "%sgroups: %s is not a valid group name: use " ITEM_RULE,
 		    p->prefix, q(qb, sizeof(qb), s, len));
 		return;
@@ -413,10 +351,7 @@ peer_groups(struct parser *p, const char *v, size_t len)
 static void
 service_port(struct parser *p, const char *v, size_t len)
 {
-	char why[PP_INI_WHY];
-
-	if (pp_ini_port("port", v, len, &p->svc->port, why, sizeof(why)) < 0)
-		err(p, "%s%s", p->prefix, why);
+	pp_ini_set_port(&p->ini, "port", &p->svc->port, v, len);
 }
 
 static int
@@ -475,7 +410,7 @@ service_gateway(struct parser *p, const char *v, size_t len)
 static void
 rule_subjects(struct parser *p, int deny, const char *v, size_t len)
 {
-	int other = p->key_line[deny ? 0 : 1];	/* allow is key 0, deny 1 */
+	int other = p->ini.key_line[deny ? 0 : 1];	/* allow is key 0, deny 1 */
 
 	if (other) {
 		err(p, "%sboth allow and deny (the other at line %d): a rule "
@@ -489,7 +424,7 @@ rule_subjects(struct parser *p, int deny, const char *v, size_t len)
 		err_at(p, 0, "out of memory");
 		p->nomem = 1;
 	}
-	p->raw->subj_line = p->line;
+	p->raw->subj_line = p->ini.line;
 }
 
 static void
@@ -512,7 +447,7 @@ rule_to(struct parser *p, const char *v, size_t len)
 		err_at(p, 0, "out of memory");
 		p->nomem = 1;
 	}
-	p->raw->to_line = p->line;
+	p->raw->to_line = p->ini.line;
 }
 
 static void
@@ -581,7 +516,7 @@ add_test(struct parser *p, int allow, const char *v, size_t len)
 		p->nomem = 1;
 		return;
 	}
-	t->line = p->line;
+	t->line = p->ini.line;
 	t->allow = allow;
 	p->ntests++;
 }
@@ -626,44 +561,24 @@ static const struct key tests_keys[] = {
 	{ "deny", tests_deny, 1 },
 };
 
-#define SECTION(id, name, named, keys) \
-	{ id, name, named, keys, NELEM(keys) }
-static const struct section sections[] = {
-	SECTION(S_PEER, "peer", 1, peer_keys),
-	SECTION(S_LEGACY, "legacy", 1, legacy_keys),
-	SECTION(S_SERVICE, "service", 1, service_keys),
-	SECTION(S_RULE, "rule", 1, rule_keys),
-	SECTION(S_TESTS, "tests", 0, tests_keys),
+static const struct pp_ini_section sections[] = {
+	PP_INI_SECTION(S_PEER, "peer", 1, peer_keys),
+	PP_INI_SECTION(S_LEGACY, "legacy", 1, legacy_keys),
+	PP_INI_SECTION(S_SERVICE, "service", 1, service_keys),
+	PP_INI_SECTION(S_RULE, "rule", 1, rule_keys),
+	PP_INI_SECTION(S_TESTS, "tests", 0, tests_keys),
 };
 
-#define VALID_SECTIONS	"[peer NAME], [legacy NAME], [service NAME], " \
-			"[rule NAME], [tests]"
-
-static int
-key_index(const struct section *sd, const char *key)
-{
-	for (size_t i = 0; i < sd->nkeys; i++)
-		if (strcmp(sd->keys[i].name, key) == 0)
-			return (int)i;
-	return -1;
-}
-
-static int
-seen(const struct parser *p, const char *key)
-{
-	int i = key_index(p->sd, key);
-
-	return i < 0 ? 0 : p->key_line[i];
-}
+#define seen(p, key)	pp_ini_seen(&(p)->ini, (key))
 
 /* --- sections ------------------------------------------------------------ */
 
 static void
 close_peer(struct parser *p)
 {
-	if (p->sect == S_PEER && !seen(p, "key"))
-		err_at(p, p->sect_line, "%skey missing: add `key = ed25519:...`: "
-		    ID_HINT, p->prefix);
+	if (p->ini.sect == S_PEER && !seen(p, "key"))
+		err_at(p, p->ini.sect_line, "%skey missing: add `key = "
+		    "ed25519:...`: " ID_HINT, p->prefix);
 }
 
 static void
@@ -673,7 +588,7 @@ close_service(struct parser *p)
 	struct pp__pol_service *s = p->svc;
 
 	if (!seen(p, "port")) {
-		err_at(p, p->sect_line, "%sport missing: add `port = N`, the "
+		err_at(p, p->ini.sect_line, "%sport missing: add `port = N`, the "
 		    "port the gateway offers it on", p->prefix);
 		return;
 	}
@@ -704,25 +619,27 @@ static void
 close_rule(struct parser *p)
 {
 	if (!seen(p, "allow") && !seen(p, "deny"))
-		err_at(p, p->sect_line, "%sallow or deny missing: add `allow = "
-		    "group:NAME` (or peer:NAME, key:..., any), or `deny = ...`",
-		    p->prefix);
+		err_at(p, p->ini.sect_line, "%sallow or deny missing: add "
+		    "`allow = group:NAME` (or peer:NAME, key:..., any), or "
+		    "`deny = ...`", p->prefix);
 	if (!seen(p, "to"))
-		err_at(p, p->sect_line, "%sto missing: add `to = service:NAME` "
-		    "(or tcp/PORT, udp/PORT, tcp/LOW-HIGH, any)", p->prefix);
+		err_at(p, p->ini.sect_line, "%sto missing: add "
+		    "`to = service:NAME` (or tcp/PORT, udp/PORT, tcp/LOW-HIGH, "
+		    "any)", p->prefix);
 }
 
+/* pp_ini's close callback. */
 static void
-close_section(struct parser *p)
+close_section(struct pp_ini *ini)
 {
-	if (p->sect == S_PEER)
+	struct parser *p = (struct parser *)ini;
+
+	if (p->ini.sect == S_PEER)
 		close_peer(p);
-	else if (p->sect == S_SERVICE)
+	else if (p->ini.sect == S_SERVICE)
 		close_service(p);
-	else if (p->sect == S_RULE)
+	else if (p->ini.sect == S_RULE)
 		close_rule(p);
-	p->sect = S_NONE;
-	p->sd = NULL;
 }
 
 /* [peer NAME] and [legacy NAME] share one name space: a name is one peer. */
@@ -746,9 +663,9 @@ open_peer(struct parser *p, const char *name, size_t nlen)
 	}
 	memset(p->peer, 0, sizeof(*p->peer));
 	memcpy(p->peer->name, name, nlen);
-	p->peer->legacy = p->sect == S_LEGACY;
-	p->peer->line = p->line;
-	snprintf(p->prefix, sizeof(p->prefix), "%s \"%s\": ", p->sd->name,
+	p->peer->legacy = p->ini.sect == S_LEGACY;
+	p->peer->line = p->ini.line;
+	snprintf(p->prefix, sizeof(p->prefix), "%s \"%s\": ", p->ini.sd->name,
 	    p->peer->name);
 }
 
@@ -777,7 +694,7 @@ open_service(struct parser *p, const char *name, size_t nlen)
 	memset(p->svc, 0, sizeof(*p->svc));
 	memcpy(p->svc->name, name, nlen);
 	p->svc->proto = PP_TUN_TCP;
-	p->svc->line = p->line;
+	p->svc->line = p->ini.line;
 	snprintf(p->prefix, sizeof(p->prefix), "service \"%s\": ", p->svc->name);
 }
 
@@ -814,138 +731,52 @@ fill:
 	}
 	memset(p->rule, 0, sizeof(*p->rule));
 	memcpy(p->rule->name, name, nlen);
-	p->rule->line = p->line;
+	p->rule->line = p->ini.line;
 	snprintf(p->prefix, sizeof(p->prefix), "rule \"%s\": ", p->rule->name);
 }
 
-static void
-parse_header(struct parser *p, const char *s, size_t len)
+/* [peer NAME], [legacy NAME], [service NAME], [rule NAME]: pp_ini's open
+ * callback. */
+static int
+open_named(struct pp_ini *ini, const char *name, size_t nlen)
 {
-	struct pp_ini_header h;
-	const struct section *sd = NULL;
-	char qb[QBUF], why[PP_INI_WHY];
+	struct parser *p = (struct parser *)ini;
+	const char *sect = ini->sd->name;
+	char qb[QBUF];
 
-	close_section(p);
-	p->sect = S_SKIP;
-	p->sect_line = p->line;
-	memset(p->key_line, 0, sizeof(p->key_line));
-	if (pp_ini_header(s, len, &h, why, sizeof(why)) < 0) {
-		err(p, "%s", why);
-		return;
-	}
-	for (size_t i = 0; i < NELEM(sections); i++)
-		if (name_eq(sections[i].name, h.type, h.tlen))
-			sd = &sections[i];
-	if (sd == NULL) {
-		err(p, "unknown section %s: valid sections are " VALID_SECTIONS,
-		    q(qb, sizeof(qb), h.type, h.tlen));
-		return;
-	}
-	if (sd->named && h.nlen == 0) {
-		err(p, "[%s] needs a name: write [%s NAME]", sd->name, sd->name);
-		return;
-	}
-	if ((sd->id == S_PEER || sd->id == S_LEGACY) &&
-	    !pp_sig_name_valid(h.name, h.nlen)) {
-		err(p, "%s name %s invalid: it is the peer's user name in the "
-		    "room, " NAME_RULE, sd->name, q(qb, sizeof(qb), h.name,
-		    h.nlen));
-		return;
-	}
-	if ((sd->id == S_SERVICE || sd->id == S_RULE) &&
-	    !item_name_ok(h.name, h.nlen)) {
-		err(p, "%s name %s invalid: use " ITEM_RULE, sd->name,
-		    q(qb, sizeof(qb), h.name, h.nlen));
-		return;
-	}
-	if (!sd->named && h.nlen > 0)
-		err(p, "[%s] takes no name: write [%s]", sd->name, sd->name);
-	p->sd = sd;
-	p->sect = sd->id;
-	switch (sd->id) {
-	case S_PEER:
-	case S_LEGACY:
-		open_peer(p, h.name, h.nlen);
-		break;
-	case S_SERVICE:
-		open_service(p, h.name, h.nlen);
-		break;
-	case S_RULE:
-		open_rule(p, h.name, h.nlen);
-		break;
-	default:
-		if (p->tests_opened)
-			err(p, "[tests] already opened at line %d: merge the "
-			    "two sections", p->tests_opened);
-		else
-			p->tests_opened = p->line;
-		snprintf(p->prefix, sizeof(p->prefix), "[tests] ");
-		break;
-	}
-}
-
-static void
-unknown_key(struct parser *p, const char *key)
-{
-	char list[128], qb[QBUF], hint[96] = "";
-	size_t o = 0;
-
-	for (size_t i = 0; i < p->sd->nkeys; i++)
-		o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s",
-		    i ? ", " : "", p->sd->keys[i].name);
-	for (size_t i = 0; i < NELEM(sections); i++) {
-		if (&sections[i] != p->sd && key_index(&sections[i], key) >= 0) {
-			snprintf(hint, sizeof(hint), " (`%s` belongs in [%s%s])",
-			    key, sections[i].name, sections[i].named ?
-			    " NAME" : "");
-			break;
+	if (ini->sect == S_PEER || ini->sect == S_LEGACY) {
+		if (!pp_sig_name_valid(name, nlen)) {
+			err(p, "%s name %s invalid: it is the peer's user name "
+			    "in the room, " NAME_RULE, sect,
+			    q(qb, sizeof(qb), name, nlen));
+			return -1;
 		}
+		open_peer(p, name, nlen);
+		return 0;
 	}
-	err(p, "unknown key %s in [%s]%s: valid keys are %s",
-	    q(qb, sizeof(qb), key, strlen(key)), p->sd->name, hint, list);
+	if (!pp_ini_item_name_ok(name, nlen)) {
+		err(p, "%s name %s invalid: use " ITEM_RULE, sect,
+		    q(qb, sizeof(qb), name, nlen));
+		return -1;
+	}
+	if (ini->sect == S_SERVICE)
+		open_service(p, name, nlen);
+	else
+		open_rule(p, name, nlen);
+	return 0;
 }
 
+/* Key i of the open section (pp_ini's set callback). */
 static void
-parse_pair(struct parser *p, const char *s, size_t len, char *val)
+set_key(struct pp_ini *ini, size_t i, const char *v, size_t len)
 {
-	const char *v;
-	char key[PP_INI_KEY_MAX], why[PP_INI_WHY];
-	long vlen;
-	int i;
-
-	if (pp_ini_key(s, len, key, &v, why, sizeof(why)) < 0) {
-		err(p, "%s", why);
-		return;
-	}
-	if (p->sect == S_SKIP)
-		return;	/* the header was reported; its keys would only add noise */
-	if (p->sect == S_NONE) {
-		err(p, "key `%s` outside a section: put it under a [section] "
-		    "header", key);
-		return;
-	}
-	if ((i = key_index(p->sd, key)) < 0) {
-		unknown_key(p, key);
-		return;
-	}
-	if (p->key_line[i] && !p->sd->keys[i].repeat) {
-		err(p, "%sduplicate key `%s` (first at line %d): remove one",
-		    p->prefix, key, p->key_line[i]);
-		return;
-	}
-	if (!p->key_line[i])
-		p->key_line[i] = p->line;
-	if ((vlen = pp_ini_value(v, s + len, val, why, sizeof(why))) < 0) {
-		err(p, "%s", why);
-		return;
-	}
-	if (vlen == 0) {
-		err(p, "%s%s is empty: give a value, or remove the line",
-		    p->prefix, key);
-		return;
-	}
-	p->sd->keys[i].set(p, val, (size_t)vlen);
+	((const struct key *)ini->sd->keys)[i].set((struct parser *)ini, v, len);
 }
+
+static const struct pp_ini_syntax syntax = {
+	sections, NELEM(sections), "",
+	open_named, set_key, close_section,
+};
 
 /* --- pass 2: rules' subjects and objects -------------------------------- */
 
@@ -1116,14 +947,14 @@ resolve_rules(struct parser *p)
 
 		snprintf(p->prefix, sizeof(p->prefix), "rule \"%s\": ", r->name);
 		if (raw->subj != NULL) {
-			p->line = raw->subj_line;
+			p->ini.line = raw->subj_line;
 			each_item(p, rs.key, raw->subj, strlen(raw->subj),
 			    add_subject, &rs);
 		}
 		if (raw->to != NULL) {
 			rs.key = "to";
 			rs.full = 0;
-			p->line = raw->to_line;
+			p->ini.line = raw->to_line;
 			each_item(p, "to", raw->to, strlen(raw->to), add_object,
 			    &rs);
 		}
@@ -1148,7 +979,7 @@ run_test(struct parser *p, const struct raw_test *t)
 	uint8_t key[PP_ID_PUB_LEN];
 	int i, rc;
 
-	p->line = t->line;
+	p->ini.line = t->line;
 	snprintf(p->prefix, sizeof(p->prefix), "test %s: ",
 	    q(qb, sizeof(qb), s, strlen(s)));
 	if (arrow == NULL) {
@@ -1269,7 +1100,7 @@ import_services(struct parser *p, const struct pp_policy_service *svcs,
 
 		/* The gateway's config validated these; a name this parser
 		 * could not print back, or a second one, is skipped. */
-		if (!item_name_ok(svcs[i].name, len) || svcs[i].port == 0 ||
+		if (!pp_ini_item_name_ok(svcs[i].name, len) || svcs[i].port == 0 ||
 		    service_index(pol, svcs[i].name, len) >= 0)
 			continue;
 		if (pol->nsvcs == PP_POLICY_MAX_SERVICES) {
@@ -1312,55 +1143,23 @@ pp_policy_parse(const char *path, const char *text, size_t len,
     struct pp_policy **out, struct pp_policy_errors *errs)
 {
 	struct parser p;
-	const char *s;
-	char *buf = NULL;
-	size_t off, llen;
 
 	*out = NULL;
 	memset(&p, 0, sizeof(p));
 	memset(errs, 0, sizeof(*errs));
-	p.path = path != NULL ? path : "(policy)";
-	p.errs = errs;
+	pp_ini_init(&p.ini, &syntax, path != NULL ? path : "(policy)",
+	    errs->msg, PP_POLICY_MAX_ERRORS, &errs->n, p.prefix,
+	    sizeof(p.prefix));
 	p.now = now;
-	if (text == NULL)
-		len = 0;
-	if (len > PP_POLICY_FILE_MAX) {
-		err_at(&p, 0, "file is %zu bytes, at most %d: is this the "
-		    "right file?", len, PP_POLICY_FILE_MAX);
-		return PP_ECONFIG;
-	}
-	if ((p.pol = calloc(1, sizeof(*p.pol))) == NULL ||
-	    (buf = malloc(2 * (PP_POLICY_LINE_MAX + 1))) == NULL) {
+	if ((p.pol = calloc(1, sizeof(*p.pol))) == NULL) {
 		err_at(&p, 0, "out of memory");
-		goto fail;
+		return PP_ECONFIG;
 	}
 	if (svcs != NULL)
 		import_services(&p, svcs, nsvcs);
-	off = pp_ini_bom(text, len);
-	while (pp_ini_next_line(text, len, &off, &s, &llen)) {
-		char why[PP_INI_WHY];
-
-		p.line++;
-		if (pp_ini_check_bytes(s, llen, PP_POLICY_LINE_MAX, why,
-		    sizeof(why)) < 0) {
-			err(&p, "%s", why);
-			continue;
-		}
-		memcpy(buf, s, llen);
-		buf[llen] = '\0';
-		s = buf;
-		switch (pp_ini_classify(&s, &llen)) {
-		case PP_INI_BLANK:
-			break;
-		case PP_INI_HEADER:
-			parse_header(&p, s, llen);
-			break;
-		case PP_INI_PAIR:
-			parse_pair(&p, s, llen, buf + PP_POLICY_LINE_MAX + 1);
-			break;
-		}
-	}
-	close_section(&p);
+	if (pp_ini_parse(&p.ini, text, len, PP_POLICY_FILE_MAX,
+	    PP_POLICY_LINE_MAX) < 0)
+		goto fail;
 	resolve_rules(&p);
 	if (errs->n == 0) {
 		pp__pol_hash(p.pol);
@@ -1369,15 +1168,12 @@ pp_policy_parse(const char *path, const char *text, size_t len,
 	}
 	if (errs->n != 0)
 		goto fail;
-	free(buf);
 	parser_fini(&p);
 	*out = p.pol;
 	return 0;
 
 fail:
-	free(buf);
-	if (p.pol != NULL)
-		parser_fini(&p);
+	parser_fini(&p);
 	pp_policy_free(p.pol);
 	return PP_ECONFIG;
 }
@@ -1399,53 +1195,19 @@ pp_policy_load(const char *path, const struct pp_policy_service *svcs,
     size_t nsvcs, int64_t now, struct pp_policy **out,
     struct pp_policy_errors *errs)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t len = 0;
-	ssize_t n;
-	int fd, rc, saved;
+	char *buf;
+	size_t len;
+	int rc;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		goto fail;
-	if (fstat(fd, &st) < 0)
-		goto fail_fd;
-	if (S_ISDIR(st.st_mode)) {
-		errno = EISDIR;
-		goto fail_fd;
+	if ((rc = pp_read_file(path, PP_POLICY_FILE_MAX, &buf, &len)) < 0) {
+		memset(errs, 0, sizeof(*errs));
+		snprintf(errs->msg[0], sizeof(errs->msg[0]), "%s: cannot read: %s",
+		    path, strerror(-rc));
+		errs->n = 1;
+		return PP_ECONFIG;
 	}
-	/* One byte more than allowed tells "too large" from "exactly the cap". */
-	if ((buf = malloc(PP_POLICY_FILE_MAX + 1)) == NULL)
-		goto fail_fd;
-	while (len < PP_POLICY_FILE_MAX + 1) {
-		n = read(fd, buf + len, PP_POLICY_FILE_MAX + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			goto fail_buf;
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
 	rc = pp_policy_parse(path, buf, len, svcs, nsvcs, now, out, errs);
 	free(buf);
 	return rc;
-
-fail_buf:
-	saved = errno;
-	free(buf);
-	errno = saved;
-fail_fd:
-	saved = errno;
-	close(fd);
-	errno = saved;
-fail:
-	saved = errno;
-	memset(errs, 0, sizeof(*errs));
-	snprintf(errs->msg[0], sizeof(errs->msg[0]), "%s: cannot read: %s",
-	    path, strerror(saved));
-	errs->n = 1;
-	return PP_ECONFIG;
 }

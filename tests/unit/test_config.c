@@ -334,7 +334,7 @@ struct bad {
 /* Each text has exactly one error, at line, with sub in its message. */
 static const struct bad bad[] = {
 	/* structure */
-	{ BASE "[bogus]\nfoo = 1\n", 0, 8, "unknown section \"bogus\": valid sections are [agent], [signaling]" },
+	{ BASE "[bogus]\nfoo = 1\n", 0, 8, "unknown section \"bogus\": valid sections are [agent], [signaling], [room], [ice], [tunnel], [service NAME], [consume], [forward NAME], [ips]" },
 	{ BASE "[tunnel]\nfoo = 1\n", 0, 9, "unknown key \"foo\" in [tunnel]: valid keys are compression, unreliable, extended" },
 	{ BASE "[tunnel]\nurl = wss://x/\n", 0, 9, "(`url` belongs in [signaling])" },
 	{ BASE "[tunnel]\ncompression = lz4\ncompression = zstd\n", 0, 10, "[tunnel] duplicate key `compression` (first at line 9): remove one" },

@@ -513,7 +513,7 @@ static const struct {
 	/* sections */
 	{ "[peers x]\n", 1, 1, "unknown section \"peers\": valid sections are "
 	    "[peer NAME], [legacy NAME], [service NAME], [rule NAME], [tests]" },
-	{ "key = x\n", 1, 1, "key `key` outside a section" },
+	{ "key = x\n", 1, 1, "key `key` outside a section: put it under its [section] header" },
 	{ "[rule]\n", 1, 1, "[rule] needs a name: write [rule NAME]" },
 	{ "[tests x]\n", 1, 1, "[tests] takes no name" },
 	{ "[tests]\n[tests]\n", 1, 2, "[tests] already opened at line 1" },
