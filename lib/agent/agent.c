@@ -290,7 +290,7 @@ reaper_cb(uv_timer_t *h)
 }
 
 /* Ends the peer connection after the current callback returns. */
-static void
+static void __attribute__((format(printf, 2, 3)))
 peer_doom(struct peer *p, const char *fmt, ...)
 {
 	va_list ap;
