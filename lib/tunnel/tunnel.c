@@ -81,7 +81,7 @@ pp__tun_ctl_send(struct pp_tun *t, char *json)
 	return rc;
 }
 
-static void
+static void __attribute__((format(printf, 2, 3)))
 fatal(struct pp_tun *t, const char *fmt, ...)
 {
 	char why[600];
