@@ -1371,6 +1371,22 @@ sig_message(void *ctx, const char *type, json_t *data)
 			join_room(a, NULL);
 			return;
 		}
+		/*
+		 * The server cannot bind one more name (its table is full of
+		 * live rooms, or this connection made too many lately): our
+		 * signed join would be refused forever.  Unsigned, the name is
+		 * not bound to our key there, but the tunnel still proves it
+		 * end to end.  A server that requires signing refuses that
+		 * too, and the rejoin timer tries signing again later.
+		 */
+		if (why && !a->in_room && a->sig_authed &&
+		    strcmp(why, PP_SIG_R_TOO_MANY_KEYS) == 0) {
+			pp_warn(SUB, "the signaling server cannot bind our name %s "
+			    "to our key (%s): joining without signing; peers still "
+			    "verify our identity end to end", a->cfg.name, why);
+			join_room(a, NULL);
+			return;
+		}
 		if (why && !a->in_room && (strcmp(why, PP_SIG_R_NAME_BOUND) == 0 ||
 		    strcmp(why, PP_SIG_R_AUTH_REQUIRED) == 0 ||
 		    strcmp(why, PP_SIG_R_AUTH_FAILED) == 0))
