@@ -10,8 +10,10 @@ import base64
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -230,3 +232,53 @@ def test_expired_and_bad_invites(world):
                         "--group", "bad group!"], capture_output=True,
                        timeout=30)
     assert r.returncode != 0 and b"group \"bad group!\"" in r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to act as another user")
+def test_invite_needs_the_agents_own_user(world):
+    """With control_mode = 0660 the socket's group may use the control API,
+    but only root and the agent's own user may make or revoke invites
+    (docs/control-api.md): `nobody`, let in through the group, gets a
+    clear refusal for those and is served the rest."""
+    d = tempfile.mkdtemp(prefix="pp-ctlgroup-")
+    try:
+        # a set-group-id directory gives the socket its group: nogroup
+        os.chown(d, 0, 65534)
+        os.chmod(d, 0o2775)
+        sock = os.path.join(d, "gw.sock")
+        with open(world.gw_conf) as f:
+            conf = f.read()
+        conf = re.sub(r"(?m)^control = .*$",
+                      "control = %s\ncontrol_mode = 0660" % sock, conf)
+        with open(world.gw_conf, "w") as f:
+            f.write(conf)
+        gw = world.gateway()
+        assert gw.control == sock
+        assert os.stat(sock).st_gid == 65534
+
+        def as_nobody(*args):
+            return subprocess.run(
+                ["setpriv", "--reuid=65534", "--regid=65534",
+                 "--clear-groups", agent_bin()] + list(args) +
+                ["--control", sock], capture_output=True, timeout=30)
+
+        r = as_nobody("status", "--json")
+        assert r.returncode == 0, r.stderr
+        r = as_nobody("invite", "--group", "staff")
+        assert r.returncode != 0
+        assert b"'invite' is only for root or the agent's own user (uid 0)" \
+            b"; you are uid 65534" in r.stderr, r.stderr
+        assert b"ppinvite1." not in r.stdout
+        inv = world.invite(gw, "--group", "staff")
+        r = as_nobody("invites", "--json")
+        assert r.returncode == 0, r.stderr
+        assert inv["id"] in r.stdout.decode()
+        r = as_nobody("invites", "--revoke", inv["id"])
+        assert r.returncode != 0
+        assert b"'invites --revoke' is only for root" in r.stderr, r.stderr
+        assert [i for i in json.loads(as_nobody("invites", "--json").stdout)
+                if i["id"] == inv["id"]][0]["state"] == "pending"
+        gw.wait_log(r"refused 'invite' from uid 65534: only root or uid 0 may")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
