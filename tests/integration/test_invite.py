@@ -81,7 +81,7 @@ def world(tmp_path, server):
             a.wait_log(r"in room", start=since)
             return a
 
-        def device(self, name, token, room=None):
+        def device(self, name, token, room=None, args=None):
             """A fresh device: its own directory and key, no policy; its
             config names another room, which the invite replaces."""
             d = os.path.join(self.tmp, name)
@@ -89,7 +89,7 @@ def world(tmp_path, server):
             conf = write_config(os.path.join(d, name + ".conf"), name,
                                 self.url, room or new_room())
             a = AgentProcess("connect", conf, d, name,
-                             args=["--invite", token])
+                             args=args or ["--invite", token])
             made.append(a)
             return a
 
@@ -282,3 +282,58 @@ def test_invite_needs_the_agents_own_user(world):
         gw.wait_log(r"refused 'invite' from uid 65534: only root or uid 0 may")
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_invite_from_a_file(world):
+    """`--invite-file PATH` (the recommended form) and `--invite -` (stdin)
+    read the token without putting it on the command line, and a token
+    given with `--invite` is wiped from /proc/PID/cmdline."""
+    gw = world.gateway()
+    inv = world.invite(gw, "--group", "staff")
+    path = os.path.join(world.tmp, "token.txt")
+    with open(path, "w") as f:
+        f.write(inv["token"] + "\n")
+    # readable by others: refused, the token is a secret
+    os.chmod(path, 0o644)
+    conf = write_config(os.path.join(world.tmp, "x.conf"), "laptop-x",
+                        world.url, new_room())
+    r = subprocess.run([agent_bin(), "connect", "-c", conf, "--invite-file",
+                        path], capture_output=True, timeout=60)
+    assert r.returncode != 0
+    assert b"readable by other users (mode 0644)" in r.stderr, r.stderr
+    assert b"chmod 600" in r.stderr
+    os.chmod(path, 0o600)
+    new = world.device("laptop-file", None,
+                       args=["--invite-file", path])
+    addr = new.wait_listener(GW, PORT, timeout=WAIT)
+    assert echo(addr, b"from a file") == b"from a file"
+    gw.wait_log(r"peer laptop-file: admitted by invite %s" %
+                re.escape(inv["id"]))
+    assert inv["token"] not in open("/proc/%d/cmdline" % new.proc.pid).read()
+
+    # --invite TOKEN: overwritten in argv once parsed
+    inv2 = world.invite(gw, "--group", "staff")
+    dev = world.device("laptop-argv", inv2["token"])
+    dev.wait_listener(GW, PORT, timeout=WAIT)
+    cmdline = open("/proc/%d/cmdline" % dev.proc.pid, "rb").read()
+    assert inv2["token"].encode() not in cmdline, cmdline
+    assert b"--invite\0xxxxxxxxxx" in cmdline, cmdline
+
+    # --invite - reads stdin (a damaged token shows it was read)
+    r = subprocess.run([agent_bin(), "connect", "-c", conf, "--invite", "-"],
+                       input=b"ppinvite1.notatoken\n", capture_output=True,
+                       timeout=60)
+    assert r.returncode != 0
+    assert b"invite token: damaged" in r.stderr, r.stderr
+    r = subprocess.run([agent_bin(), "connect", "-c", conf, "--invite-file",
+                        "-"], input=b"ppinvite1.notatoken", capture_output=True,
+                       timeout=60)
+    assert b"invite token: damaged" in r.stderr, r.stderr
+    # both at once, or a missing file: a clear refusal
+    r = subprocess.run([agent_bin(), "connect", "-c", conf, "--invite", "x",
+                        "--invite-file", path], capture_output=True,
+                       timeout=60)
+    assert r.returncode == 2 and b"not both" in r.stderr, r.stderr
+    r = subprocess.run([agent_bin(), "connect", "-c", conf, "--invite-file",
+                        path + ".missing"], capture_output=True, timeout=60)
+    assert r.returncode == 2 and b"No such file" in r.stderr, r.stderr
