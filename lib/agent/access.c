@@ -274,6 +274,7 @@ replace_file(const char *path, const char *text, size_t len,
     const struct stat *st)
 {
 	char tmp[PATH_MAX + 16], dir[PATH_MAX], *slash;
+	struct stat ts;
 	size_t off = 0;
 	int fd, dfd, rc = 0;
 
@@ -281,10 +282,13 @@ replace_file(const char *path, const char *text, size_t len,
 		return -ENAMETOOLONG;
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
 		return -errno;
-	/* mode before the content: never readable by more than the policy */
-	if (fchmod(fd, st->st_mode & 07777) < 0 ||
-	    ((st->st_uid != geteuid() || st->st_gid != getegid()) &&
-	    fchown(fd, st->st_uid, st->st_gid) < 0))
+	/* Owner and mode before the content: never readable by more than
+	 * the policy was.  (A set-group-id directory may have given the
+	 * temporary file another group than ours.) */
+	if (fstat(fd, &ts) < 0 ||
+	    ((ts.st_uid != st->st_uid || ts.st_gid != st->st_gid) &&
+	    fchown(fd, st->st_uid, st->st_gid) < 0) ||
+	    fchmod(fd, st->st_mode & 07777) < 0)
 		rc = -errno;
 	while (rc == 0 && off < len) {
 		ssize_t n = write(fd, text + off, len - off);
