@@ -337,3 +337,50 @@ def test_invite_from_a_file(world):
     r = subprocess.run([agent_bin(), "connect", "-c", conf, "--invite-file",
                         path + ".missing"], capture_output=True, timeout=60)
     assert r.returncode == 2 and b"No such file" in r.stderr, r.stderr
+
+
+def test_refused_redemption_leaves_the_policy_alone(world):
+    """A device whose key the policy already has under another name uses an
+    invite: refused up front naming that entry, on every retry, and the
+    policy file stays byte for byte as it was (it used to get one more
+    [peer] block per retry and then fail to load); the invite stays
+    pending and a restarted gateway still loads its policy."""
+    name = "laptop-dup"
+    d = os.path.join(world.tmp, name)
+    os.makedirs(d)
+    conf = write_config(os.path.join(d, name + ".conf"), name, world.url,
+                        new_room())
+    r = subprocess.run([agent_bin(), "id", "-c", conf, "--json"],
+                       capture_output=True, timeout=30, check=True)
+    key = json.loads(r.stdout)["identity"]
+    with open(world.policy, "a") as f:
+        f.write("\n[peer old-laptop]\nkey = %s\n" % key)
+    before = open(world.policy).read()
+    gw = world.gateway()
+    inv = world.invite(gw, "--group", "staff")
+    dev = AgentProcess("connect", conf, d, name,
+                       args=["--invite", inv["token"]])
+    try:
+        msg = (r"peer %s: the key %s already belongs to \[peer old-laptop\] "
+               r"in the policy \S+: an invite never gives a key a second "
+               r"name" % (name, re.escape(key)))
+        gw.wait_log(msg, timeout=WAIT)
+        # the device retries: refused the same way, nothing written
+        deadline = time.monotonic() + WAIT
+        while len(re.findall(msg, gw.log())) < 2:
+            assert time.monotonic() < deadline, gw.log_tail()
+            time.sleep(0.2)
+        assert open(world.policy).read() == before
+        assert not [f for f in os.listdir(world.tmp)
+                    if f.startswith("gw.policy.")]
+        lst = json.loads(subprocess.run(
+            [agent_bin(), "invites", "--control", gw.control, "--json"],
+            capture_output=True, timeout=30, check=True).stdout)
+        assert [i["state"] for i in lst if i["id"] == inv["id"]] == \
+            ["pending"]
+    finally:
+        assert dev.stop() == 0
+    assert gw.stop() == 0
+    gw2 = world.gateway()
+    assert gw2.alive()
+    assert "not reloaded" not in gw2.log()[gw2.since:]
