@@ -438,7 +438,8 @@ print_human(const char *cmd, json_t *r)
 		fprintf(stderr, "invite %s to %s (room %s): one device, until %s%s%s."
 		    "\nOn the new device, with the token in a file only its user "
 		    "reads: peerpipe connect -c FILE --invite-file TOKENFILE\n",
-		    jstr(r, "id"), jstr(r, "gateway"), jstr(r, "room"), ts, jstr(r, "group")[0] ? ", group " : "", jstr(r, "group"));
+		    jstr(r, "id"), jstr(r, "gateway"), jstr(r, "room"), ts,
+		    jstr(r, "group")[0] ? ", group " : "", jstr(r, "group"));
 	} else if (strcmp(cmd, "unban") == 0) {
 		printf("%lld ban(s) lifted\n", jint(r, "lifted"));
 	} else if (strcmp(cmd, "bans") == 0 && json_is_array(r)) {
