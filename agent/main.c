@@ -7,17 +7,22 @@
 #include "agent/agent.h"
 #include "agent/config.h"
 #include "agent/ctl.h"
+#include "agent/invite.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "identity/identity.h"
 #include "ips/suricata.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DEFAULT_CONFIG	"/etc/peerpipe/peerpipe.conf"
 #define CALL_TIMEOUT_MS	5000
@@ -57,8 +62,13 @@ usage(FILE *f)
 DEFAULT_CONFIG ")\n"
 "  --control PATH         control socket (default from the config)\n"
 "  --json                 status/peers/services: print JSON for scripts\n"
-"  --invite TOKEN         gateway/connect: join with an invite (its signaling\n"
-"                         server, room and gateway key replace the config's)\n"
+"  --invite-file PATH     gateway/connect: join with the invite token in PATH\n"
+"                         (mode 0600; its signaling server, room and gateway\n"
+"                         key replace the config's); PATH - reads stdin\n"
+"  --invite TOKEN         the same with the token itself (then visible to\n"
+"                         other users in the process list until the agent\n"
+"                         has read it: prefer --invite-file); --invite -\n"
+"                         reads it from stdin\n"
 "  --log-level LEVEL      error, warn, info, debug (overrides the config)\n"
 "  --log-format FORMAT    text or json (overrides the config)\n"
 "  -h, --help             this text\n", f);
@@ -70,11 +80,14 @@ struct opts {
 	const char *log_level;
 	const char *log_format;
 	const char *show;
-	const char *invite;		/* --invite TOKEN */
+	const char *invite;		/* the token text, read by get_invite() */
+	const char *invite_file;	/* --invite-file PATH */
 	const char *ttl, *group, *url;	/* invite options */
 	const char *revoke;		/* invites --revoke ID */
 	int json;
 };
+
+static void forget_invite(void);
 
 static int
 load_config(const char *path, struct pp_cfg *cfg)
@@ -271,7 +284,9 @@ run_agent(const struct opts *o, enum pp_agent_mode mode)
 	uv_signal_start(&sigint, on_signal, SIGINT);
 	uv_signal_init(&loop, &sighup);
 	uv_signal_start(&sighup, on_hup, SIGHUP);
-	if ((rc = pp_agent_new(&loop, &ac, &agent)) < 0) {
+	rc = pp_agent_new(&loop, &ac, &agent);
+	forget_invite();	/* the agent keeps what it parsed */
+	if (rc < 0) {
 		uv_close((uv_handle_t *)&sigterm, NULL);
 		uv_close((uv_handle_t *)&sigint, NULL);
 		uv_close((uv_handle_t *)&sighup, NULL);
@@ -421,9 +436,10 @@ print_human(const char *cmd, json_t *r)
 		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		printf("%s\n", jstr(r, "token"));
 		fprintf(stderr, "invite %s to %s (room %s): one device, until %s%s%s."
-		    "\nOn the new device: peerpipe connect -c FILE --invite "
-		    "TOKEN\n", jstr(r, "id"), jstr(r, "gateway"), jstr(r, "room"),
-		    ts, jstr(r, "group")[0] ? ", group " : "", jstr(r, "group"));
+		    "\nOn the new device, with the token in a file only its user "
+		    "reads: peerpipe connect -c FILE --invite-file TOKENFILE\n",
+		    jstr(r, "id"), jstr(r, "gateway"), jstr(r, "room"), ts,
+		    jstr(r, "group")[0] ? ", group " : "", jstr(r, "group"));
 	} else if (strcmp(cmd, "unban") == 0) {
 		printf("%lld ban(s) lifted\n", jint(r, "lifted"));
 	} else if (strcmp(cmd, "bans") == 0 && json_is_array(r)) {
@@ -509,6 +525,94 @@ ask(const struct opts *o, const char *cmd, json_t *args)
 	return 0;
 }
 
+/* The token, wherever it comes from; wiped by forget_invite(). */
+static char invite_buf[PP_INVITE_TEXT_MAX + 2];
+
+/* Up to cap - 1 bytes of fd into buf (NUL-terminated): length, or -1 for
+ * more than that, or -errno. */
+static ssize_t
+read_token(int fd, char *buf, size_t cap)
+{
+	size_t len = 0;
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == cap)
+			return -1;
+		/* pasted on a terminal: the line is the token, no ^D needed */
+		if (isatty(fd) && memchr(buf, '\n', len) &&
+		    strspn(buf, " \t\r\n") < len)
+			break;
+	}
+	buf[len] = '\0';
+	return (ssize_t)len;
+}
+
+/*
+ * --invite TOKEN, --invite -, --invite-file PATH, --invite-file -: the
+ * token into invite_buf, o->invite pointing there.  A token given on the
+ * command line is overwritten in argv at once (other users can read a
+ * process's arguments in /proc/PID/cmdline until then).  0, or -1 with
+ * the reason on stderr.
+ */
+static int
+get_invite(struct opts *o)
+{
+	const char *path = o->invite_file;
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if (o->invite && strcmp(o->invite, "-") != 0) {
+		char *arg = (char *)(uintptr_t)o->invite;
+
+		snprintf(invite_buf, sizeof(invite_buf), "%s", arg);
+		memset(arg, 'x', strlen(arg));
+		o->invite = invite_buf;
+		return 0;
+	}
+	if (o->invite || strcmp(path, "-") == 0) {
+		fd = STDIN_FILENO;
+		path = "standard input";
+	} else if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+		fprintf(stderr, "peerpipe: --invite-file %s: %s\n", path,
+		    strerror(errno));
+		return -1;
+	} else if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (st.st_mode & 077) != 0) {
+		fprintf(stderr, "peerpipe: --invite-file %s: readable by other "
+		    "users (mode %04o), and the token is a secret: chmod 600 %s\n",
+		    path, (unsigned)(st.st_mode & 07777), path);
+		close(fd);
+		return -1;
+	}
+	n = read_token(fd, invite_buf, sizeof(invite_buf));
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (n < 0) {
+		fprintf(stderr, "peerpipe: invite from %s: %s\n", path, n == -1 ?
+		    "longer than any invite token: is this the token `peerpipe "
+		    "invite` printed?" : strerror((int)-n));
+		return -1;
+	}
+	o->invite = invite_buf;
+	return 0;
+}
+
+static void
+forget_invite(void)
+{
+	explicit_bzero(invite_buf, sizeof(invite_buf));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -519,7 +623,7 @@ main(int argc, char **argv)
 		{ "show", 1, NULL, 's' },
 		{ "invite", 1, NULL, 'i' }, { "ttl", 1, NULL, 't' },
 		{ "group", 1, NULL, 'g' }, { "url", 1, NULL, 'u' },
-		{ "revoke", 1, NULL, 'r' },
+		{ "revoke", 1, NULL, 'r' }, { "invite-file", 1, NULL, 'I' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o;
@@ -545,6 +649,7 @@ main(int argc, char **argv)
 		case 'f': o.log_format = optarg; break;
 		case 's': o.show = optarg; break;
 		case 'i': o.invite = optarg; break;
+		case 'I': o.invite_file = optarg; break;
 		case 't': o.ttl = optarg; break;
 		case 'g': o.group = optarg; break;
 		case 'u': o.url = optarg; break;
@@ -575,11 +680,19 @@ main(int argc, char **argv)
 		    "of `peerpipe invite`\n", cmd);
 		return 2;
 	}
-	if (o.invite && strcmp(cmd, "gateway") != 0 && strcmp(cmd, "connect") != 0) {
-		fprintf(stderr, "peerpipe %s: --invite is for `peerpipe connect` (or "
-		    "gateway) on the new device\n", cmd);
+	if ((o.invite || o.invite_file) && strcmp(cmd, "gateway") != 0 &&
+	    strcmp(cmd, "connect") != 0) {
+		fprintf(stderr, "peerpipe %s: --invite and --invite-file are for "
+		    "`peerpipe connect` (or gateway) on the new device\n", cmd);
 		return 2;
 	}
+	if (o.invite && o.invite_file) {
+		fprintf(stderr, "peerpipe %s: give --invite or --invite-file, not "
+		    "both\n", cmd);
+		return 2;
+	}
+	if ((o.invite || o.invite_file) && get_invite(&o) < 0)
+		return 2;
 	if (o.revoke && strcmp(cmd, "invites") != 0) {
 		fprintf(stderr, "peerpipe %s: --revoke is an option of `peerpipe "
 		    "invites`\n", cmd);

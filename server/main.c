@@ -71,7 +71,8 @@ usage(FILE *f)
 "  --require-auth           admit only clients that sign their join with an\n"
 "                           identity key (v2); refuse v1 clients\n"
 "  --max-bindings N         user names bound to identity keys, in all rooms\n"
-"                           (default %u)\n"
+"                           (default %u; when full, empty rooms' bindings\n"
+"                           make way)\n"
 "  --log-level LEVEL        error, warn, info (default) or debug\n"
 "  --log-format FORMAT      text (default) or json\n"
 "  --help\n",

@@ -11,10 +11,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -216,17 +218,128 @@ pp_access_policy_path(const struct pp_access *acc)
 	return acc->policy_path;
 }
 
+/* The whole policy file into a new buffer (NUL-terminated, room for
+ * extra more bytes), its status in st.  0 or -errno. */
+static int
+read_policy(const char *path, size_t extra, char **out, size_t *outlen,
+    struct stat *st)
+{
+	size_t len = 0;
+	ssize_t n = 0;
+	char *buf;
+	int fd, rc;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
+		return -errno;
+	if (fstat(fd, st) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		close(fd);
+		return -EINVAL;	/* not a regular file: nothing to replace */
+	}
+	if ((buf = malloc(PP_POLICY_FILE_MAX + extra + 1)) == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (len < PP_POLICY_FILE_MAX + 1) {
+		n = read(fd, buf + len, PP_POLICY_FILE_MAX + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	rc = n < 0 ? -errno : len > PP_POLICY_FILE_MAX ? -EFBIG : 0;
+	close(fd);
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+/*
+ * Replaces path by text: a temporary file beside it with the same mode and
+ * owner, synced, renamed over it, the directory synced.  A crash leaves
+ * the old file or the new one, never half of either.  0 or -errno.
+ */
+static int
+replace_file(const char *path, const char *text, size_t len,
+    const struct stat *st)
+{
+	char tmp[PATH_MAX + 16], dir[PATH_MAX], *slash;
+	struct stat ts;
+	size_t off = 0;
+	int fd, dfd, rc = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
+		return -errno;
+	/* Owner and mode before the content: never readable by more than
+	 * the policy was.  (A set-group-id directory may have given the
+	 * temporary file another group than ours.) */
+	if (fstat(fd, &ts) < 0 ||
+	    ((ts.st_uid != st->st_uid || ts.st_gid != st->st_gid) &&
+	    fchown(fd, st->st_uid, st->st_gid) < 0) ||
+	    fchmod(fd, st->st_mode & 07777) < 0)
+		rc = -errno;
+	while (rc == 0 && off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			rc = -errno;
+		else
+			off += (size_t)n;
+	}
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		unlink(tmp);
+		return rc;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) != NULL) {
+		*slash = '\0';
+		if ((dfd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC)) >= 0) {
+			(void)fsync(dfd);
+			close(dfd);
+		}
+	}
+	return 0;
+}
+
 int
 pp_access_add_peer(struct pp_access *acc, const char *name, const uint8_t *pub,
-    const char *group, const char *comment, char *why, size_t whylen)
+    const char *group, const char *comment, int *changed, char *why,
+    size_t whylen)
 {
-	char text[PP_ID_PUB_STRLEN + 1], date[32];
-	uint8_t key[PP_ID_PUB_LEN];
+	char text[PP_ID_PUB_STRLEN + 1], date[32], owner[PP_TUN_NAME_MAX + 1],
+	    real[PATH_MAX], block[512];
+	struct pp_policy_errors *errs = NULL;
+	struct pp_policy *pol = NULL;
+	uint8_t key[PP_ID_PUB_LEN], hash[PP_POLICY_HASH_LEN];
 	time_t now = time(NULL);
+	size_t len, blen;
+	struct stat st;
 	struct tm tm;
-	FILE *f;
-	int rc, fd;
+	char *buf = NULL;
+	int rc;
 
+	*changed = 0;
 	if (acc->policy == NULL) {
 		snprintf(why, whylen, "there is no [agent] policy to add %s to",
 		    name);
@@ -240,6 +353,15 @@ pp_access_add_peer(struct pp_access *acc, const char *name, const uint8_t *pub,
 		    name);
 		return PP_ECONFLICT;
 	}
+	pp_id_pub_format(pub, text, sizeof(text));
+	/* The parser would refuse it too, but only as a line of the file. */
+	if (pp_policy_key_owner(acc->policy, pub, owner, sizeof(owner)) == 0) {
+		snprintf(why, whylen, "the key %s already belongs to [peer %s] in "
+		    "the policy %s: an invite never gives a key a second name; "
+		    "if this device is %s, give it that [agent] name", text,
+		    owner, acc->policy_path, owner);
+		return PP_ECONFLICT;
+	}
 	if (strpbrk(name, "],") != NULL || name[0] == ' ' ||
 	    name[strlen(name) - 1] == ' ') {
 		snprintf(why, whylen, "the name \"%s\" cannot be written as a "
@@ -247,32 +369,85 @@ pp_access_add_peer(struct pp_access *acc, const char *name, const uint8_t *pub,
 		    "the new device another [agent] name", name);
 		return PP_EINVAL;
 	}
-	pp_id_pub_format(pub, text, sizeof(text));
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	/* O_APPEND: one write of the whole entry, after whatever is there */
-	if ((fd = open(acc->policy_path, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0 ||
-	    (f = fdopen(fd, "a")) == NULL) {
-		rc = -errno;
-		if (fd >= 0)
-			close(fd);
+	blen = (size_t)snprintf(block, sizeof(block), "\n# added by %s at %s\n"
+	    "[peer %s]\nkey = %s\n%s%s%s", comment, date, name, text,
+	    group[0] ? "groups = " : "", group, group[0] ? "\n" : "");
+	if (blen >= sizeof(block))
+		return PP_EINVAL;
+	/* A symbolic link stays one: its target is what gets replaced. */
+	if (realpath(acc->policy_path, real) == NULL ||
+	    (rc = read_policy(real, blen + 1, &buf, &len, &st)) < 0) {
+		rc = rc < 0 ? rc : -errno;
+		snprintf(why, whylen, "cannot add [peer %s] to the policy %s: "
+		    "cannot read it: %s", name, acc->policy_path, strerror(-rc));
+		return rc;
+	}
+	if (len > 0 && buf[len - 1] != '\n')
+		buf[len++] = '\n';
+	memcpy(buf + len, block, blen);
+	len += blen;
+
+	/* The new file must load as it is, [tests] and limits included,
+	 * before a byte of the old one changes. */
+	if ((errs = calloc(1, sizeof(*errs))) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((rc = pp_policy_parse(acc->policy_path, buf, len, acc->svcs,
+	    acc->nsvcs, now_s(), &pol, errs)) < 0) {
+		snprintf(why, whylen, "adding [peer %s] would break the policy "
+		    "(%s%s): refused, the file is unchanged", name,
+		    errs->n ? errs->msg[0] : "?", errs->n > 1 ? ", ..." : "");
+		for (size_t i = 0; i < errs->n && i < PP_POLICY_MAX_ERRORS; i++)
+			pp_err(SUB, "with [peer %s] added: %s", name,
+			    errs->msg[i]);
+		goto out;
+	}
+	if ((rc = replace_file(real, buf, len, &st)) < 0) {
 		snprintf(why, whylen, "cannot add [peer %s] to the policy %s: %s "
-		    "(the agent needs write access to it for invites)", name,
+		    "(the agent writes a temporary file beside it and renames "
+		    "it over the policy: it needs write access to the directory "
+		    "and, unless it runs as root, to own the file)", name,
 		    acc->policy_path, strerror(-rc));
-		return rc;
+		goto out;
 	}
-	fprintf(f, "\n# added by %s at %s\n[peer %s]\nkey = %s\n%s%s%s", comment,
-	    date, name, text, group[0] ? "groups = " : "", group,
-	    group[0] ? "\n" : "");
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		rc = -errno;
-		fclose(f);
-		snprintf(why, whylen, "cannot add [peer %s] to the policy %s: %s",
-		    name, acc->policy_path, strerror(-rc));
-		return rc;
-	}
-	fclose(f);
-	return 0;
+	pp_policy_hash(pol, hash);
+	*changed = memcmp(hash, acc->hash, sizeof(hash)) != 0;
+	memcpy(acc->hash, hash, sizeof(hash));
+	pp_policy_free(acc->policy);
+	acc->policy = pol;
+	pol = NULL;
+	pp_info(SUB, "policy %s: [peer %s] added and in force", acc->policy_path,
+	    name);
+out:
+	pp_policy_free(pol);
+	free(errs);
+	free(buf);
+	return rc;
+}
+
+int
+pp_access_invite_entry(const struct pp_access *acc, const char *comment,
+    const char *name, const uint8_t *pub)
+{
+	char needle[128], *buf = NULL;
+	uint8_t key[PP_ID_PUB_LEN];
+	struct stat st;
+	size_t len;
+	int found;
+
+	if (acc->policy == NULL ||
+	    pp_policy_peer_key(acc->policy, name, key) != 0 ||
+	    CRYPTO_memcmp(key, pub, PP_ID_PUB_LEN) != 0)
+		return 0;
+	if (read_policy(acc->policy_path, 0, &buf, &len, &st) < 0)
+		return 0;
+	snprintf(needle, sizeof(needle), "# added by %s at ", comment);
+	found = strstr(buf, needle) != NULL;
+	free(buf);
+	return found;
 }
 
 int

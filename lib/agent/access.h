@@ -52,15 +52,27 @@ int pp_access_has_policy(const struct pp_access *acc);
 const char *pp_access_policy_path(const struct pp_access *acc);
 
 /*
- * An invited device comes in (docs/identity.md, "Invites"): appends
- * "[peer NAME] key = K (groups = G)" to the policy file, with a comment
- * naming the invite.  The caller reloads.  PP_ECONFLICT when the policy
- * already has an entry of that name, PP_ECONFIG without a policy, else 0
- * or -errno; why says what and the fix.
+ * An invited device comes in (docs/identity.md, "Invites"): adds
+ * "[peer NAME] key = K (groups = G)" to the policy file, after a comment
+ * "# added by COMMENT at DATE", and puts the new policy in force (*changed:
+ * whether decisions may differ; the caller re-decides).  The new file is
+ * parsed whole first ([tests] and limits included) and only then written,
+ * under a temporary name beside the policy with its mode and owner, synced
+ * and renamed over it: a refusal or a crash leaves the file as it was.
+ * PP_ECONFLICT when the policy already has an entry of that name or a
+ * [peer] with that key, PP_ECONFIG without a policy or when the result
+ * would not load, PP_EINVAL for a name no header can hold, else 0 or
+ * -errno; why says what and the fix.
  */
 int pp_access_add_peer(struct pp_access *acc, const char *name,
-    const uint8_t *pub, const char *group, const char *comment, char *why,
-    size_t whylen);
+    const uint8_t *pub, const char *group, const char *comment, int *changed,
+    char *why, size_t whylen);
+
+/* Whether the policy in force has [peer name] with key pub and its file
+ * the line "# added by COMMENT at ..." pp_access_add_peer() wrote: 1 or 0.
+ * At start, an invite caught half-way is settled by it. */
+int pp_access_invite_entry(const struct pp_access *acc, const char *comment,
+    const char *name, const uint8_t *pub);
 
 /*
  * Pins name to pub in known-peers unless it is pinned already (the same

@@ -630,11 +630,16 @@ tun_listen(void *ctx, uint16_t port, enum pp_tun_proto proto, const char *addr)
 }
 
 static int policy_reload(struct pp_agent *a);
+static void policy_applied(struct pp_agent *a, int changed);
 
 /*
  * A verified key the policy does not know, whose AUTH proved an invite of
- * ours: check the proof, add the key to the policy, reload, admit, and only
- * then use the invite up.  Without a proof: the admission's refusal stands.
+ * ours: check the proof, mark the invite as being redeemed (on disk), add
+ * the key to the policy (validated whole, then written atomically), admit,
+ * and only then mark the invite used.  Each step is durable before the
+ * next, so a crash or a failed write never leaves a half-added peer or an
+ * invite that admits twice (pp_invites_reconcile settles one cut short).
+ * Without a proof: the admission's refusal stands.
  */
 static int
 invite_redeem(struct peer *p, const uint8_t *pub, char *why, size_t whylen)
@@ -646,7 +651,7 @@ invite_redeem(struct peer *p, const uint8_t *pub, char *why, size_t whylen)
 	    comment[64];
 	size_t len;
 	json_t *ev;
-	int rc;
+	int rc, changed;
 
 	if (p->tun == NULL || a->invites == NULL ||
 	    pp_tun_peer_invite(p->tun, &id, &mac, &text, &len) < 0)
@@ -656,20 +661,27 @@ invite_redeem(struct peer *p, const uint8_t *pub, char *why, size_t whylen)
 	if ((rc = pp_invites_check(a->invites, id, mac, text, len,
 	    (int64_t)time(NULL), group, sizeof(group), why, whylen)) < 0)
 		return rc;
-	snprintf(comment, sizeof(comment), "invite %s", idt);
-	if ((rc = pp_access_add_peer(a->access, p->name, pub, group, comment, why,
-	    whylen)) < 0)
-		return rc;
-	if ((rc = policy_reload(a)) < 0) {
-		snprintf(why, whylen, "invite %s: the policy %s did not load after "
-		    "adding [peer %s] (see the errors above): refused", idt,
-		    pp_access_policy_path(a->access), p->name);
+	if ((rc = pp_invites_begin(a->invites, id, p->name, key)) < 0) {
+		snprintf(why, whylen, "invite %s: cannot record its use in "
+		    "%s/invites.json (%s): refused, so that it stays single use",
+		    idt, a->state_dir, pp_strerror(rc));
 		return rc;
 	}
-	if ((rc = pp_access_admit(a->access, p->name, pub, why, whylen)) < 0)
+	snprintf(comment, sizeof(comment), "invite %s", idt);
+	if ((rc = pp_access_add_peer(a->access, p->name, pub, group, comment,
+	    &changed, why, whylen)) < 0) {
+		(void)pp_invites_abort(a->invites, id);
 		return rc;
-	(void)pp_invites_consume(a->invites, id, p->name, key,
-	    (int64_t)time(NULL));
+	}
+	policy_applied(a, changed);
+	if ((rc = pp_access_admit(a->access, p->name, pub, why, whylen)) < 0) {
+		/* the entry is in force, so is the invite's use */
+		(void)pp_invites_consume(a->invites, id, (int64_t)time(NULL));
+		return rc;
+	}
+	if (pp_invites_consume(a->invites, id, (int64_t)time(NULL)) < 0)
+		pp_warn(SUB, "invite %s: used, but not saved as used; the next "
+		    "start settles it from the policy", idt);
 	pp_info(SUB, "peer %s: admitted by invite %s: [peer %s] key = %s%s%s "
 	    "added to %s; the invite is used up", p->name, idt, p->name, key,
 	    group[0] ? ", groups = " : "", group,
@@ -1360,6 +1372,22 @@ sig_message(void *ctx, const char *type, json_t *data)
 			join_room(a, NULL);
 			return;
 		}
+		/*
+		 * The server cannot bind one more name (its table is full of
+		 * live rooms, or this connection made too many lately): our
+		 * signed join would be refused forever.  Unsigned, the name is
+		 * not bound to our key there, but the tunnel still proves it
+		 * end to end.  A server that requires signing refuses that
+		 * too, and the rejoin timer tries signing again later.
+		 */
+		if (why && !a->in_room && a->sig_authed &&
+		    strcmp(why, PP_SIG_R_TOO_MANY_KEYS) == 0) {
+			pp_warn(SUB, "the signaling server cannot bind our name %s "
+			    "to our key (%s): joining without signing; peers still "
+			    "verify our identity end to end", a->cfg.name, why);
+			join_room(a, NULL);
+			return;
+		}
 		if (why && !a->in_room && (strcmp(why, PP_SIG_R_NAME_BOUND) == 0 ||
 		    strcmp(why, PP_SIG_R_AUTH_REQUIRED) == 0 ||
 		    strcmp(why, PP_SIG_R_AUTH_FAILED) == 0))
@@ -1781,10 +1809,32 @@ policy_reload(struct pp_agent *a)
 
 	if ((rc = pp_access_reload(a->access, &changed)) < 0)
 		return rc;
+	policy_applied(a, changed);
+	return 0;
+}
+
+/* pp_invites_reconcile(): did the redemption of invite id_text add its
+ * entry to the policy before the agent stopped? */
+static int
+invite_in_policy(void *ctx, const char *id_text, const char *name,
+    const char *key)
+{
+	char comment[64];
+	uint8_t pub[PP_ID_PUB_LEN];
+
+	if (pp_id_pub_parse(key, strlen(key), pub) < 0)
+		return 0;
+	snprintf(comment, sizeof(comment), "invite %s", id_text);
+	return pp_access_invite_entry(ctx, comment, name, pub);
+}
+
+/* A new policy is in force (reloaded, or an invite's entry added). */
+static void
+policy_applied(struct pp_agent *a, int changed)
+{
 	arm_expiry(a);
 	if (changed)
 		redecide_peers(a);
-	return 0;
 }
 
 /* ---- lifetime ---- */
@@ -2036,6 +2086,9 @@ pp_agent_new(uv_loop_t *loop, const struct pp_agent_config *ac,
 		if ((rc = pp_invites_open(path, (int64_t)time(NULL),
 		    &a->invites)) < 0)
 			goto fail_access;
+		if (pp_invites_reconcile(a->invites, invite_in_policy, a->access,
+		    (int64_t)time(NULL)) < 0)
+			pp_warn(SUB, "%s: invites settled, but not saved", path);
 		/* The invite tells us the gateway's key before we meet it. */
 		if (a->has_invite && (rc = pp_access_pin(a->access,
 		    a->invite.gateway, a->invite.gateway_key, why,

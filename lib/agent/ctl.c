@@ -51,6 +51,7 @@ struct client {
 	 * queued, nothing more may be written */
 	unsigned linked:1, subscribed:1, paused:1, closing:1, draining:1,
 	    shut:1;
+	uid_t uid;			/* SO_PEERCRED at accept */
 };
 
 struct wreq {
@@ -243,6 +244,20 @@ dispatch(struct client *cl, const char *line, size_t len)
 		json_decref(req.root);
 		return;
 	}
+	if (cl->uid != 0 && cl->uid != c->uid &&
+	    pp__ctl_owner_only(req.cmd, req.args)) {
+		snprintf(err, sizeof(err), "'%s%s' is only for root or the "
+		    "agent's own user (uid %u); you are uid %u, let in through "
+		    "the socket's group: run it as that user (e.g. sudo -u "
+		    "'#%u' peerpipe ...)", req.cmd, strcmp(req.cmd, "invites") == 0
+		    ? " --revoke" : "", (unsigned)c->uid, (unsigned)cl->uid,
+		    (unsigned)c->uid);
+		pp_warn(SUB, "refused '%s' from uid %u: only root or uid %u may",
+		    req.cmd, (unsigned)cl->uid, (unsigned)c->uid);
+		reply_err(cl, req.id, err);
+		json_decref(req.root);
+		return;
+	}
 	if (strcmp(req.cmd, "subscribe") == 0) {
 		cl->subscribed = 1;
 		result = json_pack("{s:b}", "subscribed", 1);
@@ -339,7 +354,7 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
  * our back, or the socket was passed to another process.
  */
 static int
-peer_allowed(struct pp_ctl *c, int fd, char *why, size_t whylen)
+peer_allowed(struct pp_ctl *c, int fd, uid_t *uid, char *why, size_t whylen)
 {
 	struct ucred uc;
 	socklen_t sl = sizeof(uc);
@@ -351,6 +366,7 @@ peer_allowed(struct pp_ctl *c, int fd, char *why, size_t whylen)
 		    strerror(errno));
 		return 0;
 	}
+	*uid = uc.uid;
 	if (uc.uid == 0 || uc.uid == c->uid)
 		return 1;
 	snprintf(why, whylen, "uid %u (pid %d) may not use this control socket",
@@ -445,6 +461,7 @@ on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	cl->c = c;
+	cl->uid = (uid_t)-1;	/* nobody, until SO_PEERCRED says */
 	pp__ctl_lines_init(&cl->lines);
 	uv_pipe_init(c->loop, &cl->pipe, 0);
 	cl->pipe.data = cl;
@@ -454,7 +471,7 @@ on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	if (uv_fileno((uv_handle_t *)&cl->pipe, &fd) != 0 ||
-	    !peer_allowed(c, fd, why, sizeof(why))) {
+	    !peer_allowed(c, fd, &cl->uid, why, sizeof(why))) {
 		pp_warn(SUB, "refused a control client: %s", why);
 		reject(cl, why);
 		return;

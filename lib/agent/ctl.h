@@ -19,7 +19,10 @@
  * directory's set-group-id group).  Each new client's SO_PEERCRED is checked
  * against the same rule (root, our euid, and with 0660 a member of the
  * file's group via SO_PEERGROUPS) in case the file's mode was changed; a
- * refused client gets one error line and is closed.
+ * refused client gets one error line and is closed.  Of the clients let
+ * in, only root and the agent's own uid may run the commands that admit
+ * devices ("invite", "invites" with "revoke"); the socket's group gets an
+ * error reply for those.
  *
  * Thread: the loop thread.  pp_ctl_call() is a blocking client for CLIs and
  * may be called from any thread.

@@ -63,6 +63,13 @@ json_t *pp__ctl_reply_ok(json_t *id, json_t *result);
 json_t *pp__ctl_reply_err(json_t *id, const char *msg);
 
 /*
+ * Whether a request may only come from root or the agent's own uid, not
+ * from the rest of a 0660 socket's group: commands that let a new device
+ * in ("invite") or change who may ("invites" with "revoke").  1 or 0.
+ */
+int pp__ctl_owner_only(const char *cmd, const json_t *args);
+
+/*
  * Classifies one line read by a client.  Returns 1 for an event line (to be
  * skipped by a client waiting for a reply); 0 for ok:true with *result (new
  * reference) and *id (borrowed from *root); PP_EINVAL for ok:false with the

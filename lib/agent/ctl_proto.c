@@ -115,6 +115,15 @@ cmd_chars_ok(const char *s, size_t len)
 }
 
 int
+pp__ctl_owner_only(const char *cmd, const json_t *args)
+{
+	if (strcmp(cmd, "invite") == 0)
+		return 1;
+	return strcmp(cmd, "invites") == 0 && args != NULL &&
+	    json_object_get(args, "revoke") != NULL;
+}
+
+int
 pp__ctl_parse_request(const char *line, size_t len, struct pp__ctl_req *req,
     char *err, size_t errlen)
 {

@@ -243,6 +243,9 @@ struct entry {
 	uint8_t secret[PP_INVITE_SECRET_LEN];
 	char group[PP_INVITE_GROUP_MAX + 1];
 	int64_t created, expires, used_at;	/* used_at 0: not used */
+	/* Being redeemed by used_by (used_key): on disk before the policy is
+	 * touched, so a crash in between is settled at the next start. */
+	int redeeming;
 	char used_by[PP_TUN_NAME_MAX + 1];
 	char used_key[PP_ID_PUB_STRLEN + 1];
 };
@@ -279,6 +282,9 @@ entry_json(const struct entry *e)
 		json_object_update_new(o, json_pack("{s:I, s:s, s:s}", "used_at",
 		    (json_int_t)e->used_at, "used_by", e->used_by, "used_key",
 		    e->used_key));
+	else if (o && e->redeeming)
+		json_object_update_new(o, json_pack("{s:i, s:s, s:s}", "redeeming",
+		    1, "used_by", e->used_by, "used_key", e->used_key));
 	return o;
 }
 
@@ -338,6 +344,7 @@ entry_parse(const char *line, struct entry *e)
 		{ "used_at", PP_JINT, 0, 0, 0, NULL },
 		{ "used_by", PP_JSTR, 0, 0, PP_TUN_NAME_MAX, NULL },
 		{ "used_key", PP_JSTR, 0, 0, PP_ID_PUB_STRLEN, NULL },
+		{ "redeeming", PP_JINT, 0, 0, 1, NULL },
 	};
 	char err[160];
 	json_t *o = NULL;
@@ -355,6 +362,8 @@ entry_parse(const char *line, struct entry *e)
 	e->created = (int64_t)json_integer_value(json_object_get(o, "created"));
 	e->expires = (int64_t)json_integer_value(json_object_get(o, "expires"));
 	e->used_at = (int64_t)json_integer_value(json_object_get(o, "used_at"));
+	e->redeeming = e->used_at == 0 &&
+	    json_integer_value(json_object_get(o, "redeeming")) == 1;
 	if (jstr(o, "used_by"))
 		snprintf(e->used_by, sizeof(e->used_by), "%s", jstr(o, "used_by"));
 	if (jstr(o, "used_key"))
@@ -493,6 +502,11 @@ pp_invites_check(const struct pp_invites *s, const uint8_t id[PP_INVITE_ID_LEN],
 		    "`peerpipe invite`", idt, e->used_by, e->used_key, when);
 		return PP_EDENIED;
 	}
+	if (e->redeeming) {
+		snprintf(why, whylen, "invite %s is being redeemed by %s (%s): an "
+		    "invite admits one device", idt, e->used_by, e->used_key);
+		return PP_EDENIED;
+	}
 	if (now >= e->expires) {
 		utc(e->expires, when, sizeof(when));
 		snprintf(why, whylen, "invite %s expired at %s: make a new one "
@@ -504,17 +518,86 @@ pp_invites_check(const struct pp_invites *s, const uint8_t id[PP_INVITE_ID_LEN],
 }
 
 int
-pp_invites_consume(struct pp_invites *s, const uint8_t id[PP_INVITE_ID_LEN],
-    const char *name, const char *key, int64_t now)
+pp_invites_begin(struct pp_invites *s, const uint8_t id[PP_INVITE_ID_LEN],
+    const char *name, const char *key)
 {
 	struct entry *e = find(s, id);
+	int rc;
 
 	if (e == NULL)
 		return PP_ENOTFOUND;
-	e->used_at = now;
+	if (e->used_at || e->redeeming)
+		return PP_ECONFLICT;
+	e->redeeming = 1;
 	snprintf(e->used_by, sizeof(e->used_by), "%s", name);
 	snprintf(e->used_key, sizeof(e->used_key), "%s", key);
+	if ((rc = save(s)) < 0) {
+		/* not on disk: as if never begun, and the caller refuses */
+		e->redeeming = 0;
+		e->used_by[0] = e->used_key[0] = '\0';
+	}
+	return rc;
+}
+
+int
+pp_invites_abort(struct pp_invites *s, const uint8_t id[PP_INVITE_ID_LEN])
+{
+	struct entry *e = find(s, id);
+
+	if (e == NULL || !e->redeeming)
+		return PP_ENOTFOUND;
+	e->redeeming = 0;
+	e->used_by[0] = e->used_key[0] = '\0';
+	/* If this save fails the file still says redeeming: the next start
+	 * finds no policy entry for it and makes it pending again. */
 	return save(s);
+}
+
+int
+pp_invites_consume(struct pp_invites *s, const uint8_t id[PP_INVITE_ID_LEN],
+    int64_t now)
+{
+	struct entry *e = find(s, id);
+
+	if (e == NULL || !e->redeeming)
+		return PP_ENOTFOUND;
+	/* Used from now on in memory whatever the save says: the file says
+	 * redeeming and the policy has the entry, which the next start
+	 * reads as used. */
+	e->redeeming = 0;
+	e->used_at = now;
+	return save(s);
+}
+
+int
+pp_invites_reconcile(struct pp_invites *s,
+    int (*in_policy)(void *ctx, const char *id_text, const char *name,
+    const char *key), void *ctx, int64_t now)
+{
+	int changed = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		struct entry *e = &s->e[i];
+		char idt[23];
+
+		if (!e->redeeming)
+			continue;
+		pp_invite_id_text(e->id, idt);
+		e->redeeming = 0;
+		if (in_policy(ctx, idt, e->used_by, e->used_key)) {
+			e->used_at = now;
+			pp_info(SUB, "invite %s: its redemption by %s was cut "
+			    "short, but the policy has the entry: used", idt,
+			    e->used_by);
+		} else {
+			pp_info(SUB, "invite %s: its redemption by %s was cut "
+			    "short before the policy changed: pending again",
+			    idt, e->used_by);
+			e->used_by[0] = e->used_key[0] = '\0';
+		}
+		changed++;
+	}
+	return changed ? save(s) : 0;
 }
 
 json_t *
@@ -531,7 +614,8 @@ pp_invites_list(const struct pp_invites *s, int64_t now)
 		o = json_pack("{s:s, s:s, s:I, s:I, s:s}", "id", id, "group",
 		    e->group, "created", (json_int_t)e->created, "expires",
 		    (json_int_t)e->expires, "state", e->used_at ? "used" :
-		    now >= e->expires ? "expired" : "pending");
+		    e->redeeming ? "redeeming" : now >= e->expires ? "expired" :
+		    "pending");
 		if (o && e->used_at)
 			json_object_update_new(o, json_pack("{s:s, s:s, s:I}",
 			    "used_by", e->used_by, "used_key", e->used_key,

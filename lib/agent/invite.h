@@ -82,17 +82,37 @@ int pp_invites_create(struct pp_invites *s, struct pp_invite *inv,
  * Checks a device's proof of token id: it must be known here, its MAC over
  * the transcript right, not used and not expired.  0 with the token's group
  * in group, or PP_EAUTH / PP_EDENIED with the reason in why.  Changes
- * nothing: pp_invites_consume() marks it used once the device is in.
+ * nothing: pp_invites_begin() and _consume() mark it used.
  */
 int pp_invites_check(const struct pp_invites *s, const uint8_t id[PP_INVITE_ID_LEN],
     const uint8_t mac[PP_INVITE_MAC_LEN], const void *transcript, size_t len,
     int64_t now, char *group, size_t glen, char *why, size_t whylen);
-/* Marks it used by name (key text) and saves.  0 or a negative code. */
+/*
+ * Redemption, durable at each step (docs/identity.md, "Invites"):
+ * begin marks a checked token as being redeemed by name (key text) and
+ * saves it before the policy is touched; a failed save (returned) means
+ * the caller refuses the device.  Then either consume (the device is in:
+ * used, saved) or abort (it is not: pending again, saved).  0, PP_ENOTFOUND
+ * (no such token, or not being redeemed), PP_ECONFLICT (begin: used or
+ * being redeemed already), or the save's -errno.
+ */
+int pp_invites_begin(struct pp_invites *s, const uint8_t id[PP_INVITE_ID_LEN],
+    const char *name, const char *key);
 int pp_invites_consume(struct pp_invites *s, const uint8_t id[PP_INVITE_ID_LEN],
-    const char *name, const char *key, int64_t now);
+    int64_t now);
+int pp_invites_abort(struct pp_invites *s, const uint8_t id[PP_INVITE_ID_LEN]);
+/*
+ * At start: every token a crash left being redeemed becomes used if
+ * in_policy(ctx, id text, name, key) says the policy has the entry that
+ * redemption added, else pending again.  Saved if anything changed: 0 or
+ * the save's -errno.
+ */
+int pp_invites_reconcile(struct pp_invites *s,
+    int (*in_policy)(void *ctx, const char *id_text, const char *name,
+    const char *key), void *ctx, int64_t now);
 
 /* Every invite as JSON (no secrets): id, group, created, expires, state
- * ("pending", "used", "expired") and for a used one used_by, used_key,
+ * ("pending", "redeeming", "used", "expired") and for a used one used_by, used_key,
  * used_at.  A new reference, or NULL. */
 json_t *pp_invites_list(const struct pp_invites *s, int64_t now);
 /* Forgets a pending (or expired) invite given by its id text, and saves:

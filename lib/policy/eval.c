@@ -523,6 +523,20 @@ pp_policy_peer_key(const struct pp_policy *pol, const char *name,
 	return PP_ENOTFOUND;
 }
 
+int
+pp_policy_key_owner(const struct pp_policy *pol, const uint8_t key[32],
+    char *name, size_t len)
+{
+	for (size_t i = 0; i < pol->npeers; i++) {
+		if (pol->peers[i].legacy || CRYPTO_memcmp(pol->peers[i].key, key,
+		    PP_ID_PUB_LEN) != 0)
+			continue;
+		snprintf(name, len, "%s", pol->peers[i].name);
+		return 0;
+	}
+	return PP_ENOTFOUND;
+}
+
 int64_t
 pp_policy_next_expiry(const struct pp_policy *pol, int64_t now)
 {

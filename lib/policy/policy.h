@@ -128,6 +128,10 @@ int pp_policy_service_find(const struct pp_policy *pol, const char *gateway,
 int pp_policy_peer_key(const struct pp_policy *pol, const char *name,
     uint8_t key[32]);
 
+/* The [peer] entry whose key is key: its name into name (0), or
+ * PP_ENOTFOUND.  An invite refuses a key that already has an entry. */
+int pp_policy_key_owner(const struct pp_policy *pol, const uint8_t key[32],
+    char *name, size_t len);
 /* Whether an allow rule in force on gateway at now (not another gateway's,
  * not expired) names key as a `key:` subject: such a connection is known
  * without a [peer] entry.  1 or 0. */

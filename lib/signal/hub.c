@@ -40,11 +40,23 @@ struct pp_sig_conn {
 	unsigned authed:1;		/* joined with a verified signature */
 	unsigned char nonce[PP_SIG_NONCE_LEN];
 	unsigned char key[PP_SIG_KEY_LEN];
+	/* new bindings this connection made in the current minute */
+	int64_t bind_minute;
+	unsigned nbound;
 };
 
-/* A user name bound to a key in a room (by uuid), for the server's life. */
+/*
+ * A user name bound to a key in a room (by uuid) while the room has
+ * members and PP_SIG_BINDING_GRACE seconds after it empties.  Hashed by the
+ * uuid alone, so the bindings of a room are one chain (at most
+ * PP_SIG_ROOM_MAX_BINDINGS of them, plus the other rooms' that share the
+ * bucket); those of empty rooms are also on a list, oldest first, which
+ * expiry and eviction take from the head.
+ */
 struct binding {
-	struct binding *next;
+	struct binding *next;		/* hash chain */
+	struct binding *eprev, *enext;	/* the empty list, when empty_since */
+	int64_t empty_since;		/* 0: its room has members */
 	char uuid[PP_UUID_STRLEN + 1];
 	char name[PP_SIG_NAME_MAX + 1];
 	unsigned char key[PP_SIG_KEY_LEN];
@@ -70,7 +82,11 @@ struct pp_sig_hub {
 	unsigned max_bindings;
 	unsigned long nbindings;
 	struct binding **bindings;	/* BINDING_BUCKETS, allocated on first use */
+	struct binding *empty_head, *empty_tail;	/* oldest first */
+	int64_t (*auth_now)(void);	/* NULL: time() */
 };
+
+static void bindings_room(struct pp_sig_hub *hub, const char *uuid, int live);
 
 
 static size_t
@@ -135,6 +151,7 @@ room_add(struct pp_sig_hub *hub, const char *uuid, const char *name)
 	r->next = hub->buckets[k];
 	hub->buckets[k] = r;
 	hub->st.rooms++;
+	bindings_room(hub, uuid, 1);
 	return r;
 }
 
@@ -147,6 +164,7 @@ room_del(struct pp_sig_hub *hub, struct room *r)
 		pp = &(*pp)->next;
 	*pp = r->next;
 	hub->st.rooms--;
+	bindings_room(hub, r->uuid, 0);
 	free(r->members);
 	free(r);
 }
@@ -160,15 +178,18 @@ member_find(const struct room *r, const char *user)
 	return NULL;
 }
 
+static int64_t
+auth_now(const struct pp_sig_hub *hub)
+{
+	return hub->auth_now ? hub->auth_now() : (int64_t)time(NULL);
+}
+
 static size_t
-binding_bucket(const struct pp_sig_hub *hub, const char *uuid, const char *name)
+binding_bucket(const struct pp_sig_hub *hub, const char *uuid)
 {
 	uint64_t h = 1469598103934665603ull ^ (hub->seed * 31);
 
-	for (const char *p = uuid; *p; p++)
-		h = (h ^ (uint8_t)*p) * 1099511628211ull;
-	h = (h ^ '\n') * 1099511628211ull;
-	for (const char *p = name; *p; p++) {
+	for (const char *p = uuid; *p; p++) {
 		h ^= (uint8_t)*p;
 		h *= 1099511628211ull;
 		h ^= h >> 29;
@@ -176,40 +197,158 @@ binding_bucket(const struct pp_sig_hub *hub, const char *uuid, const char *name)
 	return (size_t)(h % BINDING_BUCKETS);
 }
 
-static const struct binding *
+static struct binding *
 binding_find(const struct pp_sig_hub *hub, const char *uuid, const char *name)
 {
-	const struct binding *b;
+	struct binding *b;
 
 	if (hub->bindings == NULL)
 		return NULL;
-	for (b = hub->bindings[binding_bucket(hub, uuid, name)]; b; b = b->next)
+	for (b = hub->bindings[binding_bucket(hub, uuid)]; b; b = b->next)
 		if (strcmp(b->uuid, uuid) == 0 && strcmp(b->name, name) == 0)
 			return b;
 	return NULL;
 }
 
+/* How many names are bound in room uuid. */
+static unsigned
+bindings_in(const struct pp_sig_hub *hub, const char *uuid)
+{
+	unsigned n = 0;
+
+	if (hub->bindings == NULL)
+		return 0;
+	for (const struct binding *b = hub->bindings[binding_bucket(hub, uuid)];
+	    b; b = b->next)
+		n += strcmp(b->uuid, uuid) == 0;
+	return n;
+}
+
+static void
+empty_unlink(struct pp_sig_hub *hub, struct binding *b)
+{
+	if (b->eprev)
+		b->eprev->enext = b->enext;
+	else
+		hub->empty_head = b->enext;
+	if (b->enext)
+		b->enext->eprev = b->eprev;
+	else
+		hub->empty_tail = b->eprev;
+	b->eprev = b->enext = NULL;
+	b->empty_since = 0;
+}
+
+static void
+binding_del(struct pp_sig_hub *hub, struct binding *b)
+{
+	struct binding **pp = &hub->bindings[binding_bucket(hub, b->uuid)];
+
+	while (*pp != b)
+		pp = &(*pp)->next;
+	*pp = b->next;
+	if (b->empty_since)
+		empty_unlink(hub, b);
+	hub->nbindings--;
+	OPENSSL_cleanse(b, sizeof(*b));
+	free(b);
+}
+
+/*
+ * Room uuid got its first member (live) or lost its last: its bindings
+ * leave the empty list, or join it at the tail (the clock only goes on,
+ * so the list stays oldest first).
+ */
+static void
+bindings_room(struct pp_sig_hub *hub, const char *uuid, int live)
+{
+	int64_t now = auth_now(hub);
+
+	if (hub->bindings == NULL)
+		return;
+	if (now < 1)
+		now = 1;	/* 0 means "not empty" */
+	for (struct binding *b = hub->bindings[binding_bucket(hub, uuid)]; b;
+	    b = b->next) {
+		if (strcmp(b->uuid, uuid) != 0)
+			continue;
+		if (live && b->empty_since) {
+			empty_unlink(hub, b);
+		} else if (!live && b->empty_since == 0) {
+			b->empty_since = now;
+			b->eprev = hub->empty_tail;
+			b->enext = NULL;
+			if (hub->empty_tail)
+				hub->empty_tail->enext = b;
+			else
+				hub->empty_head = b;
+			hub->empty_tail = b;
+		}
+	}
+}
+
+/* Forgets the bindings of rooms empty for PP_SIG_BINDING_GRACE seconds. */
+static void
+bindings_expire(struct pp_sig_hub *hub)
+{
+	int64_t now = auth_now(hub);
+
+	while (hub->empty_head &&
+	    now - hub->empty_head->empty_since >= PP_SIG_BINDING_GRACE)
+		binding_del(hub, hub->empty_head);
+}
+
+/* Whether c may make a new binding now: the table has (or can make) room,
+ * the room is under its cap, and c under its rate. */
 static int
-binding_add(struct pp_sig_hub *hub, const char *uuid, const char *name,
-    const unsigned char key[PP_SIG_KEY_LEN])
+binding_room_for(struct pp_sig_hub *hub, struct pp_sig_conn *c,
+    const char *uuid)
+{
+	int64_t minute = auth_now(hub) / 60;
+
+	if (c->bind_minute != minute) {
+		c->bind_minute = minute;
+		c->nbound = 0;
+	}
+	if (c->nbound >= PP_SIG_BINDINGS_PER_MINUTE) {
+		pp_debug("signal", "a connection made %u new bindings this "
+		    "minute: refused", c->nbound);
+		return 0;
+	}
+	if (hub->nbindings >= hub->max_bindings && hub->empty_head == NULL)
+		return 0;
+	return bindings_in(hub, uuid) < PP_SIG_ROOM_MAX_BINDINGS;
+}
+
+static int
+binding_add(struct pp_sig_hub *hub, struct pp_sig_conn *c, const char *uuid,
+    const char *name, const unsigned char key[PP_SIG_KEY_LEN])
 {
 	struct binding *b;
 	size_t k;
 
-	if (hub->nbindings >= hub->max_bindings)
+	if (!binding_room_for(hub, c, uuid))
 		return PP_ELIMIT;
 	if (hub->bindings == NULL &&
 	    (hub->bindings = calloc(BINDING_BUCKETS, sizeof(*hub->bindings))) == NULL)
 		return -ENOMEM;
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return -ENOMEM;
+	/* Full: the oldest binding of an empty room makes way. */
+	if (hub->nbindings >= hub->max_bindings) {
+		pp_debug("signal", "%lu names bound: \"%s\" of empty room %s "
+		    "forgotten early", hub->nbindings, hub->empty_head->name,
+		    hub->empty_head->uuid);
+		binding_del(hub, hub->empty_head);
+	}
 	snprintf(b->uuid, sizeof(b->uuid), "%s", uuid);
 	snprintf(b->name, sizeof(b->name), "%s", name);
 	memcpy(b->key, key, PP_SIG_KEY_LEN);
-	k = binding_bucket(hub, uuid, name);
+	k = binding_bucket(hub, uuid);
 	b->next = hub->bindings[k];
 	hub->bindings[k] = b;
 	hub->nbindings++;
+	c->nbound++;
 	return 0;
 }
 
@@ -513,7 +652,7 @@ binding_check(struct pp_sig_hub *hub, struct pp_sig_conn *c, const char *uuid,
 	const struct binding *b = binding_find(hub, uuid, req->user_name);
 
 	if (b == NULL) {
-		if (req->has_id && hub->nbindings >= hub->max_bindings)
+		if (req->has_id && !binding_room_for(hub, c, uuid))
 			return reply_failed(hub, c, PP_SIG_R_TOO_MANY_KEYS,
 			    PP_ELIMIT);
 		return 0;
@@ -536,7 +675,7 @@ auth_joined(struct pp_sig_hub *hub, struct pp_sig_conn *c,
 	c->authed = 1;
 	memcpy(c->key, req->id, PP_SIG_KEY_LEN);
 	if (binding_find(hub, c->room->uuid, c->user) == NULL &&
-	    binding_add(hub, c->room->uuid, c->user, c->key) < 0)
+	    binding_add(hub, c, c->room->uuid, c->user, c->key) < 0)
 		pp_warn("signal", "room %s: cannot bind \"%s\" to its key",
 		    c->room->uuid, c->user);
 }
@@ -549,6 +688,7 @@ dispatch(struct pp_sig_hub *hub, struct pp_sig_conn *c,
 	struct room *r;
 	int rc;
 
+	bindings_expire(hub);
 	switch (req->type) {
 	case PP_SIG_NEW_ROOM:
 		if (c->room)
@@ -719,6 +859,7 @@ pp_sig_hub_set_auth(struct pp_sig_hub *hub, const struct pp_sig_auth_config *cfg
 	hub->require_auth = cfg->require != 0;
 	hub->max_bindings = cfg->max_bindings ? cfg->max_bindings :
 	    PP_SIG_DEFAULT_MAX_BINDINGS;
+	hub->auth_now = cfg->now;
 }
 
 unsigned long
@@ -738,6 +879,7 @@ pp_sig_hub_free(struct pp_sig_hub *hub)
 			struct binding *b = hub->bindings[i];
 
 			hub->bindings[i] = b->next;
+			OPENSSL_cleanse(b, sizeof(*b));
 			free(b);
 		}
 	}

@@ -93,15 +93,25 @@ int pp_sig_hub_set_turn(struct pp_sig_hub *hub,
 /*
  * v2 authentication (docs/signaling.md): a client that asks AUTH_CHALLENGE
  * gets a nonce and may sign its join with its identity key.  The first key
- * that signs for a user name in a room binds the name to it for the
- * server's lifetime (not only the room's): the name is refused to any other
- * key and to unsigned (v1) joins.  require: refuse unsigned joins.
+ * that signs for a user name in a room binds the name to it while the room
+ * has members and PP_SIG_BINDING_GRACE seconds after it empties: the name
+ * is refused to any other key and to unsigned (v1) joins.  At most
+ * max_bindings names are bound; when the table is full the oldest binding
+ * of an empty room makes way for a new one.  One connection makes at most
+ * PP_SIG_BINDINGS_PER_MINUTE new bindings a minute, one room holds at most
+ * PP_SIG_ROOM_MAX_BINDINGS.  require: refuse unsigned joins.
  */
 struct pp_sig_auth_config {
 	int require;
 	unsigned max_bindings;		/* 0: PP_SIG_DEFAULT_MAX_BINDINGS */
+	/* The clock for the grace period and the rate (unix seconds); NULL:
+	 * time().  Tests set a fake. */
+	int64_t (*now)(void);
 };
 #define PP_SIG_DEFAULT_MAX_BINDINGS	100000u
+#define PP_SIG_BINDING_GRACE		600	/* seconds after a room empties */
+#define PP_SIG_BINDINGS_PER_MINUTE	16u	/* new ones, per connection */
+#define PP_SIG_ROOM_MAX_BINDINGS	256u	/* names bound in one room */
 void pp_sig_hub_set_auth(struct pp_sig_hub *hub,
     const struct pp_sig_auth_config *cfg);
 /* How many names are bound to keys. */

@@ -10,8 +10,10 @@ import base64
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -79,7 +81,7 @@ def world(tmp_path, server):
             a.wait_log(r"in room", start=since)
             return a
 
-        def device(self, name, token, room=None):
+        def device(self, name, token, room=None, args=None):
             """A fresh device: its own directory and key, no policy; its
             config names another room, which the invite replaces."""
             d = os.path.join(self.tmp, name)
@@ -87,7 +89,7 @@ def world(tmp_path, server):
             conf = write_config(os.path.join(d, name + ".conf"), name,
                                 self.url, room or new_room())
             a = AgentProcess("connect", conf, d, name,
-                             args=["--invite", token])
+                             args=args or ["--invite", token])
             made.append(a)
             return a
 
@@ -230,3 +232,155 @@ def test_expired_and_bad_invites(world):
                         "--group", "bad group!"], capture_output=True,
                        timeout=30)
     assert r.returncode != 0 and b"group \"bad group!\"" in r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to act as another user")
+def test_invite_needs_the_agents_own_user(world):
+    """With control_mode = 0660 the socket's group may use the control API,
+    but only root and the agent's own user may make or revoke invites
+    (docs/control-api.md): `nobody`, let in through the group, gets a
+    clear refusal for those and is served the rest."""
+    d = tempfile.mkdtemp(prefix="pp-ctlgroup-")
+    try:
+        # a set-group-id directory gives the socket its group: nogroup
+        os.chown(d, 0, 65534)
+        os.chmod(d, 0o2775)
+        sock = os.path.join(d, "gw.sock")
+        with open(world.gw_conf) as f:
+            conf = f.read()
+        conf = re.sub(r"(?m)^control = .*$",
+                      "control = %s\ncontrol_mode = 0660" % sock, conf)
+        with open(world.gw_conf, "w") as f:
+            f.write(conf)
+        gw = world.gateway()
+        assert gw.control == sock
+        assert os.stat(sock).st_gid == 65534
+
+        def as_nobody(*args):
+            return subprocess.run(
+                ["setpriv", "--reuid=65534", "--regid=65534",
+                 "--clear-groups", agent_bin()] + list(args) +
+                ["--control", sock], capture_output=True, timeout=30)
+
+        r = as_nobody("status", "--json")
+        assert r.returncode == 0, r.stderr
+        r = as_nobody("invite", "--group", "staff")
+        assert r.returncode != 0
+        assert b"'invite' is only for root or the agent's own user (uid 0)" \
+            b"; you are uid 65534" in r.stderr, r.stderr
+        assert b"ppinvite1." not in r.stdout
+        inv = world.invite(gw, "--group", "staff")
+        r = as_nobody("invites", "--json")
+        assert r.returncode == 0, r.stderr
+        assert inv["id"] in r.stdout.decode()
+        r = as_nobody("invites", "--revoke", inv["id"])
+        assert r.returncode != 0
+        assert b"'invites --revoke' is only for root" in r.stderr, r.stderr
+        assert [i for i in json.loads(as_nobody("invites", "--json").stdout)
+                if i["id"] == inv["id"]][0]["state"] == "pending"
+        gw.wait_log(r"refused 'invite' from uid 65534: only root or uid 0 may")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_invite_from_a_file(world):
+    """`--invite-file PATH` (the recommended form) and `--invite -` (stdin)
+    read the token without putting it on the command line, and a token
+    given with `--invite` is wiped from /proc/PID/cmdline."""
+    gw = world.gateway()
+    inv = world.invite(gw, "--group", "staff")
+    path = os.path.join(world.tmp, "token.txt")
+    with open(path, "w") as f:
+        f.write(inv["token"] + "\n")
+    # readable by others: refused, the token is a secret
+    os.chmod(path, 0o644)
+    conf = write_config(os.path.join(world.tmp, "x.conf"), "laptop-x",
+                        world.url, new_room())
+    r = subprocess.run([agent_bin(), "connect", "-c", conf, "--invite-file",
+                        path], capture_output=True, timeout=60)
+    assert r.returncode != 0
+    assert b"readable by other users (mode 0644)" in r.stderr, r.stderr
+    assert b"chmod 600" in r.stderr
+    os.chmod(path, 0o600)
+    new = world.device("laptop-file", None,
+                       args=["--invite-file", path])
+    addr = new.wait_listener(GW, PORT, timeout=WAIT)
+    assert echo(addr, b"from a file") == b"from a file"
+    gw.wait_log(r"peer laptop-file: admitted by invite %s" %
+                re.escape(inv["id"]))
+    assert inv["token"] not in open("/proc/%d/cmdline" % new.proc.pid).read()
+
+    # --invite TOKEN: overwritten in argv once parsed
+    inv2 = world.invite(gw, "--group", "staff")
+    dev = world.device("laptop-argv", inv2["token"])
+    dev.wait_listener(GW, PORT, timeout=WAIT)
+    cmdline = open("/proc/%d/cmdline" % dev.proc.pid, "rb").read()
+    assert inv2["token"].encode() not in cmdline, cmdline
+    assert b"--invite\0xxxxxxxxxx" in cmdline, cmdline
+
+    # --invite - reads stdin (a damaged token shows it was read)
+    r = subprocess.run([agent_bin(), "connect", "-c", conf, "--invite", "-"],
+                       input=b"ppinvite1.notatoken\n", capture_output=True,
+                       timeout=60)
+    assert r.returncode != 0
+    assert b"invite token: damaged" in r.stderr, r.stderr
+    r = subprocess.run([agent_bin(), "connect", "-c", conf, "--invite-file",
+                        "-"], input=b"ppinvite1.notatoken", capture_output=True,
+                       timeout=60)
+    assert b"invite token: damaged" in r.stderr, r.stderr
+    # both at once, or a missing file: a clear refusal
+    r = subprocess.run([agent_bin(), "connect", "-c", conf, "--invite", "x",
+                        "--invite-file", path], capture_output=True,
+                       timeout=60)
+    assert r.returncode == 2 and b"not both" in r.stderr, r.stderr
+    r = subprocess.run([agent_bin(), "connect", "-c", conf, "--invite-file",
+                        path + ".missing"], capture_output=True, timeout=60)
+    assert r.returncode == 2 and b"No such file" in r.stderr, r.stderr
+
+
+def test_refused_redemption_leaves_the_policy_alone(world):
+    """A device whose key the policy already has under another name uses an
+    invite: refused up front naming that entry, on every retry, and the
+    policy file stays byte for byte as it was (it used to get one more
+    [peer] block per retry and then fail to load); the invite stays
+    pending and a restarted gateway still loads its policy."""
+    name = "laptop-dup"
+    d = os.path.join(world.tmp, name)
+    os.makedirs(d)
+    conf = write_config(os.path.join(d, name + ".conf"), name, world.url,
+                        new_room())
+    r = subprocess.run([agent_bin(), "id", "-c", conf, "--json"],
+                       capture_output=True, timeout=30, check=True)
+    key = json.loads(r.stdout)["identity"]
+    with open(world.policy, "a") as f:
+        f.write("\n[peer old-laptop]\nkey = %s\n" % key)
+    before = open(world.policy).read()
+    gw = world.gateway()
+    inv = world.invite(gw, "--group", "staff")
+    dev = AgentProcess("connect", conf, d, name,
+                       args=["--invite", inv["token"]])
+    try:
+        msg = (r"peer %s: the key %s already belongs to \[peer old-laptop\] "
+               r"in the policy \S+: an invite never gives a key a second "
+               r"name" % (name, re.escape(key)))
+        gw.wait_log(msg, timeout=WAIT)
+        # the device retries: refused the same way, nothing written
+        deadline = time.monotonic() + WAIT
+        while len(re.findall(msg, gw.log())) < 2:
+            assert time.monotonic() < deadline, gw.log_tail()
+            time.sleep(0.2)
+        assert open(world.policy).read() == before
+        assert not [f for f in os.listdir(world.tmp)
+                    if f.startswith("gw.policy.")]
+        lst = json.loads(subprocess.run(
+            [agent_bin(), "invites", "--control", gw.control, "--json"],
+            capture_output=True, timeout=30, check=True).stdout)
+        assert [i["state"] for i in lst if i["id"] == inv["id"]] == \
+            ["pending"]
+    finally:
+        assert dev.stop() == 0
+    assert gw.stop() == 0
+    gw2 = world.gateway()
+    assert gw2.alive()
+    assert "not reloaded" not in gw2.log()[gw2.since:]

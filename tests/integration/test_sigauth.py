@@ -6,6 +6,7 @@ an implementation independent of the C one; the agent tests run the real
 `peerpipe` agents against a server with --require-auth.
 """
 
+import asyncio
 import base64
 import os
 import re
@@ -214,3 +215,49 @@ def test_require_auth_refuses_the_v1_reference_peer(server_factory, tmp_path):
         assert not v1.find("PEER")
     finally:
         v1.stop()
+
+
+def test_full_binding_table_falls_back_to_unsigned(server_factory, tmp_path):
+    """A server whose binding table is full of live rooms' names refuses
+    every new signed join with "Too many bound names": the agent joins
+    unsigned then (and says so) instead of retrying the signed join
+    forever."""
+    srv = server_factory("--max-bindings", "1")
+    url = "wss://127.0.0.1:%d/ws" % srv.port
+    tmp = str(tmp_path)
+
+    def agent_part():
+        cl = AgentProcess("connect", write_config(
+            os.path.join(tmp, "cl.conf"), "laptop-full", url, new_room()),
+            tmp, "laptop-full")
+        try:
+            cl.wait_log(r"the signaling server cannot bind our name "
+                        r"laptop-full to our key")
+            deadline = time.monotonic() + 60
+            while not cl.ctl("status")["signaling"]["in_room"]:
+                assert time.monotonic() < deadline, cl.log_tail()
+                time.sleep(0.2)
+            assert cl.ctl("status")["signaling"]["authenticated"] is False
+        finally:
+            alive = cl.alive()
+            rc = cl.stop()
+            rep = cl.sanitizer_report()
+        assert alive and rc == 0 and not rep, (rc, rep, cl.log_tail())
+
+    async def go():
+        holder = await connect(srv)
+        r = await signed(holder, Key(), fast_room(str(uuid.uuid4()), ROOM,
+                                                  "holder"))
+        assert r["type"] == "ROOM_CREATED", r
+        # full: a second signed join to a new name is refused
+        c = await connect(srv)
+        assert await signed(c, Key(), fast_room(str(uuid.uuid4()), ROOM,
+                                                "other")) == \
+            failed("Too many bound names on this server")
+        # the agent's wait runs beside the loop: the holder stays answered
+        await asyncio.get_running_loop().run_in_executor(None, agent_part)
+        # the holder kept its room and binding throughout
+        assert (await holder.request(leave_room(r["data"]["room_uuid"], ROOM,
+                                                "holder")))["type"] == \
+            "SUCCESS"
+    run(go())

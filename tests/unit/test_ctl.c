@@ -1284,6 +1284,27 @@ test_peer_credentials(void **state)
 	assert_int_equal(f->calls, 1);
 }
 
+/* The commands that admit devices are the agent's own user's. */
+static void
+test_owner_only(void **state)
+{
+	json_t *none = json_object(), *rev = json_pack("{s:s}", "revoke", "x"),
+	    *other = json_pack("{s:s}", "group", "staff");
+
+	(void)state;
+	assert_int_equal(pp__ctl_owner_only("invite", none), 1);
+	assert_int_equal(pp__ctl_owner_only("invite", other), 1);
+	assert_int_equal(pp__ctl_owner_only("invite", NULL), 1);
+	assert_int_equal(pp__ctl_owner_only("invites", rev), 1);
+	assert_int_equal(pp__ctl_owner_only("invites", none), 0);
+	assert_int_equal(pp__ctl_owner_only("invites", NULL), 0);
+	assert_int_equal(pp__ctl_owner_only("status", rev), 0);
+	assert_int_equal(pp__ctl_owner_only("invitex", none), 0);
+	json_decref(none);
+	json_decref(rev);
+	json_decref(other);
+}
+
 int
 main(void)
 {
@@ -1294,6 +1315,7 @@ main(void)
 		cmocka_unit_test(test_lines_limit),
 		cmocka_unit_test(test_lines_finish_and_stop),
 		cmocka_unit_test(test_parse_request),
+		cmocka_unit_test(test_owner_only),
 		cmocka_unit_test(test_parse_reply),
 		T(test_round_trip_with_id),
 		T(test_handler_error),

@@ -226,8 +226,12 @@ test_store(void **state)
 	assert_non_null(strstr(why, "unknown to this gateway"));
 
 	/* used once: then refused, also after the store is read again */
-	assert_int_equal(pp_invites_consume(s, a.id, "laptop-1",
-	    "ed25519:AAcOFRwjKjE4P0ZNVFtiaXB3foWMk5qhqK-2vcTL0tk", NOW + 7), 0);
+	assert_int_equal(pp_invites_consume(s, a.id, NOW + 7), PP_ENOTFOUND);
+	assert_int_equal(pp_invites_begin(s, a.id, "laptop-1",
+	    "ed25519:AAcOFRwjKjE4P0ZNVFtiaXB3foWMk5qhqK-2vcTL0tk"), 0);
+	assert_int_equal(pp_invites_begin(s, a.id, "laptop-2", "x"),
+	    PP_ECONFLICT);
+	assert_int_equal(pp_invites_consume(s, a.id, NOW + 7), 0);
 	assert_int_equal(pp_invites_check(s, a.id, mac, tr, strlen(tr), NOW + 8,
 	    group, sizeof(group), why, sizeof(why)), PP_EDENIED);
 	assert_non_null(strstr(why, "already used by laptop-1 (ed25519:AAcO"));
@@ -319,6 +323,96 @@ test_store(void **state)
 	rmdir(dir);
 }
 
+static const char *reconcile_want;	/* the id the fake policy has, or NULL */
+
+static int
+in_policy(void *ctx, const char *id_text, const char *name, const char *key)
+{
+	(void)ctx;
+	assert_string_equal(name, "laptop-1");
+	assert_string_equal(key, "ed25519:k");
+	return reconcile_want && strcmp(id_text, reconcile_want) == 0;
+}
+
+static const char *
+state_of(struct pp_invites *s, size_t i)
+{
+	static char st[32];
+	json_t *l = pp_invites_list(s, NOW + 10);
+
+	snprintf(st, sizeof(st), "%s", json_string_value(json_object_get(
+	    json_array_get(l, i), "state")));
+	json_decref(l);
+	return st;
+}
+
+/* Single use survives a crash between the steps, and a failed save. */
+static void
+test_redeem_durable(void **state)
+{
+	char dir[] = "/tmp/pp-invite-XXXXXX", path[128], tmp[160], why[512],
+	    group[64], ida[23];
+	static const char tr[] = "a transcript\n";
+	uint8_t mac[PP_INVITE_MAC_LEN];
+	struct pp_invites *s;
+	struct pp_invite a, b;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/invites.json", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	assert_int_equal(pp_invites_open(path, NOW, &s), 0);
+	sample(&a);
+	sample(&b);
+	assert_int_equal(pp_invites_create(s, &a, 3600, "", NOW), 0);
+	assert_int_equal(pp_invites_create(s, &b, 3600, "", NOW), 0);
+	pp_invite_id_text(a.id, ida);
+
+	/* a crash after begin: the file says redeeming, and nothing else
+	 * redeems it meanwhile */
+	assert_int_equal(pp_invites_begin(s, a.id, "laptop-1", "ed25519:k"), 0);
+	assert_int_equal(pp_invites_begin(s, b.id, "laptop-1", "ed25519:k"), 0);
+	assert_string_equal(state_of(s, 0), "redeeming");
+	assert_int_equal(pp_invite_mac(a.secret, tr, strlen(tr), mac), 0);
+	assert_int_equal(pp_invites_check(s, a.id, mac, tr, strlen(tr), NOW + 1,
+	    group, sizeof(group), why, sizeof(why)), PP_EDENIED);
+	assert_non_null(strstr(why, "being redeemed by laptop-1"));
+	pp_invites_free(s);
+	assert_int_equal(pp_invites_open(path, NOW + 5, &s), 0);
+	assert_string_equal(state_of(s, 0), "redeeming");
+	/* the start settles it: a's entry made it into the policy, b's not */
+	reconcile_want = ida;
+	assert_int_equal(pp_invites_reconcile(s, in_policy, NULL, NOW + 5), 0);
+	assert_string_equal(state_of(s, 0), "used");
+	assert_string_equal(state_of(s, 1), "pending");
+	pp_invites_free(s);
+	assert_int_equal(pp_invites_open(path, NOW + 6, &s), 0);
+	assert_string_equal(state_of(s, 0), "used");
+	assert_string_equal(state_of(s, 1), "pending");
+	assert_int_equal(pp_invites_check(s, a.id, mac, tr, strlen(tr), NOW + 6,
+	    group, sizeof(group), why, sizeof(why)), PP_EDENIED);
+	assert_non_null(strstr(why, "already used by laptop-1"));
+
+	/* abort: pending again, on disk too */
+	assert_int_equal(pp_invites_begin(s, b.id, "laptop-1", "ed25519:k"), 0);
+	assert_int_equal(pp_invites_abort(s, b.id), 0);
+	assert_string_equal(state_of(s, 1), "pending");
+
+	/* a save that fails (its temporary name is taken by a directory):
+	 * begin refuses and changes nothing, in memory or on disk */
+	assert_int_equal(mkdir(tmp, 0700), 0);
+	assert_true(pp_invites_begin(s, b.id, "laptop-1", "ed25519:k") < 0);
+	assert_string_equal(state_of(s, 1), "pending");
+	assert_int_equal(pp_invites_consume(s, b.id, NOW + 7), PP_ENOTFOUND);
+	assert_int_equal(rmdir(tmp), 0);
+	pp_invites_free(s);
+	assert_int_equal(pp_invites_open(path, NOW + 8, &s), 0);
+	assert_string_equal(state_of(s, 1), "pending");
+	pp_invites_free(s);
+	unlink(path);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -327,6 +421,7 @@ main(void)
 		cmocka_unit_test(test_codec_errors),
 		cmocka_unit_test(test_mac),
 		cmocka_unit_test(test_store),
+		cmocka_unit_test(test_redeem_durable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

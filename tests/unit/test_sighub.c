@@ -468,7 +468,7 @@ test_auth_bindings(void **state)
 	    "{\"type\":\"ROOM_NEW_MEMBER\",\"data\":{\"name\":\"carol\"}}");
 
 	/* --require-auth: unsigned joins are refused */
-	pp_sig_hub_set_auth(hub, &(struct pp_sig_auth_config){ 1, 2 });
+	pp_sig_hub_set_auth(hub, &(struct pp_sig_auth_config){ 1, 2, NULL });
 	assert_string_equal(send_req(hub, 3, JOIN("JOIN_ROOM", U, "room1",
 	    "dave1")), PP_SIG_R_AUTH_REQUIRED);
 	/* and at most max_bindings names are bound */
@@ -476,6 +476,171 @@ test_auth_bindings(void **state)
 	signed_join(req, sizeof(req), "JOIN_ROOM", U, "room1", "dave1", k2,
 	    nonce, NULL);
 	assert_string_equal(send_req(hub, 3, req), PP_SIG_R_TOO_MANY_KEYS);
+
+	pp_id_free(k1);
+	pp_id_free(k2);
+	teardown_hub(hub);
+}
+
+static int64_t fake_t;
+
+static int64_t
+fake_clock(void)
+{
+	return fake_t;
+}
+
+/* A signed FAST_ROOM_EXACT by client k into uuid as user: the reply. */
+static const char *
+bind_in(struct pp_sig_hub *hub, int k, const char *uuid, const char *user,
+    const struct pp_identity *id)
+{
+	unsigned char nonce[PP_SIG_NONCE_LEN];
+	char req[1024];
+
+	challenge(hub, k, nonce);
+	signed_join(req, sizeof(req), "FAST_ROOM_EXACT", uuid, "room1", user, id,
+	    nonce, NULL);
+	return send_req(hub, k, req);
+}
+
+static const char *
+leave_room(struct pp_sig_hub *hub, int k, const char *uuid, const char *user)
+{
+	char req[512];
+
+	snprintf(req, sizeof(req), "{\"type\":\"LEAVE_ROOM\",\"room_uuid\":"
+	    "\"%s\",\"room_name\":\"room1\",\"user_name\":\"%s\"}", uuid, user);
+	return send_req(hub, k, req);
+}
+
+static const char *
+unsigned_join(struct pp_sig_hub *hub, int k, const char *uuid,
+    const char *user)
+{
+	char req[512];
+
+	snprintf(req, sizeof(req), "{\"type\":\"FAST_ROOM_EXACT\",\"room_uuid\":"
+	    "\"%s\",\"room_name\":\"room1\",\"user_name\":\"%s\"}", uuid, user);
+	return send_req(hub, k, req);
+}
+
+static void
+uuid_n(char out[PP_UUID_STRLEN + 1], unsigned n)
+{
+	snprintf(out, PP_UUID_STRLEN + 1, "%08x-e89b-42d3-a456-426614174000", n);
+}
+
+/*
+ * Bindings live while their room has members and PP_SIG_BINDING_GRACE
+ * seconds after; a full table makes way with the oldest binding of an empty
+ * room; a connection binds at most PP_SIG_BINDINGS_PER_MINUTE new names a
+ * minute.  (A client filling the table with joins to random rooms used to
+ * lock every new signed join out for the server's life.)
+ */
+static void
+test_binding_lifetime(void **state)
+{
+	struct pp_sig_hub *hub = setup_hub(100, 10);
+	struct pp_identity *k1 = NULL, *k2 = NULL;
+	char u[PP_UUID_STRLEN + 1], u2[PP_UUID_STRLEN + 1];
+	unsigned i;
+
+	(void)state;
+	assert_int_equal(pp_id_generate(&k1), 0);
+	assert_int_equal(pp_id_generate(&k2), 0);
+	fake_t = 1000000;
+	pp_sig_hub_set_auth(hub, &(struct pp_sig_auth_config){ 0, 4, fake_clock });
+
+	/* the grace period: bound until it ends, free after */
+	assert_string_equal(bind_in(hub, 0, U, "alice", k1), "ROOM_CREATED");
+	assert_string_equal(leave_room(hub, 0, U, "alice"), "SUCCESS");
+	fake_t += PP_SIG_BINDING_GRACE - 1;
+	assert_string_equal(unsigned_join(hub, 1, U, "alice"),
+	    PP_SIG_R_NAME_BOUND);
+	assert_int_equal(pp_sig_hub_bindings(hub), 1);
+	fake_t += 1;
+	assert_string_equal(unsigned_join(hub, 1, U, "alice"), "ROOM_CREATED");
+	assert_int_equal(pp_sig_hub_bindings(hub), 0);
+	assert_string_equal(leave_room(hub, 1, U, "alice"), "SUCCESS");
+
+	/* a room with members keeps its bindings however long it lives, and
+	 * one that fills again within the grace period keeps them too */
+	assert_string_equal(bind_in(hub, 0, U, "alice", k1), "ROOM_CREATED");
+	assert_string_equal(bind_in(hub, 1, U, "bobby", k2), "ROOM_JOINED");
+	assert_string_equal(leave_room(hub, 1, U, "bobby"), "SUCCESS");
+	fake_t += 10 * PP_SIG_BINDING_GRACE;
+	assert_string_equal(bind_in(hub, 1, U, "bobby", k1),
+	    PP_SIG_R_NAME_BOUND);
+	assert_string_equal(leave_room(hub, 0, U, "alice"), "SUCCESS");
+	fake_t += PP_SIG_BINDING_GRACE / 2;
+	assert_string_equal(bind_in(hub, 0, U, "alice", k1), "ROOM_CREATED");
+	fake_t += PP_SIG_BINDING_GRACE;
+	assert_string_equal(unsigned_join(hub, 1, U, "bobby"),
+	    PP_SIG_R_NAME_BOUND);
+	assert_int_equal(pp_sig_hub_bindings(hub), 2);
+
+	/* client 2 fills the table (max 4) with rooms it leaves at once */
+	for (i = 1; i <= 2; i++) {
+		uuid_n(u, i);
+		assert_string_equal(bind_in(hub, 2, u, "spam1", k2),
+		    "ROOM_CREATED");
+		assert_string_equal(leave_room(hub, 2, u, "spam1"), "SUCCESS");
+		fake_t += 1;
+	}
+	assert_int_equal(pp_sig_hub_bindings(hub), 4);
+	/* a new signed join still gets in: the oldest empty room's binding
+	 * makes way, the newer one and the live room's stay */
+	uuid_n(u2, 100);
+	assert_string_equal(bind_in(hub, 3, u2, "carol", k1), "ROOM_CREATED");
+	assert_int_equal(pp_sig_hub_bindings(hub), 4);
+	uuid_n(u, 1);
+	assert_string_equal(unsigned_join(hub, 2, u, "spam1"), "ROOM_CREATED");
+	assert_string_equal(leave_room(hub, 2, u, "spam1"), "SUCCESS");
+	uuid_n(u, 2);
+	assert_string_equal(unsigned_join(hub, 2, u, "spam1"),
+	    PP_SIG_R_NAME_BOUND);
+	assert_string_equal(unsigned_join(hub, 2, U, "bobby"),
+	    PP_SIG_R_NAME_BOUND);
+	/* only live rooms' bindings left: full, and said so */
+	uuid_n(u, 2);
+	assert_string_equal(bind_in(hub, 2, u, "spam1", k2), "ROOM_CREATED");
+	uuid_n(u, 3);
+	assert_string_equal(bind_in(hub, 1, u, "dave1", k2),
+	    PP_SIG_R_TOO_MANY_KEYS);
+	/* (the members go: their connections close) */
+	pp_sig_conn_free(hub, clients[2].conn);
+	clients[2].conn = pp_sig_conn_new(hub, &clients[2]);
+	pp_sig_conn_free(hub, clients[3].conn);
+	clients[3].conn = pp_sig_conn_new(hub, &clients[3]);
+	pp_sig_conn_free(hub, clients[0].conn);
+	clients[0].conn = pp_sig_conn_new(hub, &clients[0]);
+
+	/* one connection: PP_SIG_BINDINGS_PER_MINUTE new names a minute */
+	pp_sig_hub_set_auth(hub, &(struct pp_sig_auth_config){ 0, 1000,
+	    fake_clock });
+	fake_t = (fake_t / 60 + 1) * 60;
+	for (i = 0; i < PP_SIG_BINDINGS_PER_MINUTE; i++) {
+		uuid_n(u, 1000 + i);
+		assert_string_equal(bind_in(hub, 2, u, "spam2", k2),
+		    "ROOM_CREATED");
+		assert_string_equal(leave_room(hub, 2, u, "spam2"), "SUCCESS");
+	}
+	uuid_n(u, 2000);
+	assert_string_equal(bind_in(hub, 2, u, "spam2", k2),
+	    PP_SIG_R_TOO_MANY_KEYS);
+	/* a name already bound to the key is no new binding */
+	uuid_n(u, 1000);
+	assert_string_equal(bind_in(hub, 2, u, "spam2", k2), "ROOM_CREATED");
+	assert_string_equal(leave_room(hub, 2, u, "spam2"), "SUCCESS");
+	/* another connection is not held back, nor this one a minute on */
+	uuid_n(u, 2000);
+	assert_string_equal(bind_in(hub, 3, u, "erin1", k1), "ROOM_CREATED");
+	assert_string_equal(leave_room(hub, 3, u, "erin1"), "SUCCESS");
+	fake_t += 60;
+	uuid_n(u, 2001);
+	assert_string_equal(bind_in(hub, 2, u, "spam2", k2), "ROOM_CREATED");
+	assert_string_equal(leave_room(hub, 2, u, "spam2"), "SUCCESS");
 
 	pp_id_free(k1);
 	pp_id_free(k2);
@@ -493,6 +658,7 @@ main(void)
 		cmocka_unit_test(test_many_rooms),
 		cmocka_unit_test(test_turn_credentials),
 		cmocka_unit_test(test_auth_bindings),
+		cmocka_unit_test(test_binding_lifetime),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
