@@ -151,6 +151,12 @@ enum pp_sctp_state pp_sctp_state(const struct pp_sctp *sctp);
  * means under a millisecond.
  */
 int pp_sctp_rtt_ms(const struct pp_sctp *sctp);
+/*
+ * Sends a HEARTBEAT now (the path below changed, e.g. after an ICE
+ * restart): its answer refreshes the RTT estimate and the path's error
+ * count.  PP_ECONFLICT unless open.
+ */
+int pp_sctp_probe(struct pp_sctp *sctp);
 /* The largest message pp_dc_send() accepts right now. */
 size_t pp_sctp_max_send_size(const struct pp_sctp *sctp);
 
