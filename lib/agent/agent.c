@@ -40,6 +40,7 @@
 #define TURN_WAIT_MS	5000		/* offers (answers) wait for TURN credentials */
 #define HELD_MAX	48		/* an offer and what trickles behind it */
 #define RESTART_RETRY_MS 6000		/* an ICE restart offer not answered yet */
+#define SIG_CHECK_MS	3000		/* signaling must answer a ping: path lost */
 
 enum peer_state {
 	PEER_IDLE,		/* no peer connection */
@@ -141,7 +142,6 @@ struct pp_agent {
 static void peer_offer(struct peer *p);
 static size_t ice_turn_list(struct pp_agent *a);
 static void peer_restart(struct peer *p);
-static void turn_request(struct pp_agent *a);
 static int turn_hold(const struct pp_agent *a);
 static int turn_parse(const struct pp_cfg_turn *c, struct pp_ice_turn *t,
     char *host, size_t hlen);
@@ -736,14 +736,13 @@ pc_state(void *ctx, enum pp_pc_state st, const char *reason)
 		    "come back" : p->offerer ? "restarting ICE" :
 		    "waiting for the peer's ICE restart");
 		/*
-		 * The path may have died with our network (a new address):
-		 * then so did the signaling connection, and only sending tells
-		 * us.  Ask for fresh TURN credentials, which the restart wants
-		 * anyway; a dead connection fails and reconnects at once.
+		 * The path may have died with our network (a new address, a
+		 * NAT that forgot us): then so did the signaling connection,
+		 * which the restart needs, and its own pings would take 20 s
+		 * or more to tell.
 		 */
-		if (pst.restart_ok && !p->a->turn_waiting &&
-		    pp_sigc_connected(p->a->sig))
-			turn_request(p->a);
+		if (pst.restart_ok)
+			(void)pp_sigc_check(p->a->sig, SIG_CHECK_MS);
 		if (pst.restart_ok && p->offerer)
 			peer_restart(p);
 		break;
