@@ -989,12 +989,15 @@ probe_cb(uv_timer_t *h)
 		return;
 	pp_pc_get_status(p->pc, &st);
 	if (st.restart_ok) {
-		/* Its path may have died with its signaling: the path watch
-		 * and the ICE restart decide (a new process answers the
-		 * restart with a new session, and we start over then). */
-		pp_info(SUB, "peer %s: rejoined the room and its connection "
-		    "does not answer yet; leaving it to the ICE restart",
-		    p->name);
+		/* Its network may have changed (its signaling broke with the
+		 * path), or it is a new process: an ICE restart tells, as a
+		 * new process answers it with a new session (then we start
+		 * over).  The answering side leaves it to the offerer. */
+		pp_info(SUB, "peer %s: rejoined the room and its old connection "
+		    "does not answer: %s", p->name, p->offerer ?
+		    "restarting ICE" : "waiting for its ICE restart");
+		if (p->offerer)
+			peer_restart(p);
 		return;
 	}
 	peer_doom(p, "rejoined the room and its old connection does not "
