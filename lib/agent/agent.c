@@ -982,7 +982,6 @@ static void
 probe_cb(uv_timer_t *h)
 {
 	struct peer *p = h->data;
-
 	struct pp_pc_status st;
 
 	if (p->tun == NULL || p->doomed || pp_tun_ping_answered(p->tun))
