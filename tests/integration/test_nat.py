@@ -13,6 +13,7 @@ tests skip with the reason.
 
 import hashlib
 import os
+import re
 import shutil
 import socket
 import threading
@@ -464,6 +465,10 @@ def check_restarted(scene):
                       timeout=5)
     for agent in (scene.cl, scene.gw):
         assert "peer connection failed" not in agent.log(), agent.log_tail()
+    # `peerpipe status` says it too, for people.
+    text = scene.cl.ctl("status", json_out=False).stdout.decode()
+    assert re.search(r"ICE restarts [1-9]\d* of [1-9]\d* done, last one back "
+                     r"\d+ ms after the path was lost", text), text
     return peers
 
 
