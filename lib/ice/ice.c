@@ -28,6 +28,7 @@
 #include <nice/agent.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -412,28 +413,97 @@ describe(const NiceCandidate *c, enum pp_ice_cand_type *type,
  */
 #define SOCKET_BUFFER (4 * 1024 * 1024)
 
-static void
-grow_socket_buffers(struct pp_ice *ice, NiceAgent *agent)
+/* 1 if the buffer is below what we wanted (capped by rmem_max). */
+static int
+grow_fd(int fd)
 {
 	static const int want = SOCKET_BUFFER;
-	static int warned;
-	GSocket *gs = nice_agent_get_selected_socket(agent, ice->stream, COMPONENT);
-	int fd, got = 0;
+	int got = 0;
 	socklen_t len = sizeof(got);
 
-	if (gs == NULL)
-		return;
-	fd = g_socket_get_fd(gs);
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) < 0)
 		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) < 0)
 		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
-	if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 &&
-	    got < want && !warned++)
+	return getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 &&
+	    got < want ? got / 2 : 0;
+}
+
+/*
+ * A relayed pair's socket is not handed out by libnice (it wraps the host
+ * UDP socket that talks to the TURN server, and the relay's packets arrive
+ * on that one).  Our stream's host UDP candidates name those sockets by
+ * their bound address: find them among our descriptors and grow them all.
+ */
+static int
+grow_host_sockets(struct pp_ice *ice, NiceAgent *agent)
+{
+	GSList *list = nice_agent_get_local_candidates(agent, ice->stream,
+	    COMPONENT);
+	struct sockaddr_storage want[PP_ICE_MAX_LOCAL_ADDRS * 2];
+	unsigned nwant = 0;
+	int capped = 0;
+	DIR *d;
+	struct dirent *e;
+
+	for (GSList *l = list; l && nwant < sizeof(want) / sizeof(want[0]);
+	    l = l->next) {
+		const NiceCandidate *c = l->data;
+
+		if (c->type == NICE_CANDIDATE_TYPE_HOST &&
+		    c->transport == NICE_CANDIDATE_TRANSPORT_UDP)
+			nice_address_copy_to_sockaddr(&c->addr,
+			    (struct sockaddr *)&want[nwant++]);
+	}
+	g_slist_free_full(list, (GDestroyNotify)nice_candidate_free);
+	if (nwant == 0 || (d = opendir("/proc/self/fd")) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = atoi(e->d_name), type = 0;
+		socklen_t tlen = sizeof(type);
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd == dirfd(d) ||
+		    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 ||
+		    type != SOCK_DGRAM ||
+		    getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+			continue;
+		for (unsigned i = 0; i < nwant; i++) {
+			NiceAddress a, b;
+
+			nice_address_set_from_sockaddr(&a, (struct sockaddr *)&ss);
+			nice_address_set_from_sockaddr(&b,
+			    (struct sockaddr *)&want[i]);
+			if (nice_address_equal(&a, &b)) {
+				capped |= grow_fd(fd);
+				break;
+			}
+		}
+	}
+	closedir(d);
+	return capped;
+}
+
+static void
+grow_socket_buffers(struct pp_ice *ice, NiceAgent *agent)
+{
+	static int warned;
+	GSocket *gs = nice_agent_get_selected_socket(agent, ice->stream, COMPONENT);
+	int got;
+
+	if (gs != NULL) {
+		got = grow_fd(g_socket_get_fd(gs));
+		g_object_unref(gs);
+	} else if (ice->st.pair.local_type == PP_ICE_CAND_RELAY) {
+		got = grow_host_sockets(ice, agent);
+	} else {
+		return;
+	}
+	if (got > 0 && !warned++)
 		pp_warn(SUB, "UDP receive buffer capped at %d bytes (wanted %d): "
 		    "raise net.core.rmem_max for full data-channel throughput",
-		    got / 2, want);
-	g_object_unref(gs);
+		    got, SOCKET_BUFFER);
 }
 
 /* The new generation has its pair: the previous one is not needed. */

@@ -339,6 +339,13 @@ class Net:
     def unblock(self, side):
         self.run("r" + side, "nft", "delete", "table", "ip", "ppblock")
 
+    def udp_rcvbuf_errors(self, key):
+        """UDP datagrams namespace `key` dropped for a full receive buffer
+        (RcvbufErrors in /proc/net/snmp)."""
+        lines = [l.split() for l in self.run(key, "cat", "/proc/net/snmp")
+                 .stdout.decode().splitlines() if l.startswith("Udp:")]
+        return int(lines[1][lines[0].index("RcvbufErrors")])
+
     def nft_counters(self, side):
         return self.run("r" + side, "nft", "list", "ruleset").stdout.decode()
 
@@ -452,7 +459,7 @@ class Coturn:
     credentials from `secret` and a long-term user `user`:`password`."""
 
     def __init__(self, net, tmpdir, secret, user="alice", password="wonderland",
-                 port=3478, realm="peerpipe.test"):
+                 port=3478, realm="peerpipe.test", extra=()):
         self.net, self.port, self.realm = net, port, realm
         self.secret, self.user, self.password = secret, user, password
         self.dir = tmpdir
@@ -476,7 +483,7 @@ class Coturn:
                 "pidfile=%s" % os.path.join(tmpdir, "turnserver.pid"),
                 "userdb=%s" % os.path.join(tmpdir, "turndb"),
                 "log-file=stdout", "simple-log", "verbose",
-            ]) + "\n")
+            ] + list(extra)) + "\n")
 
     def start(self, timeout=20):
         self._log = open(self.log_path, "ab")

@@ -78,7 +78,8 @@ class Scene:
     """The emulated internet with server, coturn, gateway and client."""
 
     def __init__(self, tmp, nat_a, nat_b, ice_a=None, ice_b=None,
-                 coturn=True, server_args=(), turn_transports=("udp",)):
+                 coturn=True, server_args=(), turn_transports=("udp",),
+                 coturn_options=(), pub_sysctls=()):
         self.tmp = str(tmp)
         self.net = netns.Net(nat_a, nat_b).__enter__()
         self.turn = None
@@ -86,8 +87,11 @@ class Scene:
         self.gw = self.cl = None
         self.service = None
         try:
+            for kv in pub_sysctls:	# e.g. net.core.rmem_default=N (bench)
+                self.net.run("pub", "sysctl", "-qw", kv)
             if coturn:
-                self.turn = netns.Coturn(self.net, self.tmp, TURN_SECRET).start()
+                self.turn = netns.Coturn(self.net, self.tmp, TURN_SECRET,
+                                         extra=coturn_options).start()
             secret = os.path.join(self.tmp, "turn.secret")
             with open(os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600),
                       "w") as f:
