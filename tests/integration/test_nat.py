@@ -549,3 +549,23 @@ def test_path_gone_longer_than_restart_bound(scenes):
     p = scene.peer(scene.cl, "gw-office")
     assert p["state"] == "connected" and p["attempts"] >= 2, p
     report("blocked", closed_after_s=took, error=p["last_error"] or "-")
+
+
+def test_relayed_path_remap_recovers_by_ice_restart(scenes):
+    """Both behind symmetric NATs, so the path goes through coturn; router
+    A forgets its mappings and moves to other ports mid-transfer: A's relay
+    allocation is no longer reachable through its old mapping (coturn sees
+    A from a new port: another 5-tuple, no allocation).  The restart
+    allocates a new relay (with TURN credentials as they are now) and the
+    transfer carries on."""
+    scene = scenes("symmetric", "symmetric", server_args=RESTART_SERVER)
+    addr, _ = scene.wait_connected(40)
+    assert scene.peer(scene.cl, "gw-office")["path"]["type"] == "relay"
+    outcome, tx = transfer_across(scene, addr,
+                                  lambda: scene.net.nat_new_ports("a"))
+    check_transfer_survived(scene, outcome, tx)
+    cl, gw = check_restarted(scene)
+    assert cl["path"]["type"] == "relay", cl["path"]
+    report("relay-remap", outcome="transfer survived",
+           recovery_ms=cl["ice_restart"]["last_recovery_ms"],
+           path="%s/%s" % (cl["path"]["local_type"], cl["path"]["remote_type"]))
