@@ -744,6 +744,9 @@ restart_answer(struct pp_pc *pc, const char *buf, size_t len, char **answer,
 		why = "ICE restart is not agreed with this peer";
 	else if (pc->controlling)
 		why = "we offered this connection; only the offerer restarts";
+	else if (pc->state != PP_PC_CONNECTED &&
+	    pc->state != PP_PC_DISCONNECTED)
+		why = "the connection is not established";
 	else if (offer.session_id != pc->remote_sess_id ||
 	    offer.session_version <= pc->remote_sess_ver)
 		why = "another session (o= id, or a version not higher)";
