@@ -683,8 +683,9 @@ restart_cb(uv_timer_t *h)
 	pp_pc_get_status(p->pc, &st);
 	if (st.state != PP_PC_DISCONNECTED)
 		return;
-	/* Unanswered (lost while signaling was down, say), or checks failed. */
-	if (p->awaiting_answer || st.ice.state == PP_ICE_FAILED)
+	/* Unanswered (lost while signaling was down, say), or checks failed;
+	 * a peer out of the room gets it when it is back (member_seen). */
+	if (p->in_room && (p->awaiting_answer || st.ice.state == PP_ICE_FAILED))
 		peer_restart(p);
 	else
 		uv_timer_start(&p->restart, restart_cb, RESTART_RETRY_MS, 0);
@@ -743,8 +744,11 @@ pc_state(void *ctx, enum pp_pc_state st, const char *reason)
 		 */
 		if (pst.restart_ok)
 			(void)pp_sigc_check(p->a->sig, SIG_CHECK_MS);
-		if (pst.restart_ok && p->offerer)
+		if (pst.restart_ok && p->offerer && p->in_room)
 			peer_restart(p);
+		else if (pst.restart_ok && p->offerer)	/* when it is back */
+			uv_timer_start(&p->restart, restart_cb, RESTART_RETRY_MS,
+			    0);
 		break;
 	case PP_PC_CONNECTED:
 		if (p->state == PEER_DISCONNECTED) {

@@ -62,6 +62,7 @@ struct pp_pc {
 	int restarting;			/* a restarted generation has no pair yet */
 	uint64_t lost_ms;		/* last packet before the path went silent */
 	uint64_t restart_started_ms;
+	uint64_t restart_lost_ms;	/* lost_ms when the restart began */
 	unsigned restarts_done;
 	int64_t last_recovery_ms;	/* path lost -> restored by the last restart */
 
@@ -316,6 +317,8 @@ path_lost(struct pp_pc *pc, const char *why)
 		return;
 	pp_ice_get_status(pc->ice, &ist);
 	pc->lost_ms = ist.last_recv_ms ? ist.last_recv_ms : pp_now_ms();
+	if (pc->restarting && pc->restart_lost_ms == 0)
+		pc->restart_lost_ms = pc->lost_ms;	/* the peer was quicker */
 	set_state(pc, PP_PC_DISCONNECTED, "%s", why);
 }
 
@@ -348,8 +351,7 @@ watch_cb(uv_timer_t *t)
 		path_lost(pc, why);
 	} else if (pc->state == PP_PC_DISCONNECTED) {
 		if (last > pc->lost_ms && now - last < pc->cfg.silence_ms)
-			path_back(pc, pc->restarting ? "packets from the peer "
-			    "again (old path)" : "packets from the peer again");
+			path_back(pc, "packets from the peer again");
 		else if (pc->restart_ok && now - pc->lost_ms >= restart_bound(pc))
 			set_state(pc, PP_PC_FAILED, "path lost %llu ms ago and %s "
 			    "within %u ms", (unsigned long long)(now - pc->lost_ms),
@@ -369,9 +371,12 @@ restart_done(struct pp_pc *pc)
 	pc->restarting = 0;
 	pc->restart_pending = 0;
 	pc->restarts_done++;
-	pc->last_recovery_ms = pc->lost_ms ? (int64_t)(now - pc->lost_ms) : 0;
+	/* The path may have come back a moment before (packets on the new
+	 * pair before it was selected here): measure from the loss. */
+	pc->last_recovery_ms = pc->restart_lost_ms ?
+	    (int64_t)(now - pc->restart_lost_ms) : 0;
 	pp_ice_get_status(pc->ice, &ist);
-	if (pc->lost_ms)
+	if (pc->restart_lost_ms)
 		pp_info(SUB, "%s: ICE restart %u done in %llu ms, the path back "
 		    "%lld ms after the last packet; channels kept", pc->name,
 		    pc->restarts_done,
@@ -709,6 +714,7 @@ pp_pc_restart(struct pp_pc *pc, char **sdp, char *err, size_t errlen)
 	pc->restart_pending = 1;
 	pc->restarting = 1;
 	pc->restart_started_ms = pp_now_ms();
+	pc->restart_lost_ms = pc->lost_ms;
 	return 0;
 }
 
@@ -785,6 +791,7 @@ restart_answer(struct pp_pc *pc, const char *buf, size_t len, char **answer,
 	pc->remote_sess_ver = offer.session_version;
 	pc->restarting = 1;
 	pc->restart_started_ms = pp_now_ms();
+	pc->restart_lost_ms = pc->lost_ms;
 	pp_info(SUB, "%s: ICE restart asked by the peer; answering", pc->name);
 out:
 	if (rc < 0) {

@@ -61,7 +61,10 @@ class Bulk:
         result = {}
 
         def rx():
-            result["rx"] = bulk_recv(conn)
+            try:
+                result["rx"] = bulk_recv(conn)
+            except OSError as e:	# the tunnel closed it (path gone)
+                result["rx_error"] = repr(e)
 
         t = threading.Thread(target=rx)
         t.start()
@@ -534,8 +537,10 @@ def test_path_gone_longer_than_restart_bound(scenes):
     assert tx is None or "rx_error" in outcome or \
         outcome.get("rx", (0,))[0] < BULK_BYTES, outcome
     took = time.monotonic() - cut["t"]
-    # Both sides report the bound, the offerer after trying to restart.
-    scene.gw.wait_log(r"peer laptop-1: ICE restart: new offer sent", timeout=5)
+    # Both sides report the bound, the offerer after setting out to restart
+    # (its offers reach the client only if the client is in the room).
+    scene.gw.wait_log(r"peer laptop-1: path lost \(.*\); restarting ICE",
+                      timeout=5)
     for agent, other in ((scene.gw, "laptop-1"), (scene.cl, "gw-office")):
         agent.wait_log(r"peer %s: peer connection failed: path lost \d+ ms "
                        r"ago and .*restart" % other, timeout=60)
