@@ -683,9 +683,11 @@ restart_cb(uv_timer_t *h)
 	pp_pc_get_status(p->pc, &st);
 	if (st.state != PP_PC_DISCONNECTED)
 		return;
-	/* Unanswered (lost while signaling was down, say), or checks failed;
-	 * a peer out of the room gets it when it is back (member_seen). */
-	if (p->in_room && (p->awaiting_answer || st.ice.state == PP_ICE_FAILED))
+	/* None yet (the peer was out of the room), unanswered (lost while
+	 * signaling was down, say), or its checks failed; a peer out of the
+	 * room gets it when it is back (member_seen). */
+	if (p->in_room && (!st.restarting || p->awaiting_answer ||
+	    st.ice.state == PP_ICE_FAILED))
 		peer_restart(p);
 	else
 		uv_timer_start(&p->restart, restart_cb, RESTART_RETRY_MS, 0);

@@ -63,6 +63,8 @@ struct pp_pc {
 	uint64_t lost_ms;		/* last packet before the path went silent */
 	uint64_t restart_started_ms;
 	uint64_t restart_lost_ms;	/* lost_ms when the restart began */
+	uint64_t restart_done_ms;
+	unsigned stalled_ticks;		/* SCTP's RTO at its cap, in a row */
 	unsigned restarts_done;
 	int64_t last_recovery_ms;	/* path lost -> restored by the last restart */
 
@@ -331,6 +333,26 @@ path_back(struct pp_pc *pc, const char *why)
 	    PP_PC_CONNECTED : PP_PC_CONNECTING, "%s", why);
 }
 
+/*
+ * Silence is one way a path dies; the other is a path that still brings
+ * the peer's packets but no longer takes ours (a NAT that dropped our
+ * mapping while the peer still reaches us through its relay): then SCTP
+ * gets no acknowledgement and its RTO sits at the cap.  Two ticks in a
+ * row, and not just after a restart (the first new sample brings it down).
+ */
+static int
+outbound_stalled(struct pp_pc *pc, uint64_t now)
+{
+	int rto = pc->sctp ? pp_sctp_rto_ms(pc->sctp) : -1;
+
+	if (rto < PP_SCTP_RTO_MAX_MS ||
+	    (pc->restart_done_ms && now - pc->restart_done_ms < 3 * WATCH_MS)) {
+		pc->stalled_ticks = 0;
+		return 0;
+	}
+	return ++pc->stalled_ticks >= 2;
+}
+
 static void
 watch_cb(uv_timer_t *t)
 {
@@ -338,19 +360,25 @@ watch_cb(uv_timer_t *t)
 	struct pp_ice_status ist;
 	uint64_t now = pp_now_ms(), last;
 	char why[128];
+	int stalled;
 
 	if (pc->ice == NULL || pc->doomed)
 		return;
 	enter(pc);
 	pp_ice_get_status(pc->ice, &ist);
 	last = ist.last_recv_ms;
+	stalled = outbound_stalled(pc, now);
 	if (pc->state == PP_PC_CONNECTED && last != 0 &&
 	    now - last >= pc->cfg.silence_ms) {
 		snprintf(why, sizeof(why), "no packets from the peer for %llu ms",
 		    (unsigned long long)(now - last));
 		path_lost(pc, why);
+	} else if (pc->state == PP_PC_CONNECTED && stalled) {
+		path_lost(pc, "the peer acknowledges nothing we send (SCTP "
+		    "retransmissions at their cap): a one-way path");
 	} else if (pc->state == PP_PC_DISCONNECTED) {
-		if (last > pc->lost_ms && now - last < pc->cfg.silence_ms)
+		if (last > pc->lost_ms && now - last < pc->cfg.silence_ms &&
+		    !stalled)
 			path_back(pc, "packets from the peer again");
 		else if (pc->restart_ok && now - pc->lost_ms >= restart_bound(pc))
 			set_state(pc, PP_PC_FAILED, "path lost %llu ms ago and %s "
@@ -371,6 +399,7 @@ restart_done(struct pp_pc *pc)
 	pc->restarting = 0;
 	pc->restart_pending = 0;
 	pc->restarts_done++;
+	pc->restart_done_ms = now;
 	/* The path may have come back a moment before (packets on the new
 	 * pair before it was selected here): measure from the loss. */
 	pc->last_recovery_ms = pc->restart_lost_ms ?

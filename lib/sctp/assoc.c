@@ -42,7 +42,7 @@
  */
 #define HB_INTERVAL_MS	1000
 #define RTO_MIN_MS	400
-#define RTO_MAX_MS	3000
+#define RTO_MAX_MS	PP_SCTP_RTO_MAX_MS
 #define MAX_RXT		30
 
 static struct {
@@ -931,6 +931,21 @@ pp_sctp_rtt_ms(const struct pp_sctp *a)
 		return -1;
 	return st.sstat_primary.spinfo_srtt > (uint32_t)INT32_MAX ? -1 :
 	    (int)st.sstat_primary.spinfo_srtt;
+}
+
+int
+pp_sctp_rto_ms(const struct pp_sctp *a)
+{
+	struct sctp_status st;
+	socklen_t len = sizeof(st);
+
+	if (a->state != PP_SCTP_OPEN || a->sock == NULL)
+		return -1;
+	memset(&st, 0, sizeof(st));
+	if (usrsctp_getsockopt(a->sock, IPPROTO_SCTP, SCTP_STATUS, &st, &len) < 0)
+		return -1;
+	return st.sstat_primary.spinfo_rto > (uint32_t)INT32_MAX ? -1 :
+	    (int)st.sstat_primary.spinfo_rto;
 }
 
 int

@@ -157,6 +157,14 @@ int pp_sctp_rtt_ms(const struct pp_sctp *sctp);
  * count.  PP_ECONFLICT unless open.
  */
 int pp_sctp_probe(struct pp_sctp *sctp);
+/*
+ * The retransmission timeout now, in ms, or -1 while not open.  It doubles
+ * on every timeout without an answer (data or heartbeat) up to
+ * PP_SCTP_RTO_MAX_MS and falls back with the next round-trip sample: at
+ * the cap, the peer has acknowledged nothing for several timeouts.
+ */
+int pp_sctp_rto_ms(const struct pp_sctp *sctp);
+#define PP_SCTP_RTO_MAX_MS	3000
 /* The largest message pp_dc_send() accepts right now. */
 size_t pp_sctp_max_send_size(const struct pp_sctp *sctp);
 
