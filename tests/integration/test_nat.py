@@ -574,3 +574,22 @@ def test_relayed_path_remap_recovers_by_ice_restart(scenes):
     report("relay-remap", outcome="transfer survived",
            recovery_ms=cl["ice_restart"]["last_recovery_ms"],
            path="%s/%s" % (cl["path"]["local_type"], cl["path"]["remote_type"]))
+
+
+def test_turn_tcp_path_remap_recovers_by_ice_restart(scenes):
+    """UDP blocked in LAN A, so the client's side of the path is a TURN
+    allocation over TCP; router A remaps mid-transfer, which kills that TCP
+    connection (and the allocation with it).  The restart opens a new TCP
+    connection and allocation, and the transfer carries on."""
+    scene = scenes("udp-block", "eim", turn_transports=("udp", "tcp"),
+                   server_args=RESTART_SERVER)
+    addr, _ = scene.wait_connected(40)
+    assert scene.peer(scene.cl, "gw-office")["path"]["local_type"] == "relay"
+    outcome, tx = transfer_across(scene, addr,
+                                  lambda: scene.net.nat_new_ports("a"))
+    check_transfer_survived(scene, outcome, tx)
+    cl, gw = check_restarted(scene)
+    assert cl["path"]["local_type"] == "relay", cl["path"]
+    report("turn-tcp-remap", outcome="transfer survived",
+           recovery_ms=cl["ice_restart"]["last_recovery_ms"],
+           path="%s/%s" % (cl["path"]["local_type"], cl["path"]["remote_type"]))
