@@ -340,17 +340,29 @@ print_peer(json_t *p)
 {
 	json_t *path = json_object_get(p, "path");
 	json_t *tun = json_object_get(p, "tunnel");
+	json_t *rs = json_object_get(p, "ice_restart");
 	json_t *v;
 	char in[32], out[32];
 	size_t i;
 
 	printf("  %-20s %-12s", jstr(p, "name"), jstr(p, "state"));
-	if (path)
-		printf(" %s (%s -> %s %s:%lld, rtt %s)", jstr(path, "type"),
+	if (path) {
+		printf(" %s (%s -> %s %s:%lld, ", jstr(path, "type"),
 		    jstr(path, "local_type"), jstr(path, "remote_type"),
-		    jstr(path, "remote_addr"), jint(path, "remote_port"),
-		    jint(path, "rtt_ms") < 0 ? "n/a" : "measured");
+		    jstr(path, "remote_addr"), jint(path, "remote_port"));
+		if (jint(path, "rtt_ms") < 0)
+			printf("rtt n/a)");
+		else
+			printf("rtt %lld ms)", jint(path, "rtt_ms"));
+	}
 	printf("\n");
+	if (rs && (jint(rs, "attempts") > 0 ||
+	    json_is_true(json_object_get(rs, "in_progress"))))
+		printf("  %-20s ICE restarts %lld of %lld done%s, last one back "
+		    "%lld ms after the path was lost\n", "", jint(rs, "completed"),
+		    jint(rs, "attempts"), json_is_true(json_object_get(rs,
+		    "in_progress")) ? " (one under way)" : "",
+		    jint(rs, "last_recovery_ms"));
 	if (tun) {
 		human_bytes((uint64_t)jint(p, "bytes_in"), in, sizeof(in));
 		human_bytes((uint64_t)jint(p, "bytes_out"), out, sizeof(out));

@@ -6,13 +6,17 @@
 # See docs/bench-nat.md.
 #
 #   bench/nat.sh [--build DIR] [--runs N] [--bulk-runs N] [--flavours LIST]
-#                [--interleave ROUNDS]
+#                [--interleave ROUNDS] [--coturn-option LINE]...
+#                [--pub-sysctl KEY=VALUE]...
 #
 # LIST is comma-separated A/B pairs of eim, symmetric, none, udp-block
 # (default eim/eim,eim/none,symmetric/symmetric,udp-block/eim).  With
 # --interleave only throughput is measured, one run of every flavour per
-# round, so that direct and relayed runs see the same machine.  Use a
-# Release build: sanitizers change the figures.
+# round, so that direct and relayed runs see the same machine, and each
+# run also reports the UDP datagrams dropped for full receive buffers at
+# coturn and at each agent's host.  --coturn-option adds a turnserver.conf
+# line, --pub-sysctl sets a sysctl in coturn's namespace (experiments on
+# the relay).  Use a Release build: sanitizers change the figures.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,7 +26,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--build) build=$2; shift 2 ;;
 	--build=*) build=${1#--build=}; shift ;;
-	-h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
 	*) args+=("$1"); shift ;;
 	esac
 done

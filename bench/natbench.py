@@ -27,8 +27,15 @@ def pct(values, p):
     return s[min(len(s) - 1, int(round(p / 100.0 * (len(s) - 1))))]
 
 
-def one(tmp, fa, fb, transports, timeout, bulk):
-    scene = test_nat.Scene(tmp, fa, fb, turn_transports=transports)
+def drops(scene):
+    """UDP receive-buffer drops so far: at coturn (public namespace), and
+    at the two agents' hosts."""
+    return {k: scene.net.udp_rcvbuf_errors(k) for k in ("pub", "a", "b")}
+
+
+def one(tmp, fa, fb, transports, timeout, bulk, opts=None):
+    opts = opts or {}
+    scene = test_nat.Scene(tmp, fa, fb, turn_transports=transports, **opts)
     try:
         try:
             addr, wall = scene.wait_connected(timeout)
@@ -39,8 +46,12 @@ def one(tmp, fa, fb, transports, timeout, bulk):
              "path": "%s %s/%s" % (p["path"]["type"], p["path"]["local_type"],
                                    p["path"]["remote_type"])}
         if bulk:
+            d0 = drops(scene)
             took = scene.bulk_both_ways(addr)
             r["mbit_s"] = 2 * test_nat.BULK_BYTES * 8 / took / 1e6
+            d1 = drops(scene)
+            r["drops"] = "coturn %d, A %d, B %d" % tuple(
+                d1[k] - d0[k] for k in ("pub", "a", "b"))
         return r
     finally:
         scene.close(check=False)
@@ -48,6 +59,11 @@ def one(tmp, fa, fb, transports, timeout, bulk):
 
 def transports_of(fl):
     return ("udp", "tcp") if "udp-block" in fl else ("udp",)
+
+
+def scene_opts(args):
+    return {"coturn_options": args.coturn_option,
+            "pub_sysctls": args.pub_sysctl}
 
 
 def interleave(args):
@@ -58,10 +74,12 @@ def interleave(args):
             fa, fb = fl.split("/")
             with tempfile.TemporaryDirectory(prefix="ppnat-") as tmp:
                 r = one(tmp, fa, fb, transports_of(fl), args.timeout,
-                        bulk=True)
+                        bulk=True, opts=scene_opts(args))
             got[fl].append(r["mbit_s"] if r else None)
-            print("round %d %-20s %s" % (i + 1, fl, "%.0f Mbit/s, %s" % (
-                r["mbit_s"], r["path"]) if r else "no connection"))
+            print("round %d %-20s %s" % (i + 1, fl, "%.0f Mbit/s, %s; UDP "
+                  "receive-buffer drops: %s" % (r["mbit_s"], r["path"],
+                                                 r["drops"])
+                  if r else "no connection"))
             sys.stdout.flush()
     print("%-20s %5s %10s %6s %6s" % ("flavour (A/B)", "ok", "Mbit/s p50",
                                       "min", "max"))
@@ -85,6 +103,12 @@ def main():
                     help="throughput only: ROUNDS rounds of one run of every "
                     "flavour in turn, so that direct and relayed see the same "
                     "machine")
+    ap.add_argument("--coturn-option", action="append", default=[],
+                    metavar="LINE", help="an extra turnserver.conf line "
+                    "(repeatable), e.g. relay-threads=1")
+    ap.add_argument("--pub-sysctl", action="append", default=[],
+                    metavar="KEY=VALUE", help="a sysctl for the public "
+                    "namespace (coturn's), e.g. net.core.rmem_default=4194304")
     args = ap.parse_args()
     why = netns.why_not()
     if why:
@@ -95,6 +119,10 @@ def main():
         platform.node(), os.cpu_count(), platform.release(),
         os.environ.get("PP_AGENT_BIN")))
     print("bulk: %d MiB each way per run" % (test_nat.BULK_BYTES >> 20))
+    if args.coturn_option or args.pub_sysctl:
+        print("coturn options: %s; public namespace sysctls: %s" % (
+            ", ".join(args.coturn_option) or "-",
+            ", ".join(args.pub_sysctl) or "-"))
     if args.interleave:
         return interleave(args)
     print("%-20s %5s %9s %9s %9s %9s %10s  %s" % (
@@ -108,7 +136,7 @@ def main():
         for i in range(args.runs):
             with tempfile.TemporaryDirectory(prefix="ppnat-") as tmp:
                 r = one(tmp, fa, fb, transports, args.timeout,
-                        bulk=i < args.bulk_runs)
+                        bulk=i < args.bulk_runs, opts=scene_opts(args))
             res.append(r)
             if i == 1 and not any(res):
                 break

@@ -44,6 +44,8 @@
 #define TURN_WAIT_MS	5000		/* offers (answers) wait for TURN credentials */
 #define AUTH_WAIT_MS	5000		/* for the answer to AUTH_CHALLENGE */
 #define HELD_MAX	48		/* an offer and what trickles behind it */
+#define RESTART_RETRY_MS 6000		/* an ICE restart offer not answered yet */
+#define SIG_CHECK_MS	3000		/* signaling must answer a ping: path lost */
 
 enum peer_state {
 	PEER_IDLE,		/* no peer connection */
@@ -67,6 +69,7 @@ struct peer {
 	int awaiting_answer;
 	uv_timer_t retry;
 	uv_timer_t probe;		/* did a rejoining peer keep its connection? */
+	uv_timer_t restart;		/* offers the ICE restart again */
 	unsigned retry_ms;
 	unsigned attempts;
 	uint64_t state_since_ms;
@@ -153,6 +156,8 @@ struct pp_agent {
 };
 
 static void peer_offer(struct peer *p);
+static size_t ice_turn_list(struct pp_agent *a);
+static void peer_restart(struct peer *p);
 static int turn_hold(const struct pp_agent *a);
 static int turn_parse(const struct pp_cfg_turn *c, struct pp_ice_turn *t,
     char *host, size_t hlen);
@@ -246,6 +251,8 @@ peer_get(struct pp_agent *a, const char *name)
 	p->retry.data = p;
 	uv_timer_init(a->loop, &p->probe);
 	p->probe.data = p;
+	uv_timer_init(a->loop, &p->restart);
+	p->restart.data = p;
 	p->next = a->peers;
 	a->peers = p;
 	return p;
@@ -259,6 +266,7 @@ peer_release(struct peer *p)
 	p->tun = NULL;
 	pp_pc_free(p->pc);
 	p->pc = NULL;
+	uv_timer_stop(&p->restart);
 	p->doomed = 0;
 	p->awaiting_answer = 0;
 	p->nlisteners = 0;
@@ -603,7 +611,8 @@ tun_ready(void *ctx, const struct pp_tun_settings *s)
 {
 	struct peer *p = ctx;
 
-	(void)s;
+	if (s->features & PP_TUN_F_RESTART)
+		pp_pc_allow_restart(p->pc);	/* a lost path is restarted */
 	p->setup_ms = (int64_t)(pp_now_ms() - p->connect_started_ms);
 	p->retry_ms = RETRY_MIN_MS;
 	p->last_error[0] = '\0';
@@ -801,10 +810,77 @@ pc_candidate(void *ctx, const char *cand, const char *mid, unsigned idx)
 	    "candidate", cand, "sdpMid", mid, "sdpMLineIndex", (int)idx));
 }
 
+/* Where a path that came back goes now. */
+static void
+log_path(struct peer *p, const char *reason)
+{
+	struct pp_pc_status st;
+
+	pp_pc_get_status(p->pc, &st);
+	if (!st.ice.have_pair)
+		return;
+	pp_info(SUB, "peer %s: path back (%s): %s %s:%u -> %s %s:%u, ICE "
+	    "restarts %u, channels kept", p->name, reason ? reason : "",
+	    pp_ice_cand_type_name(st.ice.pair.local_type),
+	    st.ice.pair.local_addr, (unsigned)st.ice.pair.local_port,
+	    pp_ice_cand_type_name(st.ice.pair.remote_type),
+	    st.ice.pair.remote_addr, (unsigned)st.ice.pair.remote_port,
+	    st.restarts);
+}
+
+static void
+restart_cb(uv_timer_t *h)
+{
+	struct peer *p = h->data;
+	struct pp_pc_status st;
+
+	if (p->pc == NULL || p->doomed)
+		return;
+	pp_pc_get_status(p->pc, &st);
+	if (st.state != PP_PC_DISCONNECTED)
+		return;
+	/* None yet (the peer was out of the room), unanswered (lost while
+	 * signaling was down, say), or its checks failed; a peer out of the
+	 * room gets it when it is back (member_seen). */
+	if (p->in_room && (!st.restarting || p->awaiting_answer ||
+	    st.ice.state == PP_ICE_FAILED))
+		peer_restart(p);
+	else
+		uv_timer_start(&p->restart, restart_cb, RESTART_RETRY_MS, 0);
+}
+
+/*
+ * The offerer's side of an ICE restart: a new offer for the same session,
+ * with TURN credentials as they are now.  Retried while the path stays
+ * lost; the peer connection's bound ends it (pc.h).
+ */
+static void
+peer_restart(struct peer *p)
+{
+	char err[256], *sdp;
+	size_t nturn = ice_turn_list(p->a);
+
+	if (p->pc == NULL || p->doomed)
+		return;
+	if (pp_pc_set_turn(p->pc, p->a->ice_turn, nturn) < 0)
+		pp_warn(SUB, "peer %s: ICE restart keeps the previous TURN "
+		    "servers", p->name);
+	if (pp_pc_restart(p->pc, &sdp, err, sizeof(err)) < 0) {
+		pp_warn(SUB, "peer %s: cannot restart ICE: %s", p->name, err);
+		return;
+	}
+	pp_info(SUB, "peer %s: ICE restart: new offer sent", p->name);
+	p->awaiting_answer = 1;
+	sig_send(p->a, p->name, "offer", json_string(sdp));
+	free(sdp);
+	uv_timer_start(&p->restart, restart_cb, RESTART_RETRY_MS, 0);
+}
+
 static void
 pc_state(void *ctx, enum pp_pc_state st, const char *reason)
 {
 	struct peer *p = ctx;
+	struct pp_pc_status pst;
 
 	if (p->doomed)
 		return;
@@ -813,12 +889,31 @@ pc_state(void *ctx, enum pp_pc_state st, const char *reason)
 	switch (st) {
 	case PP_PC_DISCONNECTED:
 		set_state(p, PEER_DISCONNECTED);
-		pp_info(SUB, "peer %s: path lost (%s); waiting for it to come back",
-		    p->name, reason ? reason : "");
+		pp_pc_get_status(p->pc, &pst);
+		pp_info(SUB, "peer %s: path lost (%s); %s", p->name,
+		    reason ? reason : "", !pst.restart_ok ? "waiting for it to "
+		    "come back" : p->offerer ? "restarting ICE" :
+		    "waiting for the peer's ICE restart");
+		/*
+		 * The path may have died with our network (a new address, a
+		 * NAT that forgot us): then so did the signaling connection,
+		 * which the restart needs, and its own pings would take 20 s
+		 * or more to tell.
+		 */
+		if (pst.restart_ok)
+			(void)pp_sigc_check(p->a->sig, SIG_CHECK_MS);
+		if (pst.restart_ok && p->offerer && p->in_room)
+			peer_restart(p);
+		else if (pst.restart_ok && p->offerer)	/* when it is back */
+			uv_timer_start(&p->restart, restart_cb, RESTART_RETRY_MS,
+			    0);
 		break;
 	case PP_PC_CONNECTED:
-		if (p->state == PEER_DISCONNECTED)
+		if (p->state == PEER_DISCONNECTED) {
 			set_state(p, p->tun ? PEER_CONNECTED : PEER_CONNECTING);
+			log_path(p, reason);
+		}
+		uv_timer_stop(&p->restart);
 		break;
 	case PP_PC_FAILED:
 		peer_doom(p, "peer connection failed: %s", reason ? reason : "");
@@ -842,6 +937,20 @@ pc_channel(void *ctx, struct pp_dc *dc)
 
 static const struct pp_pc_ops pc_ops = { pc_candidate, pc_state, pc_channel };
 
+/* The config's relays, then the signaling server's while valid. */
+static size_t
+ice_turn_list(struct pp_agent *a)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < a->cfg.nturn && i < PP_ICE_MAX_TURN; i++)
+		a->ice_turn[n++] = a->turn[i];
+	if (pp_now_ms() < a->sig_turn_expires_ms)
+		for (size_t i = 0; i < a->nsig_turn && n < PP_ICE_MAX_TURN; i++)
+			a->ice_turn[n++] = a->sig_turn[i];
+	return n;
+}
+
 static int
 peer_make_pc(struct peer *p)
 {
@@ -860,13 +969,7 @@ peer_make_pc(struct peer *p)
 		pcfg.ice.stun_host = a->stun_host;
 		pcfg.ice.stun_port = a->stun_port;
 	}
-	pcfg.ice.nturn = 0;
-	for (size_t i = 0; i < a->cfg.nturn && i < PP_ICE_MAX_TURN; i++)
-		a->ice_turn[pcfg.ice.nturn++] = a->turn[i];
-	if (pp_now_ms() < a->sig_turn_expires_ms)
-		for (size_t i = 0; i < a->nsig_turn &&
-		    pcfg.ice.nturn < PP_ICE_MAX_TURN; i++)
-			a->ice_turn[pcfg.ice.nturn++] = a->sig_turn[i];
+	pcfg.ice.nturn = ice_turn_list(a);
 	pcfg.ice.turn = a->ice_turn;
 	for (size_t i = 0; i < a->cfg.naddrs; i++)
 		a->addrs[i] = a->cfg.addrs[i];
@@ -963,8 +1066,20 @@ on_offer(struct peer *p, const char *sdp, size_t len)
 {
 	char err[512], *answer;
 
+	if (p->pc != NULL && !p->doomed) {
+		/* An ICE restart of this connection keeps it (and its channels). */
+		(void)pp_pc_set_turn(p->pc, p->a->ice_turn, ice_turn_list(p->a));
+		if (pp_pc_set_remote_offer(p->pc, sdp, len, &answer, err,
+		    sizeof(err)) == 0) {
+			pp_info(SUB, "peer %s: ICE restart: answered", p->name);
+			sig_send(p->a, p->name, "answer", json_string(answer));
+			free(answer);
+			return;
+		}
+		pp_debug(SUB, "peer %s: %s", p->name, err);
+	}
 	if (p->pc != NULL) {
-		/* The peer started over (restart, or it lost the path first). */
+		/* The peer started over (new process, or it gave up the path). */
 		pp_info(SUB, "peer %s: new offer replaces the current connection",
 		    p->name);
 		peer_release(p);
@@ -1035,10 +1150,25 @@ static void
 probe_cb(uv_timer_t *h)
 {
 	struct peer *p = h->data;
+	struct pp_pc_status st;
 
-	if (p->tun && !p->doomed && !pp_tun_ping_answered(p->tun))
-		peer_doom(p, "rejoined the room and its old connection does not "
-		    "answer: starting over");
+	if (p->tun == NULL || p->doomed || pp_tun_ping_answered(p->tun))
+		return;
+	pp_pc_get_status(p->pc, &st);
+	if (st.restart_ok) {
+		/* Its network may have changed (its signaling broke with the
+		 * path), or it is a new process: an ICE restart tells, as a
+		 * new process answers it with a new session (then we start
+		 * over).  The answering side leaves it to the offerer. */
+		pp_info(SUB, "peer %s: rejoined the room and its old connection "
+		    "does not answer: %s", p->name, p->offerer ?
+		    "restarting ICE" : "waiting for its ICE restart");
+		if (p->offerer)
+			peer_restart(p);
+		return;
+	}
+	peer_doom(p, "rejoined the room and its old connection does not "
+	    "answer: starting over");
 }
 
 /*
@@ -1057,9 +1187,18 @@ member_seen(struct pp_agent *a, const char *name, int fresh)
 		return;
 	p->in_room = 1;
 	if (fresh && p->pc != NULL && !p->doomed) {
+		struct pp_pc_status st;
+
+		pp_pc_get_status(p->pc, &st);
 		if (p->state == PEER_CONNECTED && pp_tun_ping(p->tun) == 0)
 			uv_timer_start(&p->probe, probe_cb, PROBE_MS, 0);
-		else if (p->state != PEER_CONNECTED && p->offerer)
+		else if (p->state == PEER_DISCONNECTED && st.restart_ok) {
+			/* Its signaling broke with the path: restart now that
+			 * offers reach it (a new process answers with a new
+			 * session, and we start over then). */
+			if (p->offerer)
+				peer_restart(p);
+		} else if (p->state != PEER_CONNECTED && p->offerer)
 			peer_release(p);
 	}
 	if (p->offerer && p->pc == NULL && !p->doomed) {
@@ -1468,6 +1607,11 @@ peer_json(struct peer *p)
 			    "remote_port", st.ice.pair.remote_port,
 			    "rtt_ms", st.ice.rtt_ms));
 		}
+		json_object_set_new(o, "ice_restart", json_pack(
+		    "{s:b, s:b, s:i, s:i, s:I}", "supported", st.restart_ok,
+		    "in_progress", st.restarting, "attempts", (int)st.ice.restarts,
+		    "completed", (int)st.restarts, "last_recovery_ms",
+		    (json_int_t)st.last_recovery_ms));
 	}
 	if (p->tun) {
 		struct pp_tun_stats ts;
@@ -2169,6 +2313,7 @@ pp_agent_stop(struct pp_agent *a)
 		}
 		uv_close((uv_handle_t *)&p->retry, NULL);
 		uv_close((uv_handle_t *)&p->probe, NULL);
+		uv_close((uv_handle_t *)&p->restart, NULL);
 		drop_held(p);
 	}
 	pp_sigc_stop(a->sig);

@@ -28,6 +28,7 @@
 #include <nice/agent.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -65,7 +66,19 @@ struct ev {
 struct pp_ice {
 	struct pp_gloop *gl;
 	NiceAgent *agent;
-	guint stream;
+	guint stream;		/* the current ICE generation */
+	/*
+	 * The generation before a restart, kept (with its selected pair) until
+	 * the new one has a pair of its own: data keeps flowing on it if the
+	 * old path still works.  0: none.
+	 */
+	guint old_stream;
+	bool gen_pair;		/* the current generation selected a pair */
+	uv_timer_t retire;	/* removes old_stream outside libnice's frames */
+	/* What a restart needs to build the next generation's stream. */
+	uint16_t port_min, port_max;
+	struct pp_ice_turn turn[PP_ICE_MAX_TURN];	/* strings owned */
+	size_t nturn;
 	unsigned id;		/* names this agent in logs */
 	struct pp_ice_callbacks cb;
 	void *arg;
@@ -400,28 +413,112 @@ describe(const NiceCandidate *c, enum pp_ice_cand_type *type,
  */
 #define SOCKET_BUFFER (4 * 1024 * 1024)
 
-static void
-grow_socket_buffers(struct pp_ice *ice, NiceAgent *agent)
+/* 1 if the buffer is below what we wanted (capped by rmem_max). */
+static int
+grow_fd(int fd)
 {
 	static const int want = SOCKET_BUFFER;
-	static int warned;
-	GSocket *gs = nice_agent_get_selected_socket(agent, ice->stream, COMPONENT);
-	int fd, got = 0;
+	int got = 0;
 	socklen_t len = sizeof(got);
 
-	if (gs == NULL)
-		return;
-	fd = g_socket_get_fd(gs);
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) < 0)
 		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) < 0)
 		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
-	if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 &&
-	    got < want && !warned++)
+	return getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 &&
+	    got < want ? got / 2 : 0;
+}
+
+/*
+ * A relayed pair's socket is not handed out by libnice (it wraps the host
+ * UDP socket that talks to the TURN server, and the relay's packets arrive
+ * on that one).  Our stream's host UDP candidates name those sockets by
+ * their bound address: find them among our descriptors and grow them all.
+ */
+static int
+grow_host_sockets(struct pp_ice *ice, NiceAgent *agent)
+{
+	GSList *list = nice_agent_get_local_candidates(agent, ice->stream,
+	    COMPONENT);
+	struct sockaddr_storage want[PP_ICE_MAX_LOCAL_ADDRS * 2];
+	unsigned nwant = 0;
+	int capped = 0;
+	DIR *d;
+	struct dirent *e;
+
+	for (GSList *l = list; l && nwant < sizeof(want) / sizeof(want[0]);
+	    l = l->next) {
+		const NiceCandidate *c = l->data;
+
+		if (c->type == NICE_CANDIDATE_TYPE_HOST &&
+		    c->transport == NICE_CANDIDATE_TRANSPORT_UDP)
+			nice_address_copy_to_sockaddr(&c->addr,
+			    (struct sockaddr *)&want[nwant++]);
+	}
+	g_slist_free_full(list, (GDestroyNotify)nice_candidate_free);
+	if (nwant == 0 || (d = opendir("/proc/self/fd")) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = atoi(e->d_name), type = 0;
+		socklen_t tlen = sizeof(type);
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd == dirfd(d) ||
+		    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 ||
+		    type != SOCK_DGRAM ||
+		    getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+			continue;
+		for (unsigned i = 0; i < nwant; i++) {
+			NiceAddress a, b;
+
+			nice_address_set_from_sockaddr(&a, (struct sockaddr *)&ss);
+			nice_address_set_from_sockaddr(&b,
+			    (struct sockaddr *)&want[i]);
+			if (nice_address_equal(&a, &b)) {
+				capped |= grow_fd(fd);
+				break;
+			}
+		}
+	}
+	closedir(d);
+	return capped;
+}
+
+static void
+grow_socket_buffers(struct pp_ice *ice, NiceAgent *agent)
+{
+	static int warned;
+	GSocket *gs = nice_agent_get_selected_socket(agent, ice->stream, COMPONENT);
+	int got;
+
+	if (gs != NULL) {
+		got = grow_fd(g_socket_get_fd(gs));
+		g_object_unref(gs);
+	} else if (ice->st.pair.local_type == PP_ICE_CAND_RELAY) {
+		got = grow_host_sockets(ice, agent);
+	} else {
+		return;
+	}
+	if (got > 0 && !warned++)
 		pp_warn(SUB, "UDP receive buffer capped at %d bytes (wanted %d): "
 		    "raise net.core.rmem_max for full data-channel throughput",
-		    got / 2, want);
-	g_object_unref(gs);
+		    got, SOCKET_BUFFER);
+}
+
+/* The new generation has its pair: the previous one is not needed. */
+static void
+on_retire(uv_timer_t *h)
+{
+	struct pp_ice *ice = h->data;
+
+	if (ice->closing || ice->old_stream == 0)
+		return;
+	enter(ice);
+	nice_agent_remove_stream(ice->agent, ice->old_stream);
+	leave(ice);
+	pp_debug(SUB, "ice %u: previous generation released", ice->id);
+	ice->old_stream = 0;
 }
 
 static void
@@ -439,6 +536,9 @@ on_selected_pair(NiceAgent *agent, guint stream, guint component,
 	    PP_ICE_PROTO_UDP : PP_ICE_PROTO_TCP;
 	ice->st.have_pair = true;
 	ice->st.pair_selected_ms = pp_now_ms();
+	ice->gen_pair = true;
+	if (ice->old_stream)
+		uv_timer_start(&ice->retire, on_retire, 0, 0);
 	if (p->proto == PP_ICE_PROTO_UDP)
 		grow_socket_buffers(ice, agent);
 	pp_info(SUB, "ice %u: selected pair %s %s:%u -> %s %s:%u (%s)", ice->id,
@@ -589,10 +689,90 @@ load_local_credentials(struct pp_ice *ice)
 	return rc;
 }
 
+static void
+free_turn(struct pp_ice *ice)
+{
+	for (size_t i = 0; i < ice->nturn; i++) {
+		struct pp_ice_turn *t = &ice->turn[i];
+
+		free((char *)(uintptr_t)t->host);
+		free((char *)(uintptr_t)t->username);
+		if (t->password) {
+			explicit_bzero((char *)(uintptr_t)t->password,
+			    strlen(t->password));
+			free((char *)(uintptr_t)t->password);
+		}
+	}
+	memset(ice->turn, 0, sizeof(ice->turn));
+	ice->nturn = 0;
+}
+
+/* Our own copies of the TURN servers (checked), for every generation. */
+static int
+copy_turn(struct pp_ice *ice, const struct pp_ice_turn *turn, size_t nturn)
+{
+	free_turn(ice);
+	for (size_t i = 0; i < nturn; i++) {
+		struct pp_ice_turn *t = &ice->turn[i];
+
+		t->port = turn[i].port;
+		t->transport = turn[i].transport;
+		t->host = strdup(turn[i].host);
+		t->username = strdup(turn[i].username);
+		t->password = strdup(turn[i].password);
+		ice->nturn = i + 1;
+		if (!t->host || !t->username || !t->password) {
+			free_turn(ice);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/*
+ * One stream of one component, as every ICE generation has it: port range,
+ * TURN servers, and our receive callback.  Signals are connected once per
+ * agent and filter on ice->stream.
+ */
+static int
+add_stream(struct pp_ice *ice, guint *out)
+{
+	NiceAgent *a = ice->agent;
+	guint id = nice_agent_add_stream(a, 1);
+
+	*out = 0;
+	if (id == 0)
+		return -ENOMEM;
+	nice_agent_set_stream_name(a, id, "application");
+	if (ice->port_min)
+		nice_agent_set_port_range(a, id, COMPONENT, ice->port_min,
+		    ice->port_max);
+	for (size_t i = 0; i < ice->nturn; i++) {
+		const struct pp_ice_turn *t = &ice->turn[i];
+
+		if (!nice_agent_set_relay_info(a, id, COMPONENT,
+		    t->host, t->port, t->username, t->password,
+		    relay_type(t->transport))) {
+			pp_err(SUB, "ice config: TURN server %zu (%s) refused "
+			    "by libnice", i + 1, t->host);
+			nice_agent_remove_stream(a, id);
+			return PP_ECONFIG;
+		}
+	}
+	if (!nice_agent_attach_recv(a, id, COMPONENT,
+	    pp_gloop_context(ice->gl), on_nice_recv, ice)) {
+		nice_agent_remove_stream(a, id);
+		return PP_EPROTO;
+	}
+	*out = id;
+	return 0;
+}
+
 static int
 configure(struct pp_ice *ice, const struct pp_ice_config *cfg)
 {
 	NiceAgent *a = ice->agent;
+	int rc;
 
 	/*
 	 * UPnP would ask the LAN's router to open ports on our behalf:
@@ -625,24 +805,6 @@ configure(struct pp_ice *ice, const struct pp_ice_config *cfg)
 		    !nice_agent_add_local_address(a, &addr))
 			return -ENOMEM;
 	}
-	ice->stream = nice_agent_add_stream(a, 1);
-	if (ice->stream == 0)
-		return -ENOMEM;
-	nice_agent_set_stream_name(a, ice->stream, "application");
-	if (cfg->port_min)
-		nice_agent_set_port_range(a, ice->stream, COMPONENT,
-		    cfg->port_min, cfg->port_max);
-	for (size_t i = 0; i < cfg->nturn; i++) {
-		const struct pp_ice_turn *t = &cfg->turn[i];
-
-		if (!nice_agent_set_relay_info(a, ice->stream, COMPONENT,
-		    t->host, t->port, t->username, t->password,
-		    relay_type(t->transport))) {
-			pp_err(SUB, "ice config: TURN server %zu (%s) refused "
-			    "by libnice", i + 1, t->host);
-			return PP_ECONFIG;
-		}
-	}
 	g_signal_connect(a, "new-candidate-full", G_CALLBACK(on_new_candidate),
 	    ice);
 	g_signal_connect(a, "candidate-gathering-done",
@@ -651,9 +813,12 @@ configure(struct pp_ice *ice, const struct pp_ice_config *cfg)
 	    G_CALLBACK(on_component_state), ice);
 	g_signal_connect(a, "new-selected-pair-full",
 	    G_CALLBACK(on_selected_pair), ice);
-	if (!nice_agent_attach_recv(a, ice->stream, COMPONENT,
-	    pp_gloop_context(ice->gl), on_nice_recv, ice))
-		return PP_EPROTO;
+	ice->port_min = cfg->port_min;
+	ice->port_max = cfg->port_max;
+	if ((rc = copy_turn(ice, cfg->turn, cfg->nturn)) < 0)
+		return rc;
+	if ((rc = add_stream(ice, &ice->stream)) < 0)
+		return rc;
 	return load_local_credentials(ice);
 }
 
@@ -707,14 +872,16 @@ pp_ice_new(struct pp_gloop *gl, const struct pp_ice_config *cfg,
 		ice->closing = true;	/* leave() must not arm the timer */
 		drop_events(ice);
 		leave(ice);
+		free_turn(ice);
 		explicit_bzero(ice->pwd, sizeof(ice->pwd));
 		free(ice);
 		return rc;
 	}
 	uv_timer_init(pp_gloop_uv(gl), &ice->defer);
 	uv_timer_init(pp_gloop_uv(gl), &ice->grace);
-	ice->defer.data = ice->grace.data = ice;
-	ice->open_handles = 2;
+	uv_timer_init(pp_gloop_uv(gl), &ice->retire);
+	ice->defer.data = ice->grace.data = ice->retire.data = ice;
+	ice->open_handles = 3;
 	leave(ice);
 	pp__gloop_hold(gl);
 	pp_debug(SUB, "ice %u: agent created (%s)", ice->id,
@@ -740,6 +907,8 @@ on_ice_closed(uv_handle_t *h)
 	if (--ice->open_handles > 0)
 		return;
 	pp__gloop_enter(gl);
+	if (ice->old_stream)
+		nice_agent_remove_stream(ice->agent, ice->old_stream);
 	nice_agent_remove_stream(ice->agent, ice->stream);
 	/* The GTask holds the agent until TURN allocations are released. */
 	nice_agent_close_async(ice->agent, NULL, NULL);
@@ -747,6 +916,7 @@ on_ice_closed(uv_handle_t *h)
 	pp__gloop_leave(gl);
 	pp_debug(SUB, "ice %u: closed", ice->id);
 	drop_pending(ice);
+	free_turn(ice);
 	explicit_bzero(ice, sizeof(*ice));
 	free(ice);
 	pp__gloop_release(gl);
@@ -762,8 +932,12 @@ pp_ice_free(struct pp_ice *ice)
 	g_signal_handlers_disconnect_by_data(ice->agent, ice);
 	nice_agent_attach_recv(ice->agent, ice->stream, COMPONENT,
 	    pp_gloop_context(ice->gl), NULL, NULL);
+	if (ice->old_stream)
+		nice_agent_attach_recv(ice->agent, ice->old_stream, COMPONENT,
+		    pp_gloop_context(ice->gl), NULL, NULL);
 	uv_close((uv_handle_t *)&ice->defer, on_ice_closed);
 	uv_close((uv_handle_t *)&ice->grace, on_ice_closed);
+	uv_close((uv_handle_t *)&ice->retire, on_ice_closed);
 }
 
 /* ---- operations ---- */
@@ -1040,8 +1214,8 @@ pp_ice_send(struct pp_ice *ice, const void *buf, size_t len)
 	 * It may start a TURN channel-bind timer, hence the kick.
 	 */
 	ice->depth++;
-	n = nice_agent_send(ice->agent, ice->stream, COMPONENT, (guint)len,
-	    buf);
+	n = nice_agent_send(ice->agent, ice->gen_pair || !ice->old_stream ?
+	    ice->stream : ice->old_stream, COMPONENT, (guint)len, buf);
 	ice->depth--;
 	pp_gloop_kick(ice->gl);
 	if (ice->evq && ice->depth == 0 && !ice->closing)
@@ -1057,33 +1231,10 @@ pp_ice_send(struct pp_ice *ice, const void *buf, size_t len)
 	return n;
 }
 
-/* Trickles the candidates libnice already has (after a restart). */
+/* Forgets the remote side of the current generation. */
 static void
-replay_local_candidates(struct pp_ice *ice)
+reset_remote(struct pp_ice *ice)
 {
-	GSList *list = nice_agent_get_local_candidates(ice->agent, ice->stream,
-	    COMPONENT);
-
-	for (GSList *l = list; l; l = l->next)
-		on_new_candidate(ice->agent, l->data, ice);
-	g_slist_free_full(list, (GDestroyNotify)nice_candidate_free);
-	if (ice->gathered)
-		push_event(ice, EV_GATHERED, 0, NULL);
-}
-
-int
-pp_ice_restart(struct pp_ice *ice)
-{
-	gboolean ok;
-	int rc;
-
-	enter(ice);
-	ok = nice_agent_restart_stream(ice->agent, ice->stream);
-	if (!ok) {
-		leave(ice);
-		return PP_EPROTO;
-	}
-	rc = load_local_credentials(ice);
 	ice->remote_creds = false;
 	ice->remote_done = false;
 	ice->remote_eoc = false;
@@ -1092,13 +1243,103 @@ pp_ice_restart(struct pp_ice *ice)
 	ice->remote_ufrag[0] = '\0';
 	ice->nremote = 0;
 	drop_pending(ice);
-	ice->st.restarts++;
-	if (ice->gathering)
-		replay_local_candidates(ice);
+}
+
+/*
+ * Before gathering there is nothing to gather again: new credentials on
+ * the same stream (libnice's own restart) are all a restart means.
+ */
+static int
+restart_ungathered(struct pp_ice *ice)
+{
+	int rc;
+
+	enter(ice);
+	if (!nice_agent_restart_stream(ice->agent, ice->stream)) {
+		leave(ice);
+		return PP_EPROTO;
+	}
+	rc = load_local_credentials(ice);
+	reset_remote(ice);
 	leave(ice);
-	pp_info(SUB, "ice %u: restarted (generation %u)", ice->id,
-	    ice->st.restarts);
 	return rc;
+}
+
+/*
+ * After gathering, a restart is a new stream: libnice's restart keeps the
+ * local candidates it gathered once, and a path usually dies because they
+ * are stale (a new address, a NAT mapping gone, a relay allocation lost).
+ * The generation that last had a pair stays until the new one selects one.
+ */
+static int
+restart_gathered(struct pp_ice *ice)
+{
+	guint id, prev, keep;
+	bool prev_pair = ice->gen_pair, prev_gathered = ice->gathered;
+	int rc;
+
+	enter(ice);
+	if ((rc = add_stream(ice, &id)) < 0)
+		goto out;
+	/* A generation that never selected a pair is no fallback. */
+	prev = ice->stream;
+	keep = ice->gen_pair || ice->old_stream == 0 ? prev : ice->old_stream;
+	/* Current before gathering: its first candidates come during the call. */
+	ice->stream = id;
+	ice->gen_pair = false;
+	ice->gathered = false;
+	if (!nice_agent_gather_candidates(ice->agent, id)) {
+		pp_err(SUB, "ice %u: restart: gathering failed: no usable local "
+		    "address or free port in the configured range", ice->id);
+		ice->stream = prev;
+		ice->gen_pair = prev_pair;
+		ice->gathered = prev_gathered;
+		nice_agent_remove_stream(ice->agent, id);
+		rc = -EADDRNOTAVAIL;
+		goto out;
+	}
+	if (ice->old_stream && ice->old_stream != keep)
+		nice_agent_remove_stream(ice->agent, ice->old_stream);
+	if (prev != keep)
+		nice_agent_remove_stream(ice->agent, prev);
+	ice->old_stream = keep;
+	uv_timer_stop(&ice->retire);
+	rc = load_local_credentials(ice);
+	reset_remote(ice);
+out:
+	leave(ice);
+	return rc;
+}
+
+int
+pp_ice_restart(struct pp_ice *ice)
+{
+	int rc;
+
+	if (ice->closing)
+		return PP_ECONFLICT;
+	rc = ice->gathering ? restart_gathered(ice) : restart_ungathered(ice);
+	if (rc < 0)
+		return rc;
+	ice->st.restarts++;
+	pp_info(SUB, "ice %u: restarted (generation %u)%s", ice->id,
+	    ice->st.restarts, ice->gathering ? "; gathering again" : "");
+	return 0;
+}
+
+int
+pp_ice_set_turn(struct pp_ice *ice, const struct pp_ice_turn *turn,
+    size_t nturn)
+{
+	struct pp_ice_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.role = PP_ICE_CONTROLLED;
+	cfg.turn = turn;
+	cfg.nturn = nturn;
+	if (check_config(&cfg) != 0)
+		return PP_ECONFIG;
+	return copy_turn(ice, turn, nturn);
 }
 
 enum pp_ice_state

@@ -207,10 +207,22 @@ int pp_ice_send(struct pp_ice *ice, const void *buf, size_t len);
  * ICE restart (RFC 8445 section 9): new local credentials, remote
  * candidates and credentials forgotten, checks start over once the peer's
  * new credentials arrive.  Both sides call it (the one initiating and the
- * one answering).  The selected pair keeps carrying data meanwhile.  The
- * local candidates are trickled again (on_candidate, on_gathering_done).
+ * one answering).  After pp_ice_gather() it is a new generation gathered
+ * from scratch (host addresses as they are now, new server-reflexive
+ * mappings, new relay allocations), trickled through on_candidate and
+ * on_gathering_done; the previous generation's selected pair keeps
+ * carrying data until the new generation selects one, then it is released.
+ * on_state then follows the new generation (gathering, connecting, ...).
  */
 int pp_ice_restart(struct pp_ice *ice);
+
+/*
+ * The TURN servers for the next restart (credentials from signaling may
+ * have been renewed since pp_ice_new()).  Copied.  PP_ECONFIG as
+ * pp_ice_new() for a bad entry, or -ENOMEM.
+ */
+int pp_ice_set_turn(struct pp_ice *ice, const struct pp_ice_turn *turn,
+    size_t nturn);
 
 enum pp_ice_state pp_ice_get_state(const struct pp_ice *ice);
 void pp_ice_get_status(const struct pp_ice *ice, struct pp_ice_status *st);

@@ -11,11 +11,15 @@
  */
 #include "pc.h"
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/random.h"
 #include "dtls/dtls.h"
 #include "sctp/sctp.h"
 #include "sdp/sdp.h"
+
+#include <openssl/crypto.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +28,7 @@
 
 #define SUB "rtc"
 #define DEFAULT_CONNECT_TIMEOUT_MS 30000u
+#define WATCH_MS	1000u		/* how often the path's silence is checked */
 
 struct pp_pc {
 	struct pp_pc_config cfg;
@@ -49,9 +54,28 @@ struct pp_pc {
 	char mid[PP_SDP_MID_MAX + 1];	/* for our trickled candidates */
 	unsigned mline;
 
+	/* o= of our descriptions and of the peer's (a restart keeps the id) */
+	uint64_t local_sess_id, local_sess_ver;
+	uint64_t remote_sess_id, remote_sess_ver;
+	uint16_t remote_sctp_port;
+	char remote_ufrag[PP_SDP_UFRAG_MAX + 1];
+	int controlling;		/* we offered */
+
+	/* Path watch and ICE restart (pc.h, "Path loss and ICE restart"). */
+	int restart_ok;			/* pp_pc_allow_restart() */
+	int restart_pending;		/* our restart offer waits for its answer */
+	int restarting;			/* a restarted generation has no pair yet */
+	uint64_t lost_ms;		/* last packet before the path went silent */
+	uint64_t restart_started_ms;
+	uint64_t restart_lost_ms;	/* lost_ms when the restart began */
+	uint64_t restart_done_ms;
+	unsigned stalled_ticks;		/* SCTP's RTO at its cap, in a row */
+	unsigned restarts_done;
+	int64_t last_recovery_ms;	/* path lost -> restored by the last restart */
+
 	enum pp_pc_state state, notified;
 	char reason[256];
-	uv_timer_t dtls_timer, connect_timer, notify_timer;
+	uv_timer_t dtls_timer, connect_timer, notify_timer, watch_timer;
 	int open_handles;
 	int depth;			/* nesting of our callbacks */
 	int doomed;			/* pp_pc_free() called inside a callback */
@@ -122,8 +146,12 @@ set_state(struct pp_pc *pc, enum pp_pc_state st, const char *fmt, ...)
 		    pc->reason[0] ? ": " : "", pc->reason);
 	if (st == PP_PC_CONNECTED || st == PP_PC_FAILED || st == PP_PC_CLOSED)
 		uv_timer_stop(&pc->connect_timer);
-	if (st == PP_PC_FAILED || st == PP_PC_CLOSED)
+	if (st == PP_PC_FAILED || st == PP_PC_CLOSED) {
 		uv_timer_stop(&pc->dtls_timer);
+		uv_timer_stop(&pc->watch_timer);
+	}
+	if (st == PP_PC_CONNECTED)
+		pc->lost_ms = 0;
 	uv_timer_start(&pc->notify_timer, notify_cb, 0, 0);
 }
 
@@ -341,6 +369,125 @@ pp_pc_allow_jumbo(struct pp_pc *pc)
 	leave(pc);
 }
 
+/* ---- path watch (pc.h, "Path loss and ICE restart") ---- */
+
+static unsigned
+restart_bound(const struct pp_pc *pc)
+{
+	/* The answerer cannot restart by itself: it gives the offerer's
+	 * restart a little longer than the offerer does. */
+	return pc->cfg.restart_bound_ms + (pc->controlling ? 0 :
+	    PP_PC_RESTART_GRACE_MS);
+}
+
+/* The path stopped delivering: DISCONNECTED, and the bound starts. */
+static void
+path_lost(struct pp_pc *pc, const char *why)
+{
+	struct pp_ice_status ist;
+
+	if (pc->state != PP_PC_CONNECTED && pc->state != PP_PC_CONNECTING)
+		return;
+	pp_ice_get_status(pc->ice, &ist);
+	pc->lost_ms = ist.last_recv_ms ? ist.last_recv_ms : pp_now_ms();
+	if (pc->restarting && pc->restart_lost_ms == 0)
+		pc->restart_lost_ms = pc->lost_ms;	/* the peer was quicker */
+	set_state(pc, PP_PC_DISCONNECTED, "%s", why);
+}
+
+static void
+path_back(struct pp_pc *pc, const char *why)
+{
+	if (pc->state != PP_PC_DISCONNECTED)
+		return;
+	set_state(pc, pc->sctp && pp_sctp_state(pc->sctp) == PP_SCTP_OPEN ?
+	    PP_PC_CONNECTED : PP_PC_CONNECTING, "%s", why);
+}
+
+/*
+ * Silence is one way a path dies; the other is a path that still brings
+ * the peer's packets but no longer takes ours (a NAT that dropped our
+ * mapping while the peer still reaches us through its relay): then SCTP
+ * gets no acknowledgement and its RTO sits at the cap.  Two ticks in a
+ * row, and not just after a restart (the first new sample brings it down).
+ */
+static int
+outbound_stalled(struct pp_pc *pc, uint64_t now)
+{
+	int rto = pc->sctp ? pp_sctp_rto_ms(pc->sctp) : -1;
+
+	if (rto < PP_SCTP_RTO_MAX_MS ||
+	    (pc->restart_done_ms && now - pc->restart_done_ms < 3 * WATCH_MS)) {
+		pc->stalled_ticks = 0;
+		return 0;
+	}
+	return ++pc->stalled_ticks >= 2;
+}
+
+static void
+watch_cb(uv_timer_t *t)
+{
+	struct pp_pc *pc = t->data;
+	struct pp_ice_status ist;
+	uint64_t now = pp_now_ms(), last;
+	char why[128];
+	int stalled;
+
+	if (pc->ice == NULL || pc->doomed)
+		return;
+	enter(pc);
+	pp_ice_get_status(pc->ice, &ist);
+	last = ist.last_recv_ms;
+	stalled = outbound_stalled(pc, now);
+	if (pc->state == PP_PC_CONNECTED && last != 0 &&
+	    now - last >= pc->cfg.silence_ms) {
+		snprintf(why, sizeof(why), "no packets from the peer for %llu ms",
+		    (unsigned long long)(now - last));
+		path_lost(pc, why);
+	} else if (pc->state == PP_PC_CONNECTED && stalled) {
+		path_lost(pc, "the peer acknowledges nothing we send (SCTP "
+		    "retransmissions at their cap): a one-way path");
+	} else if (pc->state == PP_PC_DISCONNECTED) {
+		if (last > pc->lost_ms && now - last < pc->cfg.silence_ms &&
+		    !stalled)
+			path_back(pc, "packets from the peer again");
+		else if (pc->restart_ok && now - pc->lost_ms >= restart_bound(pc))
+			set_state(pc, PP_PC_FAILED, "path lost %llu ms ago and %s "
+			    "within %u ms", (unsigned long long)(now - pc->lost_ms),
+			    pc->restarting ? "the ICE restart did not restore it" :
+			    "no ICE restart restored it", restart_bound(pc));
+	}
+	leave(pc);
+}
+
+/* A restarted generation works: the association carries on over it. */
+static void
+restart_done(struct pp_pc *pc)
+{
+	struct pp_ice_status ist;
+	uint64_t now = pp_now_ms();
+
+	pc->restarting = 0;
+	pc->restart_pending = 0;
+	pc->restarts_done++;
+	pc->restart_done_ms = now;
+	/* The path may have come back a moment before (packets on the new
+	 * pair before it was selected here): measure from the loss. */
+	pc->last_recovery_ms = pc->restart_lost_ms ?
+	    (int64_t)(now - pc->restart_lost_ms) : 0;
+	pp_ice_get_status(pc->ice, &ist);
+	if (pc->restart_lost_ms)
+		pp_info(SUB, "%s: ICE restart %u done in %llu ms, the path back "
+		    "%lld ms after the last packet; channels kept", pc->name,
+		    pc->restarts_done,
+		    (unsigned long long)(now - pc->restart_started_ms),
+		    (long long)pc->last_recovery_ms);
+	else
+		pp_info(SUB, "%s: ICE restart %u done in %llu ms; channels kept",
+		    pc->name, pc->restarts_done,
+		    (unsigned long long)(now - pc->restart_started_ms));
+}
+
 static void
 sctp_connected(struct pp_sctp *sctp, void *ctx)
 {
@@ -350,6 +497,7 @@ sctp_connected(struct pp_sctp *sctp, void *ctx)
 	enter(pc);
 	fit_path(pc);
 	set_state(pc, PP_PC_CONNECTED, NULL);
+	uv_timer_start(&pc->watch_timer, watch_cb, WATCH_MS, WATCH_MS);
 	leave(pc);
 }
 
@@ -408,26 +556,43 @@ static void
 ice_state(void *arg, enum pp_ice_state st)
 {
 	struct pp_pc *pc = arg;
+	int open;
 
 	enter(pc);
+	open = pc->sctp && pp_sctp_state(pc->sctp) == PP_SCTP_OPEN;
 	switch (st) {
 	case PP_ICE_CONNECTED:
 	case PP_ICE_READY:
-		if (pc->sctp && pp_sctp_state(pc->sctp) == PP_SCTP_OPEN)
+		if (pc->restarting)
+			restart_done(pc);
+		if (open) {
 			fit_path(pc);	/* the selected pair may have changed */
+			/* a fresh RTT, and an end to backed-off timers */
+			if (pc->restarts_done)
+				(void)pp_sctp_probe(pc->sctp);
+		}
 		if (pc->dtls && pp_dtls_get_state(pc->dtls) == PP_DTLS_NEW) {
 			(void)pp_dtls_start(pc->dtls);
 			rearm_dtls(pc);
 		}
-		if (pc->state == PP_PC_DISCONNECTED)
-			set_state(pc, pp_sctp_state(pc->sctp) == PP_SCTP_OPEN ?
-			    PP_PC_CONNECTED : PP_PC_CONNECTING, "path restored");
+		path_back(pc, pc->restarts_done ? "path restored (ICE restart)" :
+		    "path restored");
 		break;
 	case PP_ICE_DISCONNECTED:
-		if (pc->state == PP_PC_CONNECTED || pc->state == PP_PC_CONNECTING)
-			set_state(pc, PP_PC_DISCONNECTED, "ICE lost the path");
+		path_lost(pc, "ICE lost the path");
 		break;
 	case PP_ICE_FAILED:
+		/*
+		 * With a peer that restarts, a lost path waits for the restart
+		 * (the watch enforces the bound); a restarted generation whose
+		 * checks fail does too (the offerer may restart again).
+		 */
+		if (pc->restart_ok && open) {
+			path_lost(pc, pc->restarting ? "ICE: the restarted checks "
+			    "found no pair yet" : "ICE: the peer stopped answering "
+			    "(consent expired)");
+			break;
+		}
 		set_state(pc, PP_PC_FAILED, pc->state == PP_PC_CONNECTED ||
 		    pc->state == PP_PC_DISCONNECTED ?
 		    "ICE: the peer stopped answering (consent expired)" :
@@ -500,6 +665,27 @@ drop_transport(struct pp_pc *pc)
 	pc->ice = NULL;
 }
 
+/* The peer's ICE credentials and candidates of its transport m-line. */
+static int
+apply_ice(struct pp_pc *pc, const struct pp_sdp_media *t, char *err,
+    size_t errlen)
+{
+	int rc;
+
+	if ((rc = pp_ice_set_remote_credentials(pc->ice, t->t.ice_ufrag,
+	    t->t.ice_pwd)) < 0) {
+		snprintf(err, errlen, "the remote ICE credentials were refused");
+		return rc;
+	}
+	snprintf(pc->remote_ufrag, sizeof(pc->remote_ufrag), "%s",
+	    t->t.ice_ufrag);
+	for (size_t i = 0; i < t->ncandidates; i++)
+		(void)pp_ice_add_remote_candidate(pc->ice, t->candidates[i].raw);
+	if (t->end_of_candidates || !t->t.ice_trickle)
+		(void)pp_ice_remote_gathering_done(pc->ice);
+	return 0;
+}
+
 /*
  * Applies the remote side of a negotiation: ICE credentials and candidates
  * of the transport m-line, then DTLS (role and expected fingerprint) and the
@@ -521,15 +707,11 @@ apply_remote(struct pp_pc *pc, const struct pp_sdp *sdp, int transport,
 		return PP_EINVAL;
 	}
 	memcpy(pc->remote_fp, fp, sizeof(pc->remote_fp));
-	if ((rc = pp_ice_set_remote_credentials(pc->ice, t->t.ice_ufrag,
-	    t->t.ice_pwd)) < 0) {
-		snprintf(err, errlen, "the remote ICE credentials were refused");
+	if ((rc = apply_ice(pc, t, err, errlen)) < 0)
 		return rc;
-	}
-	for (size_t i = 0; i < t->ncandidates; i++)
-		(void)pp_ice_add_remote_candidate(pc->ice, t->candidates[i].raw);
-	if (t->end_of_candidates || !t->t.ice_trickle)
-		(void)pp_ice_remote_gathering_done(pc->ice);
+	pc->remote_sess_id = sdp->session_id;
+	pc->remote_sess_ver = sdp->session_version;
+	pc->remote_sctp_port = d->sctp_port;
 
 	memset(&dc_cfg, 0, sizeof(dc_cfg));
 	dc_cfg.role = pc->dtls_client ? PP_DTLS_CLIENT : PP_DTLS_SERVER;
@@ -575,6 +757,8 @@ fill_params(struct pp_pc *pc, struct pp_sdp_params *p)
 	p->ice_pwd = pp_ice_local_pwd(pc->ice);
 	memcpy(p->fingerprint, pp_dtls_cert_fingerprint(pc->cert),
 	    sizeof(p->fingerprint));
+	p->session_id = pc->local_sess_id;
+	p->session_version = pc->local_sess_ver;
 	p->max_message_size = pc->cfg.max_message_size;
 	p->legacy = pc->cfg.legacy_sdp;
 }
@@ -585,6 +769,183 @@ begin_connecting(struct pp_pc *pc)
 	uv_timer_start(&pc->connect_timer, connect_timeout_cb,
 	    pc->cfg.connect_timeout_ms, 0);
 	set_state(pc, PP_PC_CONNECTING, NULL);
+}
+
+/* ---- ICE restart (pc.h) ---- */
+
+void
+pp_pc_allow_restart(struct pp_pc *pc)
+{
+	pc->restart_ok = 1;
+}
+
+int
+pp_pc_set_turn(struct pp_pc *pc, const struct pp_ice_turn *turn, size_t nturn)
+{
+	return pc->ice ? pp_ice_set_turn(pc->ice, turn, nturn) : PP_ECONFLICT;
+}
+
+int
+pp_pc_restart(struct pp_pc *pc, char **sdp, char *err, size_t errlen)
+{
+	struct pp_sdp_params p;
+	size_t len;
+	int rc;
+
+	*sdp = NULL;
+	if (!pc->controlling || pc->dtls == NULL || pc->sctp == NULL ||
+	    (pc->state != PP_PC_CONNECTED && pc->state != PP_PC_DISCONNECTED)) {
+		snprintf(err, errlen, "only an established connection that we "
+		    "offered restarts ICE");
+		return PP_ECONFLICT;
+	}
+	if (!pc->restart_ok) {
+		snprintf(err, errlen, "the peer did not say it supports ICE "
+		    "restart");
+		return PP_ECONFLICT;
+	}
+	if ((rc = pp_ice_restart(pc->ice)) < 0) {
+		snprintf(err, errlen, "ICE restart: %s", pp_strerror(rc));
+		return rc;
+	}
+	pc->local_sess_ver++;
+	fill_params(pc, &p);
+	p.setup = PP_SDP_SETUP_ACTPASS;
+	if ((rc = pp_sdp_build_offer(&p, sdp, &len, err, errlen)) < 0)
+		return rc;
+	pc->restart_pending = 1;
+	pc->restarting = 1;
+	pc->restart_started_ms = pp_now_ms();
+	pc->restart_lost_ms = pc->lost_ms;
+	return 0;
+}
+
+/*
+ * The peer's offer on an established connection: only an ICE restart of
+ * this very session is taken (same o= id with a higher version, same DTLS
+ * fingerprint and SCTP port, new ICE credentials); anything else is
+ * PP_ECONFLICT with the reason, and the connection is left as it was.
+ */
+static int
+restart_answer(struct pp_pc *pc, const char *buf, size_t len, char **answer,
+    char *err, size_t errlen)
+{
+	struct pp_sdp_answer_info info;
+	struct pp_sdp offer, ours;
+	struct pp_sdp_params p;
+	const struct pp_sdp_media *d;
+	const uint8_t *fp;
+	const char *why = NULL;
+	size_t alen;
+	int dc, rc;
+
+	memset(&ours, 0, sizeof(ours));
+	if ((rc = pp_sdp_parse(buf, len, &offer, err, errlen)) < 0)
+		return rc;
+	if ((dc = pp_sdp_find_datachannel(&offer, err, errlen)) < 0) {
+		rc = dc;
+		goto out;
+	}
+	d = &offer.media[dc];
+	fp = pp_sdp_sha256(d);
+	if (!pc->restart_ok)
+		why = "ICE restart is not agreed with this peer";
+	else if (pc->controlling)
+		why = "we offered this connection; only the offerer restarts";
+	else if (pc->state != PP_PC_CONNECTED &&
+	    pc->state != PP_PC_DISCONNECTED)
+		why = "the connection is not established";
+	else if (offer.session_id != pc->remote_sess_id ||
+	    offer.session_version <= pc->remote_sess_ver)
+		why = "another session (o= id, or a version not higher)";
+	else if (fp == NULL || CRYPTO_memcmp(fp, pc->remote_fp,
+	    sizeof(pc->remote_fp)) != 0)
+		why = "another DTLS fingerprint";
+	else if (d->sctp_port != pc->remote_sctp_port)
+		why = "another SCTP port";
+	else if (strcmp(d->t.ice_ufrag, pc->remote_ufrag) == 0)
+		why = "the same ICE credentials (only ICE restarts are taken)";
+	if (why != NULL) {
+		snprintf(err, errlen, "not an ICE restart of this connection: %s",
+		    why);
+		rc = PP_ECONFLICT;
+		goto out;
+	}
+	if ((rc = pp_ice_restart(pc->ice)) < 0) {
+		snprintf(err, errlen, "ICE restart: %s", pp_strerror(rc));
+		goto out;
+	}
+	pc->local_sess_ver++;
+	fill_params(pc, &p);
+	if ((rc = pp_sdp_build_answer(&offer, &p, answer, &alen, &info, err,
+	    errlen)) < 0 ||
+	    (rc = pp_sdp_parse(*answer, alen, &ours, err, errlen)) < 0)
+		goto out;
+	if ((ours.media[info.dc].t.setup == PP_SDP_SETUP_ACTIVE) !=
+	    (pc->dtls_client != 0)) {
+		snprintf(err, errlen, "the restart offer would swap the DTLS "
+		    "roles");
+		rc = PP_EINVAL;
+		goto out;
+	}
+	if ((rc = apply_ice(pc, &offer.media[info.transport], err, errlen)) < 0)
+		goto out;
+	pc->remote_sess_ver = offer.session_version;
+	pc->restarting = 1;
+	pc->restart_started_ms = pp_now_ms();
+	pc->restart_lost_ms = pc->lost_ms;
+	pp_info(SUB, "%s: ICE restart asked by the peer; answering", pc->name);
+out:
+	if (rc < 0) {
+		free(*answer);
+		*answer = NULL;
+	}
+	pp_sdp_fini(&ours);
+	pp_sdp_fini(&offer);
+	return rc;
+}
+
+/* The answer to our restart offer: the same session, new ICE credentials. */
+static int
+restart_answered(struct pp_pc *pc, const char *buf, size_t len, char *err,
+    size_t errlen)
+{
+	struct pp_sdp sdp;
+	const struct pp_sdp_media *d;
+	const uint8_t *fp;
+	enum pp_sdp_setup setup;
+	int dc, rc;
+
+	if ((rc = pp_sdp_parse(buf, len, &sdp, err, errlen)) < 0)
+		return rc;
+	if ((dc = pp_sdp_find_datachannel(&sdp, err, errlen)) < 0) {
+		rc = dc;
+		goto out;
+	}
+	d = &sdp.media[dc];
+	fp = pp_sdp_sha256(d);
+	setup = d->t.setup;
+	if (fp == NULL || CRYPTO_memcmp(fp, pc->remote_fp,
+	    sizeof(pc->remote_fp)) != 0) {
+		snprintf(err, errlen, "the answer to our ICE restart is another "
+		    "DTLS session (new fingerprint): the peer lost ours");
+		rc = PP_ECONFLICT;
+		goto out;
+	}
+	if ((setup != PP_SDP_SETUP_ACTIVE && setup != PP_SDP_SETUP_PASSIVE) ||
+	    (setup == PP_SDP_SETUP_PASSIVE) != (pc->dtls_client != 0)) {
+		snprintf(err, errlen, "the answer to our ICE restart says "
+		    "a=setup:%s, which would swap the DTLS roles",
+		    pp_sdp_setup_name(setup));
+		rc = PP_EINVAL;
+		goto out;
+	}
+	if ((rc = apply_ice(pc, d, err, errlen)) < 0)
+		goto out;
+	pc->restart_pending = 0;
+out:
+	pp_sdp_fini(&sdp);
+	return rc;
 }
 
 int
@@ -617,6 +978,7 @@ pp_pc_create_offer(struct pp_pc *pc, char **sdp, char *err, size_t errlen)
 	}
 	snprintf(pc->mid, sizeof(pc->mid), "0");
 	pc->mline = 0;
+	pc->controlling = 1;
 	begin_connecting(pc);
 	return 0;
 }
@@ -629,6 +991,8 @@ pp_pc_set_remote_answer(struct pp_pc *pc, const char *buf, size_t len,
 	enum pp_sdp_setup setup;
 	int dc, rc;
 
+	if (pc->restart_pending)
+		return restart_answered(pc, buf, len, err, errlen);
 	if (pc->ice == NULL || pc->dtls || pc->state != PP_PC_CONNECTING) {
 		snprintf(err, errlen, "no offer of ours is waiting for an answer");
 		return PP_ECONFLICT;
@@ -672,6 +1036,8 @@ pp_pc_set_remote_offer(struct pp_pc *pc, const char *buf, size_t len,
 
 	*answer = NULL;
 	memset(&ours, 0, sizeof(ours));
+	if (pc->dtls && pc->sctp)
+		return restart_answer(pc, buf, len, answer, err, errlen);
 	if (pc->state != PP_PC_NEW || pc->ice) {
 		snprintf(err, errlen, "an offer or answer was already made");
 		return PP_ECONFLICT;
@@ -762,6 +1128,10 @@ pp_pc_get_status(const struct pp_pc *pc, struct pp_pc_status *st)
 	st->dtls = pc->dtls ? pp_dtls_get_state(pc->dtls) : PP_DTLS_NEW;
 	st->sctp = pc->sctp ? pp_sctp_state(pc->sctp) : PP_SCTP_NEW;
 	st->dtls_client = pc->dtls_client;
+	st->restart_ok = pc->restart_ok;
+	st->restarting = pc->restarting;
+	st->restarts = pc->restarts_done;
+	st->last_recovery_ms = pc->last_recovery_ms;
 	if (pc->dtls)
 		pp_dtls_fp_format(pc->remote_fp, st->remote_fingerprint);
 }
@@ -796,6 +1166,7 @@ destroy(struct pp_pc *pc)
 	uv_close((uv_handle_t *)&pc->dtls_timer, handle_closed);
 	uv_close((uv_handle_t *)&pc->connect_timer, handle_closed);
 	uv_close((uv_handle_t *)&pc->notify_timer, handle_closed);
+	uv_close((uv_handle_t *)&pc->watch_timer, handle_closed);
 }
 
 void
@@ -806,6 +1177,18 @@ pp_pc_free(struct pp_pc *pc)
 	pc->doomed = 1;
 	if (pc->depth == 0)
 		destroy(pc);
+}
+
+/* o= session id: random below 2^63 (JSEP), never 0. */
+static uint64_t
+session_id(void)
+{
+	uint64_t v = 0;
+
+	if (pp_random_bytes(&v, sizeof(v)) < 0)
+		v = pp_now_ms();
+	v &= INT64_MAX;
+	return v ? v : 1;
 }
 
 int
@@ -825,6 +1208,10 @@ pp_pc_new(const struct pp_pc_config *cfg, const struct pp_pc_ops *ops,
 		pc->cfg.connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
 	if (pc->cfg.max_message_size == 0)
 		pc->cfg.max_message_size = PP_SDP_DEFAULT_MAX_MSG;
+	if (pc->cfg.silence_ms == 0)
+		pc->cfg.silence_ms = PP_PC_SILENCE_MS;
+	if (pc->cfg.restart_bound_ms == 0)
+		pc->cfg.restart_bound_ms = PP_PC_RESTART_BOUND_MS;
 	pc->ops = *ops;
 	pc->ctx = ctx;
 	pc->loop = pp_gloop_uv(cfg->gloop);
@@ -847,8 +1234,12 @@ pp_pc_new(const struct pp_pc_config *cfg, const struct pp_pc_ops *ops,
 	uv_timer_init(pc->loop, &pc->dtls_timer);
 	uv_timer_init(pc->loop, &pc->connect_timer);
 	uv_timer_init(pc->loop, &pc->notify_timer);
+	uv_timer_init(pc->loop, &pc->watch_timer);
 	pc->dtls_timer.data = pc->connect_timer.data = pc->notify_timer.data = pc;
-	pc->open_handles = 3;
+	pc->watch_timer.data = pc;
+	pc->open_handles = 4;
+	pc->local_sess_id = session_id();
+	pc->last_recovery_ms = -1;
 	*out = pc;
 	return 0;
 }

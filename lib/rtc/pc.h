@@ -32,6 +32,32 @@
 
 struct pp_pc;
 
+/*
+ * Path loss and ICE restart.  Once connected, the path is watched: SCTP
+ * heartbeats every second or so keep packets coming even on an idle
+ * connection, so PP_PC_SILENCE_MS without any packet from the peer means
+ * the path is gone: DISCONNECTED ("no packets from the peer for ...").
+ * Packets again mean CONNECTED.
+ *
+ * With a peer that supports it (pp_pc_allow_restart(): the tunnel's INIT
+ * said so), a lost path is not the end: the offerer calls pp_pc_restart()
+ * and sends the offer it returns (new ICE credentials, the same session,
+ * DTLS fingerprint and SCTP port, RFC 8445 section 9 / RFC 8839); the
+ * answerer's pp_pc_set_remote_offer() recognises it and answers with new
+ * credentials of its own.  Both sides gather again from scratch and
+ * trickle.  When the new generation finds a pair the same DTLS
+ * association and SCTP association carry on over it (SCTP retransmits
+ * what was lost) and the state is CONNECTED again: channels survive.  If
+ * the path is not back within restart_bound_ms of the last packet (the
+ * answerer, which cannot restart by itself, waits PP_PC_RESTART_GRACE_MS
+ * longer) the connection FAILS with that reason.  Without
+ * pp_pc_allow_restart() a lost path FAILS when ICE consent expires
+ * (about 10 s, libnice), as before.
+ */
+#define PP_PC_SILENCE_MS	4000u
+#define PP_PC_RESTART_BOUND_MS	20000u
+#define PP_PC_RESTART_GRACE_MS	5000u
+
 enum pp_pc_state {
 	PP_PC_NEW,
 	PP_PC_CONNECTING,	/* ICE, DTLS or SCTP on its way */
@@ -51,6 +77,8 @@ struct pp_pc_config {
 	int legacy_sdp;			/* offer DTLS/SCTP + a=sctpmap */
 	/* From offer/answer to CONNECTED; 0: 30000 ms. */
 	unsigned connect_timeout_ms;
+	unsigned silence_ms;		/* 0: PP_PC_SILENCE_MS */
+	unsigned restart_bound_ms;	/* 0: PP_PC_RESTART_BOUND_MS */
 	const char *log_name;		/* e.g. the peer's name; copied */
 };
 
@@ -77,6 +105,12 @@ struct pp_pc_status {
 	enum pp_sctp_state sctp;
 	int dtls_client;
 	char remote_fingerprint[PP_DTLS_FP_STRLEN + 1];
+	/* ICE restart: ice.restarts counts the generations started */
+	int restart_ok;			/* pp_pc_allow_restart() was called */
+	int restarting;			/* a restarted generation has no pair yet */
+	unsigned restarts;		/* restarts that found a pair */
+	int64_t last_recovery_ms;	/* last packet -> path back, of the last
+					 * restart; -1: none */
 };
 
 /* Copies cfg and ops; ctx is passed to every callback. 0 or negative. */
@@ -100,6 +134,28 @@ int pp_pc_set_remote_answer(struct pp_pc *pc, const char *sdp, size_t len,
  */
 int pp_pc_set_remote_offer(struct pp_pc *pc, const char *sdp, size_t len,
     char **answer, char *err, size_t errlen);
+/*
+ * The peer is known to take ICE restarts on this connection (see "Path
+ * loss and ICE restart" above).  Call once the peer said so.
+ */
+void pp_pc_allow_restart(struct pp_pc *pc);
+/*
+ * Offerer only, once connected (CONNECTED or DISCONNECTED): starts an ICE
+ * restart and returns the offer to send (*sdp malloc'ed); the answer goes
+ * to pp_pc_set_remote_answer() as usual.  May be called again while a
+ * restart is under way (the offer lost, say): the newest one counts.
+ * PP_ECONFLICT if not allowed or not the offerer, with the reason in err.
+ *
+ * On the answering side pp_pc_set_remote_offer() on a connection that is
+ * already negotiated takes only such a restart offer; anything else is
+ * PP_ECONFLICT and leaves the connection untouched (the caller may then
+ * replace it with a new one).  An answer to a restart that names another
+ * DTLS fingerprint is PP_ECONFLICT too: the peer has lost the session.
+ */
+int pp_pc_restart(struct pp_pc *pc, char **sdp, char *err, size_t errlen);
+/* The TURN servers for the next restart (copied); see pp_ice_set_turn(). */
+int pp_pc_set_turn(struct pp_pc *pc, const struct pp_ice_turn *turn,
+    size_t nturn);
 /* A trickled remote candidate; "" (or NULL) = end of candidates. */
 int pp_pc_add_remote_candidate(struct pp_pc *pc, const char *candidate,
     char *err, size_t errlen);

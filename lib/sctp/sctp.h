@@ -168,6 +168,20 @@ enum pp_sctp_state pp_sctp_state(const struct pp_sctp *sctp);
  * means under a millisecond.
  */
 int pp_sctp_rtt_ms(const struct pp_sctp *sctp);
+/*
+ * Sends a HEARTBEAT now (the path below changed, e.g. after an ICE
+ * restart): its answer refreshes the RTT estimate and the path's error
+ * count.  PP_ECONFLICT unless open.
+ */
+int pp_sctp_probe(struct pp_sctp *sctp);
+/*
+ * The retransmission timeout now, in ms, or -1 while not open.  It doubles
+ * on every timeout without an answer (data or heartbeat) up to
+ * PP_SCTP_RTO_MAX_MS and falls back with the next round-trip sample: at
+ * the cap, the peer has acknowledged nothing for several timeouts.
+ */
+int pp_sctp_rto_ms(const struct pp_sctp *sctp);
+#define PP_SCTP_RTO_MAX_MS	3000
 /* The largest message pp_dc_send() accepts right now. */
 size_t pp_sctp_max_send_size(const struct pp_sctp *sctp);
 

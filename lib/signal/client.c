@@ -37,6 +37,9 @@ struct pp_sigc {
 	struct lws_context *lws;
 	struct lws *wsi;
 	uv_timer_t retry;
+	uv_timer_t check;		/* pp_sigc_check(): the pong must come */
+	int ping_due, ping_out, hang_up;
+	unsigned check_ms;
 	int connected, stopped;
 	struct out_msg *head, *tail;
 	size_t queued;
@@ -83,6 +86,10 @@ static void
 lost(struct pp_sigc *c, const char *why)
 {
 	int was = c->connected;
+
+	c->ping_due = c->ping_out = c->hang_up = 0;
+	if (c->lws)
+		uv_timer_stop(&c->check);
 
 	c->wsi = NULL;
 	c->connected = 0;
@@ -193,9 +200,24 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			on_receive(c, wsi, in, len);
 		return 0;
 
+	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+		c->ping_out = 0;
+		uv_timer_stop(&c->check);
+		return 0;
+
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
-		if (c->stopped)
-			return -1;
+		if (c->stopped || c->hang_up)
+			return -1;	/* closes at once, no closing handshake */
+		if (c->ping_due) {
+			unsigned char ping[LWS_PRE + 1];
+
+			c->ping_due = 0;
+			if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+				return -1;
+			if (c->head)
+				lws_callback_on_writable(wsi);
+			return 0;
+		}
 		if ((m = c->head) == NULL)
 			return 0;
 		if (lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) <
@@ -326,6 +348,8 @@ pp_sigc_new(uv_loop_t *loop, const struct pp_sigc_config *cfg,
 	}
 	uv_timer_init(loop, &c->retry);
 	c->retry.data = c;
+	uv_timer_init(loop, &c->check);
+	c->check.data = c;
 	connect_now(c);
 	*out = c;
 	return 0;
@@ -367,6 +391,36 @@ pp_sigc_send(struct pp_sigc *c, const json_t *msg)
 	return 0;
 }
 
+static void
+check_cb(uv_timer_t *t)
+{
+	struct pp_sigc *c = t->data;
+
+	if (!c->ping_out || c->wsi == NULL || c->stopped)
+		return;
+	pp_warn(SUB, "no answer from %s to a ping within %u ms: reconnecting",
+	    c->url, c->check_ms);
+	/* CLIENT_CLOSED follows, and with it the reconnect; the timeout is
+	 * for a socket that never turns writable again. */
+	c->hang_up = 1;
+	lws_callback_on_writable(c->wsi);
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 1);
+}
+
+int
+pp_sigc_check(struct pp_sigc *c, unsigned timeout_ms)
+{
+	if (!c->connected || c->wsi == NULL)
+		return PP_ECONFLICT;
+	if (c->ping_out)
+		return 0;
+	c->ping_due = c->ping_out = 1;
+	c->check_ms = timeout_ms;
+	uv_timer_start(&c->check, check_cb, timeout_ms, 0);
+	lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
 int
 pp_sigc_connected(const struct pp_sigc *c)
 {
@@ -383,6 +437,7 @@ pp_sigc_stop(struct pp_sigc *c)
 	if (c->lws) {
 		uv_timer_stop(&c->retry);
 		uv_close((uv_handle_t *)&c->retry, NULL);
+		uv_close((uv_handle_t *)&c->check, NULL);
 		lws_context_destroy(c->lws);
 	}
 }

@@ -47,6 +47,14 @@ int pp_sigc_send(struct pp_sigc *c, const json_t *msg);
 
 int pp_sigc_connected(const struct pp_sigc *c);
 
+/*
+ * The network may have changed under us (a peer-to-peer path just died):
+ * pings the server now, and if no pong comes within timeout_ms, drops the
+ * connection and reconnects (on_disconnected, then on_connected) instead
+ * of waiting for the idle ping.  PP_ECONFLICT while not connected.
+ */
+int pp_sigc_check(struct pp_sigc *c, unsigned timeout_ms);
+
 /* Closes the connection for good; no callback runs after this. NULL-safe. */
 void pp_sigc_stop(struct pp_sigc *c);
 /* After the loop has run once more following pp_sigc_stop(). NULL-safe. */

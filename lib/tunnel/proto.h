@@ -43,7 +43,8 @@ enum pp_tun_proto {
 #define PP_TUN_F_FLOW		0x1u	/* PAUSE/RESUME flow control on proxy channels */
 #define PP_TUN_F_ADAPTIVE	0x2u	/* per-message codec choice (codec bits in the flag byte) */
 #define PP_TUN_F_STREAM		0x4u	/* "extended": one zstd stream per channel and direction */
-#define PP_TUN_F_ALL		0x7u
+#define PP_TUN_F_RESTART	0x8u	/* takes ICE restarts of the peer connection (lib/rtc) */
+#define PP_TUN_F_ALL		0xfu
 
 struct pp_tun_port {
 	uint16_t port;

@@ -301,6 +301,51 @@ class Net:
         """Forgets every NAT mapping of a router (conntrack -F)."""
         self.run("r" + side, "conntrack", "-F", check=False)
 
+    def nat_new_ports(self, side, low=20000, high=29999):
+        """From now on the router maps onto ports low-high only, and it
+        forgets every mapping it had (conntrack -F): no old mapping can
+        come back, as when a home router reboots or a carrier NAT
+        reassigns.  Every flow through it gets a new public port."""
+        rule = ('oifname "wan" meta l4proto { tcp, udp } masquerade to :%d-%d'
+                % (low, high))
+        if self.nat[side] == "symmetric":
+            rule += " fully-random"
+        _sh("ip", "netns", "exec", self.ns["r" + side], "nft", "-f", "-",
+            input=("flush chain ip pp postrouting\n"
+                   "add rule ip pp postrouting %s\n"
+                   'add rule ip pp postrouting oifname "wan" masquerade\n'
+                   % rule).encode())
+        self.conntrack_flush(side)
+
+    def move_host(self, side, last_octet):
+        """Host `side` gets another address in its LAN: the old one is
+        removed (sockets bound to it go dead), the new one added, the
+        default route put back.  Returns the new address."""
+        net = ROUTED_LAN[side] if self.nat[side] == "none" else PRIVATE_LAN[side]
+        old, new = self.host_ip[side], "%s.%d" % (net, last_octet)
+        self._ip(side, "addr", "del", old + "/24", "dev", "eth0")
+        self._ip(side, "addr", "add", new + "/24", "dev", "eth0")
+        self._ip(side, "route", "replace", "default", "via", net + ".1")
+        self.host_ip[side] = new
+        return new
+
+    def block(self, side):
+        """The router forwards nothing more (either way) until unblock():
+        the LAN is cut off from the internet."""
+        _sh("ip", "netns", "exec", self.ns["r" + side], "nft", "-f", "-",
+            input=b"table ip ppblock {\n chain forward {\n  type filter hook "
+                  b"forward priority -10; policy drop;\n }\n}\n")
+
+    def unblock(self, side):
+        self.run("r" + side, "nft", "delete", "table", "ip", "ppblock")
+
+    def udp_rcvbuf_errors(self, key):
+        """UDP datagrams namespace `key` dropped for a full receive buffer
+        (RcvbufErrors in /proc/net/snmp)."""
+        lines = [l.split() for l in self.run(key, "cat", "/proc/net/snmp")
+                 .stdout.decode().splitlines() if l.startswith("Udp:")]
+        return int(lines[1][lines[0].index("RcvbufErrors")])
+
     def nft_counters(self, side):
         return self.run("r" + side, "nft", "list", "ruleset").stdout.decode()
 
@@ -414,7 +459,7 @@ class Coturn:
     credentials from `secret` and a long-term user `user`:`password`."""
 
     def __init__(self, net, tmpdir, secret, user="alice", password="wonderland",
-                 port=3478, realm="peerpipe.test"):
+                 port=3478, realm="peerpipe.test", extra=()):
         self.net, self.port, self.realm = net, port, realm
         self.secret, self.user, self.password = secret, user, password
         self.dir = tmpdir
@@ -438,7 +483,7 @@ class Coturn:
                 "pidfile=%s" % os.path.join(tmpdir, "turnserver.pid"),
                 "userdb=%s" % os.path.join(tmpdir, "turndb"),
                 "log-file=stdout", "simple-log", "verbose",
-            ]) + "\n")
+            ] + list(extra)) + "\n")
 
     def start(self, timeout=20):
         self._log = open(self.log_path, "ab")

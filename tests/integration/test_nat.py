@@ -13,6 +13,7 @@ tests skip with the reason.
 
 import hashlib
 import os
+import re
 import shutil
 import socket
 import threading
@@ -62,7 +63,10 @@ class Bulk:
         result = {}
 
         def rx():
-            result["rx"] = bulk_recv(conn)
+            try:
+                result["rx"] = bulk_recv(conn)
+            except OSError as e:	# the tunnel closed it (path gone)
+                result["rx_error"] = repr(e)
 
         t = threading.Thread(target=rx)
         t.start()
@@ -79,7 +83,8 @@ class Scene:
     """The emulated internet with server, coturn, gateway and client."""
 
     def __init__(self, tmp, nat_a, nat_b, ice_a=None, ice_b=None,
-                 coturn=True, server_args=(), turn_transports=("udp",)):
+                 coturn=True, server_args=(), turn_transports=("udp",),
+                 coturn_options=(), pub_sysctls=()):
         self.tmp = str(tmp)
         self.net = netns.Net(nat_a, nat_b).__enter__()
         self.turn = None
@@ -87,8 +92,11 @@ class Scene:
         self.gw = self.cl = None
         self.service = None
         try:
+            for kv in pub_sysctls:	# e.g. net.core.rmem_default=N (bench)
+                self.net.run("pub", "sysctl", "-qw", kv)
             if coturn:
-                self.turn = netns.Coturn(self.net, self.tmp, TURN_SECRET).start()
+                self.turn = netns.Coturn(self.net, self.tmp, TURN_SECRET,
+                                         extra=coturn_options).start()
             secret = os.path.join(self.tmp, "turn.secret")
             with open(os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600),
                       "w") as f:
@@ -369,3 +377,221 @@ def test_nat_mapping_flush_mid_transfer(scenes):
                                since=before)
         scene.bulk.results.clear()
         scene.bulk_both_ways(scene.wait_connected()[0])
+
+
+# ---- path loss and ICE restart (docs/agent.md, "NAT traversal and path
+# changes") ----
+#
+# The signaling server runs with a short idle timeout here: a client whose
+# network changed under it reconnects at once (it pings the server when its
+# path dies), but the server keeps the old session, and with it the name,
+# until that session times out (2 x --idle-timeout); only then can the
+# client rejoin and take the restart offer.
+
+RESTART_SERVER = ("--idle-timeout", "2")
+
+
+def transfer_across(scene, addr, disrupt):
+    """One forwarded TCP connection moving BULK_BYTES each way; disrupt()
+    runs, in a thread of its own, once the client has received a third of
+    its bytes.  Returns (outcome, digest sent by the client or None)."""
+    fired, done = threading.Event(), threading.Event()
+    s = scene.connect(addr, timeout=120)
+    outcome = {"n": 0}
+
+    def run_disrupt():
+        try:
+            disrupt()
+        except Exception as e:  # noqa: BLE001 - reported below
+            outcome["disrupt_error"] = repr(e)
+        done.set()
+
+    def rx():
+        h = hashlib.sha256()
+        try:
+            while True:
+                d = s.recv(1 << 20)
+                if not d:
+                    break
+                h.update(d)
+                outcome["n"] += len(d)
+                if outcome["n"] >= BULK_BYTES // 3 and not fired.is_set():
+                    fired.set()
+                    threading.Thread(target=run_disrupt, daemon=True).start()
+            outcome["rx"] = (outcome["n"], h.hexdigest())
+        except OSError as e:
+            outcome["rx_error"] = repr(e)
+
+    t = threading.Thread(target=rx)
+    t.start()
+    try:
+        tx = bulk_send(s, BULK_BYTES, seed=1)
+        s.shutdown(socket.SHUT_WR)
+    except OSError as e:
+        tx = None
+        outcome["tx_error"] = repr(e)
+    t.join(300)
+    s.close()
+    assert fired.is_set(), "the transfer never got a third of the way"
+    assert done.wait(30) and "disrupt_error" not in outcome, outcome
+    return outcome, tx
+
+
+def check_transfer_survived(scene, outcome, tx):
+    """The same TCP connection finished, both directions intact."""
+    assert tx is not None and "rx" in outcome, outcome
+    assert outcome["rx"][0] == BULK_BYTES, outcome
+    deadline = time.monotonic() + 60
+    while not scene.bulk.results and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert scene.bulk.results, "the service never finished"
+    res = scene.bulk.results[-1]
+    assert outcome["rx"][1] == res["tx"], "gateway -> client corrupted"
+    assert res["rx"] == (BULK_BYTES, tx), "client -> gateway corrupted"
+
+
+def check_restarted(scene):
+    """Both peers kept their one connection (no reconnect: attempts 1) and
+    went through at least one completed ICE restart, offered by the
+    gateway (the offerer: "gw-office" < "laptop-1")."""
+    peers = []
+    for agent, other in ((scene.cl, "gw-office"), (scene.gw, "laptop-1")):
+        deadline = time.monotonic() + 30
+        while True:
+            p = scene.peer(agent, other)
+            if p["state"] == "connected" and p["ice_restart"]["completed"] >= 1:
+                break
+            assert time.monotonic() < deadline, p
+            time.sleep(0.2)
+        assert p["attempts"] == 1, p
+        assert p["ice_restart"]["supported"] is True, p
+        assert p["ice_restart"]["last_recovery_ms"] > 0, p
+        assert p["path"]["rtt_ms"] >= 0, p
+        peers.append(p)
+    scene.gw.wait_log(r"peer laptop-1: ICE restart: new offer sent", timeout=5)
+    scene.cl.wait_log(r"peer gw-office: ICE restart: answered", timeout=5)
+    scene.cl.wait_log(r"gw-office: ICE restart \d+ done .* channels kept",
+                      timeout=5)
+    for agent in (scene.cl, scene.gw):
+        assert "peer connection failed" not in agent.log(), agent.log_tail()
+    # `peerpipe status` says it too, for people.
+    text = scene.cl.ctl("status", json_out=False).stdout.decode()
+    assert re.search(r"ICE restarts [1-9]\d* of [1-9]\d* done, last one back "
+                     r"\d+ ms after the path was lost", text), text
+    return peers
+
+
+def test_nat_remap_mid_transfer_recovers_by_ice_restart(scenes):
+    """Router A forgets its mappings and can no longer hand out the old
+    ports (conntrack -F, masquerade moved to another port range) while 20 MB
+    flow each way: the path is dead both ways.  The gateway restarts ICE,
+    the same forwarded TCP connection carries on, and nothing closed."""
+    scene = scenes("eim", "eim", server_args=RESTART_SERVER)
+    addr, _ = scene.wait_connected()
+    before = scene.peer(scene.gw, "laptop-1")["path"]
+    outcome, tx = transfer_across(scene, addr,
+                                  lambda: scene.net.nat_new_ports("a"))
+    check_transfer_survived(scene, outcome, tx)
+    cl, gw = check_restarted(scene)
+    # The gateway now reaches the client through its new mapping.
+    assert gw["path"]["remote_port"] != before["remote_port"], (before, gw)
+    assert 20000 <= gw["path"]["remote_port"] <= 29999 or \
+        gw["path"]["remote_addr"] != netns.ROUTER_WAN["a"], gw["path"]
+    report("remap", outcome="transfer survived",
+           recovery_ms=cl["ice_restart"]["last_recovery_ms"],
+           path="%s/%s" % (cl["path"]["local_type"], cl["path"]["remote_type"]))
+
+
+def test_client_address_change_mid_transfer_recovers(scenes):
+    """The client's host is renumbered in its LAN (10.1.0.2 -> 10.1.0.77)
+    mid-transfer: its sockets are bound to an address that is gone.  ICE
+    restarts with candidates gathered on the new address; the transfer
+    completes on the same TCP connection."""
+    scene = scenes("eim", "eim", server_args=RESTART_SERVER)
+    addr, _ = scene.wait_connected()
+    outcome, tx = transfer_across(scene, addr,
+                                  lambda: scene.net.move_host("a", 77))
+    check_transfer_survived(scene, outcome, tx)
+    cl, gw = check_restarted(scene)
+    assert scene.net.host_ip["a"] == "10.1.0.77"
+    report("readdress", outcome="transfer survived",
+           recovery_ms=cl["ice_restart"]["last_recovery_ms"],
+           path="%s/%s" % (cl["path"]["local_type"], cl["path"]["remote_type"]))
+
+
+def test_path_gone_longer_than_restart_bound(scenes):
+    """LAN A is cut off for longer than the restart bound (20 s from the
+    last packet; docs/agent.md): the restart cannot work.  The peers tear
+    the connection down cleanly and say why (the forwarded connection is
+    closed, not left hanging), and when the path returns a fresh connection
+    comes up and carries data."""
+    scene = scenes("eim", "eim", server_args=RESTART_SERVER)
+    addr, _ = scene.wait_connected()
+    listeners = scene.cl.listener_count("gw-office", SERVICE_PORT)
+    cut = {}
+
+    def disrupt():
+        scene.net.block("a")
+        cut["t"] = time.monotonic()
+
+    outcome, tx = transfer_across(scene, addr, disrupt)
+    # The forwarded connection ended (closed by the client's agent).
+    assert tx is None or "rx_error" in outcome or \
+        outcome.get("rx", (0,))[0] < BULK_BYTES, outcome
+    took = time.monotonic() - cut["t"]
+    # Both sides report the bound, the offerer after setting out to restart
+    # (its offers reach the client only if the client is in the room).
+    scene.gw.wait_log(r"peer laptop-1: path lost \(.*\); restarting ICE",
+                      timeout=5)
+    for agent, other in ((scene.gw, "laptop-1"), (scene.cl, "gw-office")):
+        agent.wait_log(r"peer %s: peer connection failed: path lost \d+ ms "
+                       r"ago and .*restart" % other, timeout=60)
+        p = scene.peer(agent, other)
+        assert "path lost" in p["last_error"], p
+    scene.net.unblock("a")
+    scene.cl.wait_listener("gw-office", SERVICE_PORT, timeout=120,
+                           since=listeners)
+    scene.bulk.results.clear()
+    scene.bulk_both_ways(scene.wait_connected()[0])
+    p = scene.peer(scene.cl, "gw-office")
+    assert p["state"] == "connected" and p["attempts"] >= 2, p
+    report("blocked", closed_after_s=took, error=p["last_error"] or "-")
+
+
+def test_relayed_path_remap_recovers_by_ice_restart(scenes):
+    """Both behind symmetric NATs, so the path goes through coturn; router
+    A forgets its mappings and moves to other ports mid-transfer: A's relay
+    allocation is no longer reachable through its old mapping (coturn sees
+    A from a new port: another 5-tuple, no allocation).  The restart
+    allocates a new relay (with TURN credentials as they are now) and the
+    transfer carries on."""
+    scene = scenes("symmetric", "symmetric", server_args=RESTART_SERVER)
+    addr, _ = scene.wait_connected(40)
+    assert scene.peer(scene.cl, "gw-office")["path"]["type"] == "relay"
+    outcome, tx = transfer_across(scene, addr,
+                                  lambda: scene.net.nat_new_ports("a"))
+    check_transfer_survived(scene, outcome, tx)
+    cl, gw = check_restarted(scene)
+    assert cl["path"]["type"] == "relay", cl["path"]
+    report("relay-remap", outcome="transfer survived",
+           recovery_ms=cl["ice_restart"]["last_recovery_ms"],
+           path="%s/%s" % (cl["path"]["local_type"], cl["path"]["remote_type"]))
+
+
+def test_turn_tcp_path_remap_recovers_by_ice_restart(scenes):
+    """UDP blocked in LAN A, so the client's side of the path is a TURN
+    allocation over TCP; router A remaps mid-transfer, which kills that TCP
+    connection (and the allocation with it).  The restart opens a new TCP
+    connection and allocation, and the transfer carries on."""
+    scene = scenes("udp-block", "eim", turn_transports=("udp", "tcp"),
+                   server_args=RESTART_SERVER)
+    addr, _ = scene.wait_connected(40)
+    assert scene.peer(scene.cl, "gw-office")["path"]["local_type"] == "relay"
+    outcome, tx = transfer_across(scene, addr,
+                                  lambda: scene.net.nat_new_ports("a"))
+    check_transfer_survived(scene, outcome, tx)
+    cl, gw = check_restarted(scene)
+    assert cl["path"]["local_type"] == "relay", cl["path"]
+    report("turn-tcp-remap", outcome="transfer survived",
+           recovery_ms=cl["ice_restart"]["last_recovery_ms"],
+           path="%s/%s" % (cl["path"]["local_type"], cl["path"]["remote_type"]))

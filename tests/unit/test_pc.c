@@ -3,7 +3,9 @@
  * candidates handed over directly (no signaling server): they connect, open
  * channels both ways and exchange text and binary; a wrong fingerprint in
  * the answer is refused with no data delivered; malformed SDP is an error
- * and leaves the connection usable.
+ * and leaves the connection usable; an ICE restart moves the connection
+ * to a new ICE generation with its channel still open, and offers that are
+ * not a restart of it are refused without touching it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,7 +40,18 @@ struct world {
 	int (*done)(struct world *);
 	int timed_out;
 	int tamper_fp;		/* corrupt the answer's fingerprint */
+	char offer_ufrag[PP_SDP_UFRAG_MAX + 1];	/* of a's first offer */
 };
+
+/* The value of the first a=ice-ufrag line. */
+static void
+ufrag_of(const char *sdp, char *out, size_t size)
+{
+	const char *u = strstr(sdp, "a=ice-ufrag:");
+
+	assert_non_null(u);
+	snprintf(out, size, "%.*s", (int)strcspn(u + 12, "\r\n"), u + 12);
+}
 
 static const char *const lo[] = { "127.0.0.1" };
 
@@ -182,6 +195,7 @@ negotiate(struct world *w, int legacy)
 
 	(void)legacy;
 	assert_int_equal(pp_pc_create_offer(w->a.pc, &offer, err, sizeof(err)), 0);
+	ufrag_of(offer, w->offer_ufrag, sizeof(w->offer_ufrag));
 	assert_int_equal(pp_pc_set_remote_offer(w->b.pc, offer, strlen(offer),
 	    &answer, err, sizeof(err)), 0);
 	if (w->tamper_fp) {
@@ -300,6 +314,115 @@ test_malformed_sdp(void **state)
 	free(w);
 }
 
+static void
+poll_cb(uv_timer_t *t)
+{
+	check_done(t->data);
+}
+
+static int
+restarted(struct world *w)
+{
+	struct pp_pc_status sa, sb;
+
+	pp_pc_get_status(w->a.pc, &sa);
+	pp_pc_get_status(w->b.pc, &sb);
+	return sa.restarts >= 1 && sb.restarts >= 1;
+}
+
+static int
+b_got_again(struct world *w)
+{
+	return strcmp(w->b.last, "again") == 0;
+}
+
+static void
+test_ice_restart_keeps_channel(void **state)
+{
+	struct pp_dc_init init = { .label = "chat" };
+	struct world *w = calloc(1, sizeof(*w));
+	struct pp_pc_status st;
+	struct pp_pc_config cfg;
+	struct pp_pc *stranger;
+	char err[256], *offer, *answer, *other;
+	char ufrag[PP_SDP_UFRAG_MAX + 1];
+	uv_timer_t poll;
+
+	(void)state;
+	setup_world(w);
+	w->done = both_exchanged;
+	negotiate(w, 0);
+	assert_int_equal(pp_pc_open_channel(w->a.pc, &init, &dc_ops, &w->a,
+	    &w->a.dc), 0);
+	run(w);
+
+	/* Not agreed yet: no restart offer from a, none taken by b. */
+	assert_int_equal(pp_pc_restart(w->a.pc, &offer, err, sizeof(err)),
+	    PP_ECONFLICT);
+	assert_null(offer);
+	pp_pc_allow_restart(w->a.pc);
+	/* b is the answerer: it never restarts by itself */
+	pp_pc_allow_restart(w->b.pc);
+	assert_int_equal(pp_pc_restart(w->b.pc, &offer, err, sizeof(err)),
+	    PP_ECONFLICT);
+
+	/* Another session's offer is not a restart: refused, b untouched. */
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.gloop = w->gl;
+	cfg.ice.local_addrs = lo;
+	cfg.ice.nlocal_addrs = 1;
+	assert_int_equal(pp_pc_new(&cfg, &pc_ops, &w->a, &stranger), 0);
+	assert_int_equal(pp_pc_create_offer(stranger, &other, err, sizeof(err)),
+	    0);
+	assert_int_equal(pp_pc_set_remote_offer(w->b.pc, other, strlen(other),
+	    &answer, err, sizeof(err)), PP_ECONFLICT);
+	assert_null(answer);
+	assert_non_null(strstr(err, "not an ICE restart"));
+	free(other);
+	pp_pc_free(stranger);
+
+	pp_pc_get_status(w->a.pc, &st);
+	assert_int_equal(st.state, PP_PC_CONNECTED);
+	assert_int_equal(st.ice.restarts, 0);
+	assert_int_equal(pp_pc_restart(w->a.pc, &offer, err, sizeof(err)), 0);
+	/* the same DTLS identity and SCTP port; new ICE credentials */
+	assert_non_null(strstr(offer, "a=fingerprint:sha-256 "));
+	assert_non_null(strstr(offer, "a=sctp-port:5000"));
+	ufrag_of(offer, ufrag, sizeof(ufrag));
+	assert_string_not_equal(ufrag, w->offer_ufrag);
+	assert_int_equal(pp_pc_set_remote_offer(w->b.pc, offer, strlen(offer),
+	    &answer, err, sizeof(err)), 0);
+	/* the same offer again is not a newer version: refused */
+	assert_int_equal(pp_pc_set_remote_offer(w->b.pc, offer, strlen(offer),
+	    &other, err, sizeof(err)), PP_ECONFLICT);
+	assert_int_equal(pp_pc_set_remote_answer(w->a.pc, answer, strlen(answer),
+	    err, sizeof(err)), 0);
+	free(offer);
+	free(answer);
+
+	uv_timer_init(&w->loop, &poll);
+	poll.data = w;
+	uv_timer_start(&poll, poll_cb, 50, 50);
+	w->done = restarted;
+	run(w);
+	/* the channel opened before the restart still carries messages */
+	w->done = b_got_again;
+	assert_int_equal(pp_dc_send_text(w->a.dc, "again", 5), 0);
+	run(w);
+	uv_close((uv_handle_t *)&poll, NULL);
+	pp_pc_get_status(w->a.pc, &st);
+	assert_int_equal(st.state, PP_PC_CONNECTED);
+	assert_int_equal(st.ice.restarts, 1);
+	assert_int_equal(st.restarts, 1);
+	assert_true(st.ice.have_pair);
+	assert_int_equal(st.dtls, PP_DTLS_CONNECTED);
+	assert_true(st.restart_ok && !st.restarting);
+	assert_int_equal(w->a.state, PP_PC_CONNECTED);
+	assert_int_equal(w->b.state, PP_PC_CONNECTED);
+	teardown_world(w);
+	free(w);
+}
+
 int
 main(void)
 {
@@ -307,6 +430,7 @@ main(void)
 		cmocka_unit_test(test_connect_and_exchange),
 		cmocka_unit_test(test_wrong_fingerprint),
 		cmocka_unit_test(test_malformed_sdp),
+		cmocka_unit_test(test_ice_restart_keeps_channel),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
