@@ -678,7 +678,9 @@ emit_file(FILE *out, const char *path, const struct pp_rules_classmap *cm,
 		const struct rrec *rr;
 
 		if (prio == 0) {
-			put_line(out, NULL, line, (size_t)n);
+			/* an oversized line is left out, never passed on */
+			if ((size_t)n <= MAX_LINE)
+				put_line(out, NULL, line, (size_t)n);
 			continue;
 		}
 		if (*ri_next >= ps->nr || ps->r[*ri_next].len != (size_t)n) {

@@ -617,6 +617,15 @@ test_rules_policy_flowbits(void **state)
 		ncs += (unsigned)inspect_cases[i].client_side;
 	}
 	fclose(f);
+	/* a line over 256 KiB is left out, not passed on unchecked */
+	snprintf(path, sizeof(path), "%s/big.rules", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("alert http $HOME_NET any -> $EXTERNAL_NET any (msg:\"", f);
+	for (int i = 0; i < 300000; i++)
+		fputc('x', f);
+	fputs("\"; flow:to_server; sid:200;)\n", f);
+	fclose(f);
 	snprintf(out, sizeof(out), "%s/out.policy", dir);
 
 	assert_int_equal(pp_rules_write_policy(dir, NULL, 2, out, &st, err,
@@ -646,6 +655,7 @@ test_rules_policy_flowbits(void **state)
 			fail_msg("sid %u: %.120s, want it to start with %s",
 			    want[i].sid, l, want[i].prefix);
 	}
+	assert_null(strstr(buf, "sid:200;"));
 	/* the ET rules: only the client-side ones are off */
 	for (size_t i = 0; i < sizeof(inspect_cases) / sizeof(inspect_cases[0]);
 	    i++) {
