@@ -2094,13 +2094,13 @@ fail_gloop:
 	pp_gloop_free(a->gl);
 fail_ips:
 	pp_ips_free(a->ips);
+	pp_tap_budget_free(a->tap_budget);
 fail_ctl:
 	pp_ctl_free(a->ctl);
 fail_cert:
 	pp_dtls_cert_free(a->cert);
 fail_access:
 	pp_bans_free(a->bans);
-	pp_tap_budget_free(a->tap_budget);	/* open taps hold references */
 	pp_invites_free(a->invites);
 	pp_access_free(a->access);
 fail_id:
@@ -2161,6 +2161,7 @@ pp_agent_free(struct pp_agent *a)
 	pp_id_free(a->id);
 	pp_access_free(a->access);
 	pp_bans_free(a->bans);
+	pp_tap_budget_free(a->tap_budget);	/* open taps hold references */
 	pp_invites_free(a->invites);
 	OPENSSL_cleanse(&a->invite, sizeof(a->invite));
 	OPENSSL_cleanse(a->sig_turn_cfg, sizeof(a->sig_turn_cfg));
