@@ -108,6 +108,7 @@ struct pp_agent {
 	struct pp_invite invite;
 	int has_invite;
 	struct pp_ips *ips;
+	struct pp_tap_budget *tap_budget;	/* all evidence taps together */
 	char ips_dir[1100];
 	/* flows already cut, so the drop record that follows an alert names
 	 * its peer too */
@@ -373,11 +374,13 @@ evidence_pcap(struct pp_agent *a, struct peer *p, const struct pp_tap *tap)
 	}
 	pp_bans_evidence_prune(a->bans);
 	pp_info(SUB, "peer %s: evidence %s (%u packets, %llu bytes, %llu of "
-	    "%llu payload bytes%s)", p->name, path, info.packets,
+	    "%llu payload bytes%s%s)", p->name, path, info.packets,
 	    (unsigned long long)info.file_bytes,
 	    (unsigned long long)info.payload_bytes,
 	    (unsigned long long)info.seen_bytes,
-	    info.complete ? "" : "; older data dropped");
+	    info.complete ? "" : "; older data dropped",
+	    info.budget_limited ? ", the evidence budget for all connections "
+	    "([ips] evidence_total_bytes) was spent" : "");
 	return json_pack("{s:s, s:i, s:I, s:I, s:I, s:b}", "path", path,
 	    "packets", (int)info.packets, "bytes", (json_int_t)info.file_bytes,
 	    "payload_bytes", (json_int_t)info.payload_bytes,
@@ -569,6 +572,13 @@ ips_start(struct pp_agent *a)
 		pp_ips_free(a->ips);
 		a->ips = NULL;
 		return rc;
+	}
+	if (a->cfg.ips_evidence_bytes > 0 && (a->tap_budget =
+	    pp_tap_budget_new(a->cfg.ips_evidence_total_bytes)) == NULL) {
+		pp_err(SUB, "IPS: no memory for the evidence budget");
+		pp_ips_free(a->ips);
+		a->ips = NULL;
+		return -ENOMEM;
 	}
 	pp_info(SUB, "IPS instance %s (netfilter chains PP-%s-*), state %s",
 	    instance, instance, a->ips_dir);
@@ -1008,6 +1018,7 @@ peer_make_pc(struct peer *p)
 	tcfg.nservices = a->cfg.nservices;
 	/* the IPS's evidence: each service connection's recent bytes */
 	tcfg.tap_bytes = a->ips ? a->cfg.ips_evidence_bytes : 0;
+	tcfg.tap_budget = a->tap_budget;
 	/* [forward] entries for this peer add fixed listeners to the
 	 * automatic ones ([consume] peers limits the automatic ones only). */
 	for (size_t i = 0; i < a->cfg.nforwards; i++)
@@ -2280,6 +2291,7 @@ fail_gloop:
 	pp_gloop_free(a->gl);
 fail_ips:
 	pp_ips_free(a->ips);
+	pp_tap_budget_free(a->tap_budget);
 fail_ctl:
 	pp_ctl_free(a->ctl);
 fail_cert:
@@ -2347,6 +2359,7 @@ pp_agent_free(struct pp_agent *a)
 	pp_id_free(a->id);
 	pp_access_free(a->access);
 	pp_bans_free(a->bans);
+	pp_tap_budget_free(a->tap_budget);	/* open taps hold references */
 	pp_invites_free(a->invites);
 	OPENSSL_cleanse(&a->invite, sizeof(a->invite));
 	OPENSSL_cleanse(a->sig_turn_cfg, sizeof(a->sig_turn_cfg));

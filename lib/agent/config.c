@@ -845,6 +845,13 @@ ips_evidence_bytes(struct parser *p, const char *v, size_t len)
 }
 
 static void
+ips_evidence_total_bytes(struct parser *p, const char *v, size_t len)
+{
+	set_uint(p, "evidence_total_bytes", &p->cfg->ips_evidence_total_bytes,
+	    PP_TAP_MIN_CAP, PP_TAP_BUDGET_MAX, v, len);
+}
+
+static void
 ips_suricata(struct parser *p, const char *v, size_t len)
 {
 	char qb[QBUF];
@@ -860,6 +867,7 @@ ips_suricata(struct parser *p, const char *v, size_t len)
 
 static const struct key ips_keys[] = {
 	{ "evidence_bytes", ips_evidence_bytes, 0 },
+	{ "evidence_total_bytes", ips_evidence_total_bytes, 0 },
 	{ "suricata", ips_suricata, 0 },
 	{ "interface", ips_interface, 0 },
 	{ "react", ips_react, 0 },
@@ -1101,6 +1109,7 @@ pp_cfg_defaults(struct pp_cfg *cfg)
 	cfg->ips_react_severity = 2;	/* priority 3 (ET INFO ...): recorded only */
 	cfg->ips_mode = PP_CFG_IPS_AUTO;
 	cfg->ips_evidence_bytes = 65536;
+	cfg->ips_evidence_total_bytes = 64u * 1024u * 1024u;
 	cfg->scan_ports = 5;
 	cfg->scan_window = 60;
 }

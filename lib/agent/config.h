@@ -17,7 +17,7 @@
  *   [forward NAME]  peer, port, proto, listen = ADDRESS:PORT (fixed mapping)
  *   [ips]        mode, interface, rules, et_open, et_drop_priority, queue, fail_open,
  *                react, react_severity, ban_seconds, scan_ports, scan_window,
- *                evidence_bytes, suricata
+ *                evidence_bytes, evidence_total_bytes, suricata
  */
 #ifndef PP_AGENT_CONFIG_H
 #define PP_AGENT_CONFIG_H
@@ -132,6 +132,7 @@ struct pp_cfg {
 	int ips_react_blocked_only;	/* react = blocked|alerts (default alerts) */
 	unsigned ips_react_severity;	/* cut+ban for severity <= this (1 high..4); 2 */
 	unsigned ips_evidence_bytes;	/* tap per connection for the ban's pcap; 0 off */
+	unsigned ips_evidence_total_bytes;	/* all taps together; 64 MiB */
 	unsigned ban_seconds;		/* default 3600 */
 	unsigned scan_ports;		/* Sentinel: refused distinct ports ... */
 	unsigned scan_window;		/* ... within this many seconds: ban; 5 / 60 */

@@ -9,8 +9,11 @@
  * classification.config, else 3 (Suricata's default).  drop_priority 0 turns
  * the rewrite off; rules with `noalert` stay as they are.  Rules about a
  * protected host acting as a client, and rules on bare connection attempts,
- * are commented out (pp_rule_info).  Our
- * own ruleset (rules/peerpipe.rules) is used as written.
+ * are commented out (pp_rule_info).  Flowbits are followed across the whole
+ * ruleset: a client-side or connection-level rule that only sets a flowbit
+ * (noalert) stays on when an active rule tests that bit, and an active rule
+ * that tests a bit no active rule can set is commented out as well (it could
+ * never fire).  Our own ruleset (rules/peerpipe.rules) is used as written.
  *
  * The rewritten copy of ET Open is one generated file in the state dir; the
  * snapshot directory is never modified.  Pure helpers for tests, plus the
@@ -20,6 +23,7 @@
 #define PP_IPS_RULES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define PP_RULES_CLASS_MAX 128
 #define PP_RULES_CLASSNAME_MAX 64
@@ -56,7 +60,11 @@ int pp_rules_priority(const char *line, size_t len,
  * client_side: the rule is about a protected host acting as a CLIENT:
  * $HOME_NET (or a *_SERVERS group, all $HOME_NET here) is the source of a
  * `flow:to_server` rule (or of a DNS rule: queries), or the destination of
- * a `flow:to_client` one.  On the gateway's path the client is always the
+ * a `flow:to_client` one -- and the server's end is NOT also such an
+ * address.  A rule with $HOME_NET on both ends (Impacket WMIExec, the WINS
+ * memory corruption, AD FS replication) is about an attack on a protected
+ * server from inside, which is exactly how the peer appears when the
+ * service runs on the gateway's host: it stays on.  On the gateway's path the client is always the
  * tunnelled peer, never a protected host; but the peer appears with the
  * gateway's own address, which is HOME_NET too when a service runs on the
  * gateway's host (loopback), so such rules (ET POLICY / HUNTING user-agent
@@ -73,10 +81,29 @@ int pp_rules_priority(const char *line, size_t len,
  * Port scans by a peer are the Sentinel's job.  The policy comments them
  * out too.
  */
+#define PP_RULES_FLOWBITS_MAX 16
+
+/*
+ * flowbits: the rule's `flowbits:set|toggle,NAME` (need 0) and
+ * `flowbits:isset,NAME[|NAME...]` (need 1) options, each name as its 64-bit
+ * FNV-1a hash.  The names of one isset option share a group number (any one
+ * of them set is enough); separate isset options must all be met.
+ * flowbits_more: the rule had more than PP_RULES_FLOWBITS_MAX names (the
+ * rest are not listed; the policy then never turns it off for a flowbit).
+ */
+struct pp_rule_flowbit {
+	uint64_t name;
+	uint8_t need;
+	uint8_t group;
+};
+
 struct pp_rule_info {
 	int noalert;
 	int client_side;
 	int conn_level;
+	unsigned nflowbits;
+	int flowbits_more;
+	struct pp_rule_flowbit flowbits[PP_RULES_FLOWBITS_MAX];
 };
 
 /* Fills *ri for an active rule line; 0 if the header is not parseable
@@ -87,11 +114,19 @@ struct pp_rules_stats {
 	unsigned files, rules, dropped, alerts;
 	unsigned client_side;	/* commented out, see pp_rule_info */
 	unsigned conn_level;	/* commented out, see pp_rule_info */
+	/* client-side or connection-level noalert rules kept on because an
+	 * active rule tests a flowbit only they set (not in the two above) */
+	unsigned flowbit_setters;
+	/* active rules commented out: a flowbit they test is set by no rule
+	 * that is on, so they could never fire */
+	unsigned flowbit_off;
 };
 
 /*
  * Writes every *.rules file of dir (sorted by name) into out_path with the
  * policy applied (atomically: a temporary file renamed into place).  The
+ * files are read twice: first every rule's verdict and flowbits, then the
+ * output (PP_ECONFLICT when a file changed in between).  The
  * classification.config of dir is used when present, else class_fallback
  * (may be NULL).  0, or a negative code with err set.
  */

@@ -493,10 +493,12 @@ write_config(struct pp_suri *s, char *err, size_t errlen)
 			return rc;
 		pp_info(SUB, "ET Open: %u rules in %u files from %s, %u turned "
 		    "to drop (priority <= %d), %u client-side and %u "
-		    "connection-level rules off, in %llu ms", rs.rules,
-		    rs.files, s->et_dir, rs.dropped, s->et_drop_priority,
-		    rs.client_side, rs.conn_level,
-		    (unsigned long long)(pp_now_ms() - t0));
+		    "connection-level rules off, %u such rules kept on (noalert "
+		    "flowbit setters), %u off for a flowbit no active rule "
+		    "sets, in %llu ms", rs.rules, rs.files, s->et_dir,
+		    rs.dropped, s->et_drop_priority,
+		    rs.client_side, rs.conn_level, rs.flowbit_setters,
+		    rs.flowbit_off, (unsigned long long)(pp_now_ms() - t0));
 	}
 	if ((yaml = malloc(YAML_MAX)) == NULL)
 		return -ENOMEM;

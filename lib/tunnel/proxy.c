@@ -1113,7 +1113,8 @@ px_service_connected(struct proxy *px)
 	f.local_port = px->local_port;
 	snprintf(f.service_ip, sizeof(f.service_ip), "%s", px->svc->host);
 	f.service_port = px->svc->target_port;
-	if ((px->tap = pp_tap_new(px->t->tap_bytes, &f)) == NULL)
+	if ((px->tap = pp_tap_new(px->t->tap_bytes, &f, px->t->tap_budget)) ==
+	    NULL)
 		pp_warn(SUB, "peer %s proxy-%s: no memory for the evidence tap",
 		    px->t->peer_name, px->uuid);
 }

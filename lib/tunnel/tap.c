@@ -37,8 +37,15 @@ struct rec {
 	uint8_t dir, flags;
 };
 
+struct pp_tap_budget {
+	size_t limit, used;
+	unsigned long refusals;
+	unsigned refs;
+};
+
 struct pp_tap {
 	struct pp_tap_flow flow;
+	struct pp_tap_budget *budget;	/* a reference, or NULL */
 	uint8_t *buf;
 	size_t size, cap;	/* allocated, the most it may grow to */
 	size_t head, used;	/* tail = (head + size - used) % size */
@@ -46,6 +53,7 @@ struct pp_tap {
 	uint64_t seen;
 	uint64_t opened_us;
 	int dropped;		/* a record was evicted, cut or lost */
+	int limited;		/* the budget refused to let it grow */
 };
 
 static uint64_t
@@ -57,8 +65,45 @@ now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+struct pp_tap_budget *
+pp_tap_budget_new(size_t limit)
+{
+	struct pp_tap_budget *b = calloc(1, sizeof(*b));
+
+	if (b == NULL)
+		return NULL;
+	if (limit < PP_TAP_MIN_CAP)
+		limit = PP_TAP_MIN_CAP;
+	if (limit > PP_TAP_BUDGET_MAX)
+		limit = PP_TAP_BUDGET_MAX;
+	b->limit = limit;
+	b->refs = 1;
+	return b;
+}
+
+void
+pp_tap_budget_free(struct pp_tap_budget *b)
+{
+	if (b == NULL || --b->refs > 0)
+		return;
+	free(b);
+}
+
+size_t
+pp_tap_budget_used(const struct pp_tap_budget *b)
+{
+	return b ? b->used : 0;
+}
+
+unsigned long
+pp_tap_budget_refusals(const struct pp_tap_budget *b)
+{
+	return b ? b->refusals : 0;
+}
+
 struct pp_tap *
-pp_tap_new(size_t cap, const struct pp_tap_flow *flow)
+pp_tap_new(size_t cap, const struct pp_tap_flow *flow,
+    struct pp_tap_budget *budget)
 {
 	struct pp_tap *t = calloc(1, sizeof(*t));
 
@@ -71,6 +116,8 @@ pp_tap_new(size_t cap, const struct pp_tap_flow *flow)
 	t->cap = cap;
 	t->flow = *flow;
 	t->opened_us = now_us();
+	if ((t->budget = budget) != NULL)
+		budget->refs++;
 	return t;
 }
 
@@ -79,6 +126,10 @@ pp_tap_free(struct pp_tap *t)
 {
 	if (t == NULL)
 		return;
+	if (t->budget) {
+		t->budget->used -= t->size;
+		pp_tap_budget_free(t->budget);
+	}
 	free(t->buf);
 	free(t);
 }
@@ -141,12 +192,23 @@ evict_oldest(struct pp_tap *t)
 	t->dropped = 1;
 }
 
-/* Grows the ring to hold need more bytes, up to cap: 0, or -1 when it is
- * at cap already (or out of memory). */
+/* May the ring be nsize bytes within the budget? */
+static int
+fits(const struct pp_tap *t, size_t nsize)
+{
+	const struct pp_tap_budget *b = t->budget;
+
+	return b == NULL || b->used - t->size + nsize <= b->limit;
+}
+
+/* Grows the ring to hold need more bytes, up to cap and as far as the
+ * budget allows: 0, or -1 when it cannot grow at all (at cap, the budget
+ * spent, or out of memory). */
 static int
 grow(struct pp_tap *t, size_t need)
 {
 	size_t nsize = t->size ? t->size : START_SIZE;
+	size_t floor = START_SIZE < t->cap ? START_SIZE : t->cap;
 	uint8_t *nb;
 
 	if (t->size == t->cap)
@@ -155,11 +217,23 @@ grow(struct pp_tap *t, size_t need)
 		nsize *= 2;
 	if (nsize > t->cap)
 		nsize = t->cap;
+	/* less than it wanted is still more room */
+	while (!fits(t, nsize) && nsize / 2 > t->size && nsize / 2 >= floor)
+		nsize /= 2;
+	if (!fits(t, nsize) || nsize <= t->size) {
+		if (t->budget) {
+			t->limited = 1;
+			t->budget->refusals++;
+		}
+		return -1;
+	}
 	if ((nb = malloc(nsize)) == NULL)
 		return -1;
 	if (t->used)
 		ring_get(t, tail_of(t), nb, t->used);
 	free(t->buf);
+	if (t->budget)
+		t->budget->used += nsize - t->size;
 	t->buf = nb;
 	t->size = nsize;
 	t->head = t->used % nsize;
@@ -173,18 +247,27 @@ add(struct pp_tap *t, enum pp_tap_dir dir, const uint8_t *data, size_t len,
 	struct rec r;
 	uint8_t h[HDR];
 	size_t keep = len;
+	int stuck = 0;
 
 	if (keep > t->cap - HDR) {
 		keep = t->cap - HDR;
 		t->dropped = 1;
 	}
 	while (t->size - t->used < HDR + keep) {
-		if (grow(t, HDR + keep) == 0)
+		if (!stuck && grow(t, HDR + keep) == 0)
 			continue;
-		if (t->size < HDR + keep) {	/* out of memory */
+		stuck = 1;	/* it will not grow now: make room */
+		if (t->size <= HDR) {	/* no ring: the budget, or memory */
 			t->dropped = 1;
 			t->off[dir] += len;
 			return;
+		}
+		if (t->size < HDR + keep) {
+			/* a ring the budget (or memory) kept smaller than the
+			 * chunk: its last bytes, as at cap */
+			keep = t->size - HDR;
+			t->dropped = 1;
+			continue;
 		}
 		evict_oldest(t);
 	}
@@ -465,6 +548,7 @@ pp_tap_render_pcap(const struct pp_tap *t, uint8_t *buf, size_t cap,
 		info->payload_bytes = o.payload;
 		info->seen_bytes = t->seen;
 		info->complete = !t->dropped;
+		info->budget_limited = t->limited;
 	}
 	if (need)
 		*need = o.len;
@@ -497,8 +581,18 @@ pp_tap_write_pcap(const struct pp_tap *t, const char *path,
 		free(buf);
 		return -errno;
 	}
-	if (write(fd, buf, (size_t)n) != n)
-		rc = errno ? -errno : -EIO;
+	/* A short write sets no errno: write the rest, and the call that
+	 * cannot says why (EFBIG, ENOSPC, EDQUOT). */
+	for (size_t done = 0; rc == 0 && done < (size_t)n; ) {
+		ssize_t w = write(fd, buf + done, (size_t)n - done);
+
+		if (w > 0)
+			done += (size_t)w;
+		else if (w < 0 && errno != EINTR)
+			rc = -errno;
+		else if (w == 0)
+			rc = -EIO;
+	}
 	if (rc == 0 && fsync(fd) != 0)
 		rc = -errno;
 	if (close(fd) != 0 && rc == 0)

@@ -10,6 +10,14 @@
  * memory grows with use, from 4 KiB up to cap, so a short connection costs
  * little.  A single chunk larger than cap keeps only its last bytes.
  *
+ * All the taps of an agent share a budget (pp_tap_budget): the rings take
+ * at most its limit together, whatever the number of connections.  A tap
+ * that cannot grow within the budget keeps the ring it has: the oldest
+ * records go first, as at its own cap (a chunk larger than that ring keeps
+ * its last bytes; a tap without a ring yet records nothing), and the
+ * capture says it is incomplete.  So the newest bytes -- what the IPS just
+ * alerted on -- are what a tap holds, and memory stays bounded.
+ *
  * pp_tap_write_pcap() writes the records as a classic pcap file (LINKTYPE_RAW:
  * IPv4 or IPv6 packets) on the connection's real 5-tuple, with synthetic
  * IP and TCP/UDP headers: a TCP handshake when the start of the connection is
@@ -28,6 +36,7 @@
 
 #define PP_TAP_MIN_CAP	1024u
 #define PP_TAP_MAX_CAP	(16u * 1024u * 1024u)
+#define PP_TAP_BUDGET_MAX	(1024u * 1024u * 1024u)
 
 enum pp_tap_dir {
 	PP_TAP_TO_SERVICE,	/* what the peer sent, written to the service */
@@ -44,9 +53,27 @@ struct pp_tap_flow {
 };
 
 struct pp_tap;
+struct pp_tap_budget;
 
-/* cap: PP_TAP_MIN_CAP..PP_TAP_MAX_CAP (clamped).  NULL when out of memory. */
-struct pp_tap *pp_tap_new(size_t cap, const struct pp_tap_flow *flow);
+/*
+ * The shared budget: limit bytes for all the rings of the taps that use it
+ * (PP_TAP_MIN_CAP..PP_TAP_BUDGET_MAX, clamped).  Reference counted: each
+ * tap holds a reference, so the creator may free its own reference while
+ * taps are still open (a proxy closing after the agent).  NULL when out of
+ * memory.
+ */
+struct pp_tap_budget *pp_tap_budget_new(size_t limit);
+/* Drops one reference; NULL-safe. */
+void pp_tap_budget_free(struct pp_tap_budget *b);
+/* The bytes the rings take now; how often a tap could not grow. */
+size_t pp_tap_budget_used(const struct pp_tap_budget *b);
+unsigned long pp_tap_budget_refusals(const struct pp_tap_budget *b);
+
+/* cap: PP_TAP_MIN_CAP..PP_TAP_MAX_CAP (clamped).  budget: shared with other
+ * taps (a reference is taken), or NULL for none.  NULL when out of memory. */
+struct pp_tap *pp_tap_new(size_t cap, const struct pp_tap_flow *flow,
+    struct pp_tap_budget *budget);
+/* Frees the tap and gives its ring back to the budget.  NULL-safe. */
 void pp_tap_free(struct pp_tap *t);
 /* Records len bytes in direction dir, stamped now.  Out of memory: the
  * record is lost and the tap says so (truncated). */
@@ -61,6 +88,7 @@ struct pp_pcap_info {
 	uint64_t payload_bytes;		/* payload in the file */
 	uint64_t seen_bytes;		/* payload the tap was given in all */
 	int complete;			/* nothing was dropped: from the start */
+	int budget_limited;		/* the budget kept the tap from growing */
 };
 /*
  * Writes the pcap file at path (created new, mode 0600; it must not exist),

@@ -111,6 +111,7 @@ struct pp_tun {
 	char *listen_host;
 	unsigned v1_start_delay_ms;
 	size_t tap_bytes;
+	struct pp_tap_budget *tap_budget;	/* borrowed */
 
 	struct pp_dc *ctl;
 	int sent_init, got_init, ready, dead;

@@ -730,6 +730,7 @@ pp_tun_new(struct pp_pc *pc, const struct pp_tun_config *cfg,
 	t->offerer = cfg->offerer;
 	t->v1_start_delay_ms = cfg->v1_start_delay_ms ? cfg->v1_start_delay_ms : 50;
 	t->tap_bytes = cfg->tap_bytes;
+	t->tap_budget = cfg->tap_budget;
 	t->enc_cap = pp_codec_bound(PP_UDPB_CAP);
 	t->enc = malloc(t->enc_cap);
 	t->dec = malloc(PP_FR_PLAIN_MAX);

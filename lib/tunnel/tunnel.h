@@ -89,8 +89,12 @@ struct pp_tun_config {
 	const char *local_fp;		/* our DTLS certificate, "AB:CD:..." */
 	unsigned auth_timeout_ms;	/* INIT -> AUTH; 0: 10000 */
 	/* Gateway IPS evidence (tap.h): keep the last tap_bytes of each
-	 * forwarded connection to a service, both directions; 0: no tap. */
+	 * forwarded connection to a service, both directions; 0: no tap.
+	 * tap_budget: what all the taps of the agent may take together
+	 * (borrowed; outlives the tunnel, the taps hold references); NULL:
+	 * no shared limit. */
 	size_t tap_bytes;
+	struct pp_tap_budget *tap_budget;
 	/* An invite to prove to this peer (a gateway): our AUTH carries its
 	 * id and HMAC-SHA256(secret, context || transcript).  NULL: none. */
 	const uint8_t *invite_id;	/* PP_TUN_INVITE_ID_LEN */

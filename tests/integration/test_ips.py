@@ -437,9 +437,33 @@ def test_et_open_loads(tmp_path, cleanup):
         policy = f.read().splitlines()
     off = [l for l in policy if l.startswith("# peerpipe: ")]
     active = [l for l in policy if l.startswith(("alert ", "drop "))]
-    print("ET Open policy: %d active, %d turned off" % (len(active), len(off)))
+    kept = [l for l in policy if l.startswith("# peerpipe note: ")]
+    print("ET Open policy: %d active (%d client-side flowbit setters kept "
+          "on), %d turned off" % (len(active), len(kept), len(off)))
     assert len(active) + len(off) == ET_RULES
     assert ready["rules_loaded"] == len(active) + OUR_RULES
+    # Rules with HOME_NET on both ends are attacks on a protected server
+    # (sid 2043996: Impacket WMIExec, 2024435: WINS, 2032884: AD FS): on.
+    for sid in (2043996, 2024435, 2032884, 2017061):
+        assert any("sid:%d;" % sid in l for l in active), sid
+    # Every flowbit an active rule tests is set by an active rule (the
+    # setters kept on are noalert: never a drop, never an alert).
+    def bits(line, ops):
+        out = set()
+        for opt in line.split(";"):
+            k, _, v = opt.strip().partition(":")
+            w = [x.strip() for x in v.split(",")]
+            if k.strip() == "flowbits" and w[0] in ops and len(w) > 1:
+                out.update(x.strip() for x in w[1].split("|"))
+        return out
+    setby = set().union(*(bits(l, ("set", "toggle")) for l in active))
+    for l in active:
+        for b in bits(l, ("isset",)):
+            assert b in setby or "|" in l, (b, l[:120])
+    for i, l in enumerate(policy):
+        if l.startswith("# peerpipe note: "):
+            nxt = policy[i + 1]
+            assert nxt.startswith("alert ") and "noalert" in nxt, nxt[:120]
     p.check_clean_exit()
 
 

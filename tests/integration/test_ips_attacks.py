@@ -899,3 +899,39 @@ def test_attack_tool_detected_dropped_cut_banned(etworld, tool, binary, build,
               alert_to_cut_ms, alert_to_ban_ms, len(on_flow), good.ok,
               good.during, r.returncode))
     attacker.stop()
+
+
+def test_attack_on_a_server_from_inside_home_net(etworld):
+    """ET 2017061 (ET EXPLOIT SolusVM 1.13.03 Access to solusvmc-node setuid
+    bin) has HOME_NET on both ends (`$HOME_NET any -> $HTTP_SERVERS any`,
+    to_server): an attack on a protected server from inside.  The policy used
+    to turn it off as client-side; it stays on, and here it matters: the web
+    service is on 127.0.0.1, the gateway's own address, so the peer appears
+    inside HOME_NET."""
+    w = etworld
+    name = "intruder-solusvm"
+    since = len(events(w.gw_state))
+    attacker = w.client(name)
+    addr = attacker.wait_listener(GW, WEB_PORT)
+    status, _, s = http_request(addr, "GET", "/", [("Connection", "close")])
+    assert status == 200 and s is None
+    try:
+        http_request(addr, "GET", "/cgi-bin/solusvmc-node?action=x",
+                     [("Connection", "close")], timeout=5)
+    except OSError:
+        pass	# dropped, cut: no answer
+    deadline = time.monotonic() + 30
+    while True:
+        new = events(w.gw_state)[since:]
+        if any(e["peerpipe"]["event"] == "ban" and
+               e["peerpipe"].get("peer") == name for e in new):
+            break
+        assert time.monotonic() < deadline, ("no ban", new)
+        time.sleep(0.1)
+    cuts = [e for e in new if e["peerpipe"]["event"] == "cut"]
+    assert cuts and cuts[0]["peerpipe"]["peer"] == name, new
+    assert cuts[0]["peerpipe"]["signature_id"] == 2017061, cuts[0]
+    assert cuts[0]["peerpipe"]["action"] == "blocked", cuts[0]
+    leaked = [e["line"] for e in w.web.entries() if b"solusvmc-node" in e["line"]]
+    assert leaked == [], ("the attack reached the service", leaked)
+    attacker.stop()

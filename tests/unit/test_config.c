@@ -293,6 +293,7 @@ test_ips_policy_address(void **state)
 	assert_ok(BASE);
 	assert_int_equal(cfg.ips_mode, PP_CFG_IPS_AUTO);
 	assert_int_equal(cfg.ips_evidence_bytes, 65536);
+	assert_int_equal(cfg.ips_evidence_total_bytes, 64 * 1024 * 1024);
 	assert_int_equal(cfg.ban_seconds, 3600);
 	assert_int_equal(cfg.scan_ports, 5);
 	assert_int_equal(cfg.scan_window, 60);
@@ -305,9 +306,11 @@ test_ips_policy_address(void **state)
 	    "queue = 7\nfail_open = yes\nreact = blocked\nreact_severity = 1\n"
 	    "ban_seconds = 60\nscan_ports = 3\nscan_window = 10\n"
 	    "evidence_bytes = 4096\nsuricata = /opt/suricata/bin/suricata\n"
+	    "evidence_total_bytes = 1048576\n"
 	    "[ice]\naddress = 127.0.0.1\naddress = ::1\n");
 	assert_int_equal(cfg.ips_mode, PP_CFG_IPS_INLINE);
 	assert_int_equal(cfg.ips_evidence_bytes, 4096);
+	assert_int_equal(cfg.ips_evidence_total_bytes, 1048576);
 	assert_string_equal(cfg.ips_suricata, "/opt/suricata/bin/suricata");
 	assert_string_equal(cfg.ips_interface, "eth0");
 	assert_string_equal(cfg.ips_rules, "/etc/pp.rules");
@@ -358,6 +361,8 @@ static const struct bad bad[] = {
 	{ BASE "[ips]\nsuricata = suricata\n", 0, 9, "suricata \"suricata\": give the absolute path" },
 	{ BASE "[ips]\nevidence_bytes = 100\n", 0, 9, "evidence_bytes 100: use 0 (no pcap evidence) or at least 1024" },
 	{ BASE "[ips]\nevidence_bytes = 99999999\n", 0, 9, "evidence_bytes \"99999999\": use a whole number from 0 to 16777216" },
+	{ BASE "[ips]\nevidence_total_bytes = 1000\n", 0, 9, "evidence_total_bytes \"1000\": use a whole number from 1024 to 1073741824" },
+	{ BASE "[ips]\nevidence_total_bytes = 2147483648\n", 0, 9, "evidence_total_bytes \"2147483648\": use a whole number from 1024 to 1073741824" },
 	{ BASE "[ips]\nmode = ids\nmode = inline\n", 0, 10, "duplicate key `mode`" },
 	{ BASE "[ice]\naddress = my-laptop\n", 0, 9, "[ice] address \"my-laptop\": use an IP address" },
 	{ BASE "[tunnel]\ncompression =\n", 0, 9, "[tunnel] compression is empty: give a value, or remove the line" },

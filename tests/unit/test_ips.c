@@ -354,6 +354,326 @@ test_rules_policy_file(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/*
+ * Rules with $HOME_NET (or a *_SERVERS group) on both ends are about a
+ * protected server attacked from inside HOME_NET -- how the peer appears
+ * when the service runs on the gateway's host -- and stay on; the texts
+ * are ET Open's (../shared/data/et-open).  A rule about a protected host
+ * as a client (the other end outside) stays off.
+ */
+static const struct inspect_case {
+	const char *name, *rule;
+	int client_side;
+} inspect_cases[] = {
+	{ "ET 2043996: Impacket WMIExec (dcerpc, HOME_NET both ends)",
+	  "alert dcerpc $HOME_NET any -> $HOME_NET any (msg:\"ET INFO Suspected"
+	  " Impacket WMIExec Activity\"; flow:established,to_server; content:\""
+	  "|3e 00 20 00 5c 00 5c 00 31 00 32 00 37 00 2e 00 30 00 2e 00 30 00 2"
+	  "e 00 31 00 5c 00 41 00 44 00 4d 00 49 00 4e 00 24 00 5c 00 5f 00 5f "
+	  "00|\"; fast_pattern; reference:url,thedfirreport.com/2023/01/09/unwr"
+	  "apping-ursnifs-gifts; reference:url,github.com/fortra/impacket/blob/"
+	  "8799a1a2c42ad74423841d21ed5f4193ea54f3d5/examples/wmiexec.py; classt"
+	  "ype:bad-unknown; sid:2043996; rev:1; metadata:attack_target Client_E"
+	  "ndpoint, created_at 2023_01_26, deployment Internal, former_category"
+	  " INFO, confidence Low, signature_severity Informational, updated_at "
+	  "2023_01_26;)",
+	  0 },
+	{ "ET 2024435: WINS memory corruption (tcp, HOME_NET both ends)",
+	  "alert tcp $HOME_NET any -> $HOME_NET 42 (msg:\"ET EXPLOIT Possible W"
+	  "INS Server Remote Memory Corruption Vulnerability\"; flow:to_server,"
+	  "established; dsize:48; content:\"|00 00 78 00|\"; offset:4; depth:4;"
+	  " content:\"|00 00 00 05|\"; offset:16; depth:4; fast_pattern; thresh"
+	  "old: type both, count 3, seconds 1, track by_src; reference:url,blog"
+	  ".fortinet.com/2017/06/14/wins-server-remote-memory-corruption-vulner"
+	  "ability-in-microsoft-windows-server; classtype:attempted-user; sid:2"
+	  "024435; rev:1; metadata:affected_product Windows_DNS_server, attack_"
+	  "target DNS_Server, created_at 2017_06_29, deployment Datacenter, for"
+	  "mer_category EXPLOIT, performance_impact Low, confidence Medium, sig"
+	  "nature_severity Major, updated_at 2019_07_26;)",
+	  0 },
+	{ "ET 2032884: AD FS replication (http, HOME_NET both ends)",
+	  "alert http $HOME_NET any -> $HOME_NET 80 (msg:\"ET EXPLOIT Possible "
+	  "Local Active Directory Federation Services (AD FS) Replication Attem"
+	  "pt\"; flow:established,to_server; http.method; content:\"POST\"; htt"
+	  "p.uri; content:\"/adfs/services/policystoretransfer\"; startswith; f"
+	  "ast_pattern; threshold:type limit,track by_src,count 1,seconds 600; "
+	  "reference:url,fireeye.com/blog/threat-research/2021/04/abusing-repli"
+	  "cation-stealing-adfs-secrets-over-the-network.html; classtype:web-ap"
+	  "plication-attack; sid:2032884; rev:1; metadata:attack_target Server,"
+	  " created_at 2021_04_28, deployment Internal, former_category EXPLOIT"
+	  ", signature_severity Major, updated_at 2021_04_28;)",
+	  0 },
+	{ "ET 2017061: SolusVM setuid (HOME_NET -> HTTP_SERVERS)",
+	  "alert http $HOME_NET any -> $HTTP_SERVERS any (msg:\"ET EXPLOIT Solu"
+	  "sVM 1.13.03 Access to solusvmc-node setuid bin\"; flow:established,t"
+	  "o_server; content:\"solusvmc-node\"; fast_pattern; pcre:\"/\\bsolusv"
+	  "mc-node\\b/\"; classtype:trojan-activity; sid:2017061; rev:4; metada"
+	  "ta:created_at 2013_06_25, updated_at 2019_10_08;)",
+	  0 },
+	{ "ET 2016679: WebShell title (HTTP_SERVERS -> HOME_NET, to_client)",
+	  "alert http $HTTP_SERVERS any -> $HOME_NET any (msg:\"ET WEB_SERVER W"
+	  "ebShell - Simple - Title\"; flow:established,to_client; file_data; c"
+	  "ontent:\"- Simple Shell</title>\"; classtype:bad-unknown; sid:201667"
+	  "9; rev:2; metadata:created_at 2013_03_27, updated_at 2019_07_26;)",
+	  0 },
+	{ "ET 2013028: curl User-Agent Outbound (HOME_NET -> EXTERNAL_NET)",
+	  "alert http $HOME_NET any -> $EXTERNAL_NET any (msg:\"ET POLICY curl "
+	  "User-Agent Outbound\"; flow:established,to_server; http.user_agent; "
+	  "content:\"curl/\"; nocase; startswith; reference:url,www.useragentst"
+	  "ring.com/pages/useragentstring.php; classtype:attempted-recon; sid:2"
+	  "013028; rev:7; metadata:created_at 2011_06_14, updated_at 2022_05_03"
+	  ";)",
+	  1 },
+	{ "ET 2002825: Web Crawl using Curl (EXTERNAL_NET -> HOME_NET)",
+	  "alert http $EXTERNAL_NET any -> $HOME_NET any (msg:\"ET POLICY POSSI"
+	  "BLE Web Crawl using Curl\"; flow:established,to_server; threshold: t"
+	  "ype both, track by_src, count 10, seconds 60; http.user_agent; conte"
+	  "nt:\"curl\"; nocase; startswith; reference:url,curl.haxx.se; classty"
+	  "pe:attempted-recon; sid:2002825; rev:11; metadata:created_at 2010_07"
+	  "_30, updated_at 2020_10_19;)",
+	  0 },
+	/* an inbound/outbound pair of the same request */
+	{ "inbound request",
+	  "alert http $EXTERNAL_NET any -> $HOME_NET any "
+	  "(msg:\"in\"; flow:established,to_server; content:\"x\"; sid:1;)", 0 },
+	{ "outbound request",
+	  "alert http $HOME_NET any -> $EXTERNAL_NET any "
+	  "(msg:\"out\"; flow:established,to_server; content:\"x\"; sid:2;)", 1 },
+	{ "outbound answer",
+	  "alert http $EXTERNAL_NET any -> $HOME_NET any "
+	  "(msg:\"ans\"; flow:established,to_client; content:\"x\"; sid:3;)", 1 },
+	{ "answer of a protected server to HOME_NET",
+	  "alert http [$HOME_NET,$HTTP_SERVERS] any -> $HOME_NET any "
+	  "(msg:\"a\"; flow:from_server; content:\"x\"; sid:4;)", 0 },
+	{ "DNS query from HOME_NET",
+	  "alert dns $HOME_NET any -> any any "
+	  "(msg:\"q\"; dns.query; content:\".top\"; sid:5;)", 1 },
+	{ "DNS query to a protected DNS server",
+	  "alert dns $HOME_NET any -> $DNS_SERVERS any "
+	  "(msg:\"q\"; dns.query; content:\".top\"; sid:6;)", 0 },
+	{ "any destination is not the home net",
+	  "alert http $HOME_NET any -> any any "
+	  "(msg:\"ua\"; flow:to_server; content:\"x\"; sid:7;)", 1 },
+};
+
+static void
+test_rules_inspect_client_side(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(inspect_cases) / sizeof(inspect_cases[0]);
+	    i++) {
+		const struct inspect_case *c = &inspect_cases[i];
+		struct pp_rule_info ri;
+
+		assert_int_equal(pp_rules_inspect(c->rule, strlen(c->rule), &ri),
+		    1);
+		if (ri.client_side != c->client_side)
+			fail_msg("%s: client_side %d, want %d", c->name,
+			    ri.client_side, c->client_side);
+		assert_int_equal(ri.conn_level, 0);
+	}
+}
+
+/* The flowbits names, what they need, their isset groups. */
+static void
+test_rules_inspect_flowbits(void **state)
+{
+	static const char rule[] = "alert http $EXTERNAL_NET any -> $HOME_NET "
+	    "any (msg:\"f; flowbits:set,fake\"; flowbits:set,a; "
+	    "flowbits: isset , b | c ; flowbits:isset,d; flowbits:isnotset,e; "
+	    "flowbits:unset,f; flowbits:toggle,g; flowbits:noalert; sid:1;)";
+	static const char setter[] = "alert tcp any any -> any any "
+	    "(flowbits:set,a; flowbits:set,b; flowbits:set,c; flowbits:set,d; "
+	    "flowbits:set,g; sid:2;)";
+	struct pp_rule_info ri, one;
+
+	(void)state;
+	assert_int_equal(pp_rules_inspect(rule, strlen(rule), &ri), 1);
+	assert_true(ri.noalert);
+	assert_int_equal(ri.nflowbits, 5);
+	assert_false(ri.flowbits_more);
+	/* the same names hash the same in another rule */
+	assert_int_equal(pp_rules_inspect(setter, strlen(setter), &one), 1);
+	assert_int_equal(one.nflowbits, 5);
+	assert_int_equal(ri.flowbits[0].name, one.flowbits[0].name);	/* a */
+	assert_int_equal(ri.flowbits[0].need, 0);
+	assert_int_equal(ri.flowbits[1].name, one.flowbits[1].name);	/* b */
+	assert_int_equal(ri.flowbits[2].name, one.flowbits[2].name);	/* c */
+	assert_int_equal(ri.flowbits[1].need, 1);
+	assert_int_equal(ri.flowbits[2].need, 1);
+	assert_int_equal(ri.flowbits[1].group, ri.flowbits[2].group);
+	assert_int_equal(ri.flowbits[3].name, one.flowbits[3].name);	/* d */
+	assert_int_equal(ri.flowbits[3].need, 1);
+	assert_int_not_equal(ri.flowbits[3].group, ri.flowbits[1].group);
+	assert_int_equal(ri.flowbits[4].name, one.flowbits[4].name);	/* g */
+	assert_int_equal(ri.flowbits[4].need, 0);
+	assert_int_not_equal(one.flowbits[0].name, one.flowbits[1].name);
+}
+
+static char *
+read_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = calloc(1, (size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	return buf;
+}
+
+/* The line of the output that holds "sid:N;", or NULL. */
+static const char *
+rule_line(const char *buf, unsigned sid, char *line, size_t cap)
+{
+	char key[32];
+	const char *p, *b, *e;
+
+	snprintf(key, sizeof(key), "sid:%u;", sid);
+	if ((p = strstr(buf, key)) == NULL)
+		return NULL;
+	for (b = p; b > buf && b[-1] != '\n'; b--)
+		;
+	e = strchr(p, '\n');
+	snprintf(line, cap, "%.*s", (int)((e ? e : p + strlen(p)) - b), b);
+	return line;
+}
+
+/*
+ * Flowbits across the policy: a client-side noalert rule that sets a bit an
+ * active rule tests stays on (and is never a drop); a client-side rule that
+ * ALERTS stays off, and a rule that tests only its bit goes off too; a
+ * chain of setters is followed; "isset,a|b" needs either; isnotset needs
+ * nothing.  The server-side ET rules above come out active.
+ */
+#define CS_OFF "# peerpipe: client-side rule, off: "
+
+static void
+test_rules_policy_flowbits(void **state)
+{
+	char dir[] = "/tmp/pp-test-rules-XXXXXX", path[256], out[256], err[256];
+	char line[4096], *buf;
+	struct pp_rules_stats st;
+	FILE *f;
+	unsigned ncs = 0;
+	static const struct {
+		unsigned sid;
+		const char *prefix;	/* how its line starts in the output */
+	} want[] = {
+		{ 101, "# peerpipe note: " },	/* the line before it */
+		{ 101, "alert http $HOME_NET" },
+		{ 102, "drop http $EXTERNAL_NET" },
+		{ 103, "# peerpipe: client-side rule, off: alert" },
+		{ 104, "# peerpipe: flowbit dependency, off (a flowbit it tests "
+		       "is set by no rule that is on): alert" },
+		{ 105, "drop http $EXTERNAL_NET" },
+		{ 106, "# peerpipe: client-side rule, off: alert" },
+		{ 107, "# peerpipe: client-side rule, off: alert" },
+		{ 108, "# peerpipe: flowbit dependency, off" },
+		{ 109, "# peerpipe: flowbit dependency, off" },
+		{ 110, "drop http $EXTERNAL_NET" },
+		{ 111, "# peerpipe note: " },
+		{ 111, "alert tcp $EXTERNAL_NET any -> $HOME_NET 5432" },
+		{ 112, "drop tcp $EXTERNAL_NET" },
+	};
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/classification.config", dir);
+	write_text(path, classes);
+	snprintf(path, sizeof(path), "%s/fb.rules", dir);
+	write_text(path,
+	    /* x: a client-side noalert setter, an active tester */
+	    "alert http $HOME_NET any -> $EXTERNAL_NET any (msg:\"set x\"; flow:established,to_server; content:\"a\"; flowbits:set,x; flowbits:noalert; classtype:trojan-activity; sid:101;)\n"
+	    "alert http $EXTERNAL_NET any -> $HOME_NET any (msg:\"x?\"; flow:established,to_server; flowbits:isset,x; content:\"b\"; classtype:trojan-activity; sid:102;)\n"
+	    /* y: set only by a client-side rule that alerts: both off */
+	    "alert http $HOME_NET any -> $EXTERNAL_NET any (msg:\"set y, alert\"; flow:established,to_server; content:\"c\"; flowbits:set,y; classtype:trojan-activity; sid:103;)\n"
+	    "alert http $EXTERNAL_NET any -> $HOME_NET any (msg:\"y?\"; flowbits:isset,y; content:\"d\"; classtype:trojan-activity; sid:104;)\n"
+	    /* y or x: x is set */
+	    "alert http $EXTERNAL_NET any -> $HOME_NET any (msg:\"y|x?\"; flowbits:isset,y|x; content:\"e\"; classtype:trojan-activity; sid:105;)\n"
+	    /* a chain: z's setter needs w, set only by an alerting rule */
+	    "alert http $HOME_NET any -> $EXTERNAL_NET any (msg:\"set z\"; flow:to_server; flowbits:isset,w; flowbits:set,z; flowbits:noalert; classtype:trojan-activity; sid:106;)\n"
+	    "alert http $HOME_NET any -> $EXTERNAL_NET any (msg:\"set w, alert\"; flow:to_server; content:\"f\"; flowbits:set,w; classtype:trojan-activity; sid:107;)\n"
+	    "alert http $EXTERNAL_NET any -> $HOME_NET any (msg:\"z?\"; flowbits:isset,z; content:\"g\"; classtype:trojan-activity; sid:108;)\n"
+	    /* set by nobody */
+	    "alert http $EXTERNAL_NET any -> $HOME_NET any (msg:\"nobody?\"; flowbits:isset,nobody; content:\"h\"; classtype:trojan-activity; sid:109;)\n"
+	    /* isnotset: needs nothing */
+	    "alert http $EXTERNAL_NET any -> $HOME_NET any (msg:\"!y\"; flowbits:isnotset,y; content:\"i\"; classtype:trojan-activity; sid:110;)\n"
+	    /* a connection-level noalert setter, and its tester */
+	    "alert tcp $EXTERNAL_NET any -> $HOME_NET 5432 (msg:\"syn\"; flags:S; flowbits:set,s; flowbits:noalert; classtype:trojan-activity; sid:111;)\n"
+	    "alert tcp $EXTERNAL_NET any -> $HOME_NET 5432 (msg:\"s?\"; flowbits:isset,s; content:\"j\"; classtype:trojan-activity; sid:112;)\n");
+	snprintf(path, sizeof(path), "%s/et.rules", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	for (size_t i = 0; i < sizeof(inspect_cases) / sizeof(inspect_cases[0]);
+	    i++) {
+		fprintf(f, "%s\n", inspect_cases[i].rule);
+		ncs += (unsigned)inspect_cases[i].client_side;
+	}
+	fclose(f);
+	/* a line over 256 KiB is left out, not passed on unchecked */
+	snprintf(path, sizeof(path), "%s/big.rules", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("alert http $HOME_NET any -> $EXTERNAL_NET any (msg:\"", f);
+	for (int i = 0; i < 300000; i++)
+		fputc('x', f);
+	fputs("\"; flow:to_server; sid:200;)\n", f);
+	fclose(f);
+	snprintf(out, sizeof(out), "%s/out.policy", dir);
+
+	assert_int_equal(pp_rules_write_policy(dir, NULL, 2, out, &st, err,
+	    sizeof(err)), 0);
+	assert_int_equal(st.rules, 12 + sizeof(inspect_cases) /
+	    sizeof(inspect_cases[0]));
+	assert_int_equal(st.flowbit_setters, 2);	/* 101, 111 */
+	assert_int_equal(st.flowbit_off, 3);		/* 104, 108, 109 */
+	assert_int_equal(st.client_side, 3 + ncs);	/* 103, 106 (back), 107 */
+	assert_int_equal(st.conn_level, 0);		/* 111 is kept */
+	assert_int_equal(pp_rules_count(out), (int)(st.rules - st.client_side -
+	    st.conn_level - st.flowbit_off));
+	buf = read_text(out);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		const char *l = rule_line(buf, want[i].sid, line, sizeof(line));
+
+		assert_non_null(l);
+		if (strncmp(want[i].prefix, "# peerpipe note: ", 17) == 0) {
+			/* the line before the rule */
+			const char *at = strstr(buf, l);
+
+			assert_true(at > buf + 17);
+			for (l = at - 1; l > buf && l[-1] != '\n'; l--)
+				;
+		}
+		if (strncmp(l, want[i].prefix, strlen(want[i].prefix)) != 0)
+			fail_msg("sid %u: %.120s, want it to start with %s",
+			    want[i].sid, l, want[i].prefix);
+	}
+	assert_null(strstr(buf, "sid:200;"));
+	/* the ET rules: only the client-side ones are off */
+	for (size_t i = 0; i < sizeof(inspect_cases) / sizeof(inspect_cases[0]);
+	    i++) {
+		const char *s = strstr(inspect_cases[i].rule, "sid:");
+		const char *l;
+
+		assert_non_null(s);
+		l = rule_line(buf, (unsigned)atoi(s + 4), line, sizeof(line));
+		assert_non_null(l);
+		if ((strncmp(l, CS_OFF, sizeof(CS_OFF) - 1) == 0) !=
+		    inspect_cases[i].client_side)
+			fail_msg("%s: %.100s", inspect_cases[i].name, l);
+	}
+	free(buf);
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	assert_int_equal(system(path), 0);
+}
+
 /* --- suricata.yaml --------------------------------------------------------- */
 
 static void
@@ -469,6 +789,9 @@ main(void)
 		cmocka_unit_test(test_lines),
 		cmocka_unit_test(test_rules_priority),
 		cmocka_unit_test(test_rules_policy_file),
+		cmocka_unit_test(test_rules_inspect_client_side),
+		cmocka_unit_test(test_rules_inspect_flowbits),
+		cmocka_unit_test(test_rules_policy_flowbits),
 		cmocka_unit_test(test_yaml),
 		cmocka_unit_test(test_suri_config_checks),
 		cmocka_unit_test(test_nf_validate),

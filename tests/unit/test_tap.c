@@ -11,9 +11,12 @@
 #include "tunnel/tap.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -166,7 +169,7 @@ static void
 test_tcp_whole(void **state)
 {
 	struct pp_tap_flow f = flow4(0);
-	struct pp_tap *t = pp_tap_new(65536, &f);
+	struct pp_tap *t = pp_tap_new(65536, &f, NULL);
 	struct pp_pcap_info info;
 	static uint8_t big[3000];
 	struct pkt p[32];
@@ -231,7 +234,7 @@ static void
 test_bounded(void **state)
 {
 	struct pp_tap_flow f = flow4(0);
-	struct pp_tap *t = pp_tap_new(4096, &f);
+	struct pp_tap *t = pp_tap_new(4096, &f, NULL);
 	struct pp_pcap_info info;
 	struct pkt p[64];
 	uint8_t chunk[1000], *buf;
@@ -283,7 +286,7 @@ static void
 test_wraps(void **state)
 {
 	struct pp_tap_flow f = flow4(0);
-	struct pp_tap *t = pp_tap_new(5000, &f);
+	struct pp_tap *t = pp_tap_new(5000, &f, NULL);
 	struct pkt p[256];
 	uint8_t chunk[333], *buf;
 	size_t len, n;
@@ -321,7 +324,7 @@ test_udp_and_ipv6(void **state)
 	snprintf(f.local_ip, sizeof(f.local_ip), "fd00::1");
 	snprintf(f.service_ip, sizeof(f.service_ip), "fd00::53");
 	f.service_port = 53;
-	t = pp_tap_new(8192, &f);
+	t = pp_tap_new(8192, &f, NULL);
 	pp_tap_add(t, PP_TAP_TO_SERVICE, "query", 5);
 	pp_tap_add(t, PP_TAP_FROM_SERVICE, "answer!", 7);
 	buf = render(t, &len, NULL);
@@ -338,7 +341,7 @@ test_udp_and_ipv6(void **state)
 	/* mixed families are refused */
 	f = flow4(0);
 	snprintf(f.service_ip, sizeof(f.service_ip), "::1");
-	t = pp_tap_new(1024, &f);
+	t = pp_tap_new(1024, &f, NULL);
 	assert_int_equal(pp_tap_render_pcap(t, NULL, 0, NULL, NULL), PP_EINVAL);
 	pp_tap_free(t);
 }
@@ -348,7 +351,7 @@ static void
 test_write_file(void **state)
 {
 	struct pp_tap_flow f = flow4(0);
-	struct pp_tap *t = pp_tap_new(4096, &f);
+	struct pp_tap *t = pp_tap_new(4096, &f, NULL);
 	struct pp_pcap_info info;
 	char dir[] = "/tmp/pp-tap-XXXXXX", path[64];
 	struct stat st;
@@ -368,6 +371,139 @@ test_write_file(void **state)
 	pp_tap_free(t);
 }
 
+/*
+ * The budget shared by all taps: together their rings never take more than
+ * its limit.  A tap that cannot grow keeps its ring (the newest records, the
+ * capture incomplete); a tap with no ring yet records nothing until memory
+ * comes back; freeing a tap gives its ring back.
+ */
+static void
+test_budget(void **state)
+{
+	struct pp_tap_flow f = flow4(0);
+	struct pp_tap_budget *b = pp_tap_budget_new(16384);
+	struct pp_tap *a, *c, *many[64];
+	struct pp_pcap_info info;
+	struct pkt p[64];
+	uint8_t chunk[1000], *buf;
+	size_t len, n;
+
+	(void)state;
+	assert_non_null(b);
+	a = pp_tap_new(65536, &f, b);
+	c = pp_tap_new(65536, &f, b);
+	/* a wants 32 KiB for 20 records of 1024 bytes; the budget has 16 */
+	for (int i = 0; i < 20; i++) {
+		memset(chunk, 'a' + i, sizeof(chunk));
+		pp_tap_add(a, PP_TAP_TO_SERVICE, chunk, sizeof(chunk));
+		assert_true(pp_tap_budget_used(b) <= 16384);
+	}
+	assert_int_equal(pp_tap_budget_used(b), 16384);
+	assert_true(pp_tap_budget_refusals(b) > 0);
+	buf = render(a, &len, &info);
+	n = parse(buf, len, p, 64, "127.0.0.1", "127.0.0.2");
+	/* 16384 bytes hold 16 records of 24 + 1000: the newest, 4..19 */
+	assert_int_equal(n, 16);
+	assert_int_equal(p[0].pay[0], 'a' + 4);
+	assert_int_equal(p[n - 1].pay[0], 'a' + 19);
+	assert_false(info.complete);
+	assert_true(info.budget_limited);
+	assert_int_equal(info.seen_bytes, 20000);
+	free(buf);
+
+	/* c gets no ring at all: it records nothing but counts what it saw */
+	pp_tap_add(c, PP_TAP_TO_SERVICE, "GET /a", 6);
+	assert_int_equal(pp_tap_budget_used(b), 16384);
+	buf = render(c, &len, &info);
+	assert_int_equal(parse(buf, len, p, 64, "127.0.0.1", "127.0.0.2"), 0);
+	assert_false(info.complete);
+	assert_int_equal(info.seen_bytes, 6);
+	free(buf);
+
+	/* a goes: c can grow now, its stream offsets still count from 0 */
+	pp_tap_free(a);
+	assert_int_equal(pp_tap_budget_used(b), 0);
+	pp_tap_add(c, PP_TAP_TO_SERVICE, "EVIL 0xdeadc0de", 15);
+	assert_int_equal(pp_tap_budget_used(b), 4096);
+	buf = render(c, &len, &info);
+	n = parse(buf, len, p, 64, "127.0.0.1", "127.0.0.2");
+	assert_int_equal(n, 1);
+	assert_int_equal(p[0].plen, 15);
+	assert_memory_equal(p[0].pay, "EVIL 0xdeadc0de", 15);
+	assert_false(info.complete);	/* "GET /a" is missing */
+	free(buf);
+	pp_tap_free(c);
+	assert_int_equal(pp_tap_budget_used(b), 0);
+
+	/* Many connections: 64 taps of 64 KiB could take 4 MiB; 16 KiB it is,
+	 * and a chunk larger than the ring a tap got keeps its last bytes. */
+	for (size_t i = 0; i < 64; i++) {
+		many[i] = pp_tap_new(65536, &f, b);
+		assert_non_null(many[i]);
+	}
+	for (int round = 0; round < 3; round++)
+		for (size_t i = 0; i < 64; i++) {
+			static uint8_t big[6000];
+
+			memset(big, (int)('A' + i % 26), sizeof(big));
+			big[sizeof(big) - 1] = 'Z';
+			pp_tap_add(many[i], PP_TAP_FROM_SERVICE, big,
+			    round == 2 ? sizeof(big) : 100);
+			assert_true(pp_tap_budget_used(b) <= 16384);
+		}
+	/* the first taps took it all: 4096 each */
+	buf = render(many[0], &len, &info);
+	n = parse(buf, len, p, 64, "127.0.0.1", "127.0.0.2");
+	assert_true(n >= 1);
+	assert_int_equal(p[n - 1].pay[p[n - 1].plen - 1], 'Z');
+	assert_true(info.payload_bytes <= 4096 - 24);
+	assert_true(info.budget_limited);
+	free(buf);
+	/* the creator lets go first; the taps still hold the budget */
+	pp_tap_budget_free(b);
+	for (size_t i = 0; i < 64; i++)
+		pp_tap_free(many[i]);
+}
+
+/* A write the file system cuts short: the next write() says why (here the
+ * file size limit: EFBIG), not whatever errno held before; no file is left. */
+static void
+test_write_short(void **state)
+{
+	struct pp_tap_flow f = flow4(0);
+	struct pp_tap *t = pp_tap_new(65536, &f, NULL);
+	struct pp_pcap_info info;
+	char dir[] = "/tmp/pp-tap-XXXXXX", path[64], tmp[80];
+	static uint8_t big[3000];
+	struct rlimit old, lim;
+	void (*prev)(int);
+	int rc;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/1.pcap", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	memset(big, 'x', sizeof(big));
+	pp_tap_add(t, PP_TAP_TO_SERVICE, big, sizeof(big));
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 1000;	/* the pcap is about 3300 bytes */
+	prev = signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	errno = ENOENT;		/* what a stale errno would report */
+	rc = pp_tap_write_pcap(t, path, &info);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, prev);
+	assert_int_equal(rc, -EFBIG);
+	assert_int_not_equal(access(path, F_OK), 0);
+	assert_int_not_equal(access(tmp, F_OK), 0);
+	/* without the limit it is written whole */
+	assert_int_equal(pp_tap_write_pcap(t, path, &info), 0);
+	unlink(path);
+	rmdir(dir);
+	pp_tap_free(t);
+}
+
 int
 main(void)
 {
@@ -377,6 +513,8 @@ main(void)
 		cmocka_unit_test(test_wraps),
 		cmocka_unit_test(test_udp_and_ipv6),
 		cmocka_unit_test(test_write_file),
+		cmocka_unit_test(test_budget),
+		cmocka_unit_test(test_write_short),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
