@@ -86,14 +86,78 @@ class_priority(const struct pp_rules_classmap *cm, const char *name, size_t len)
  * Walks the options between the rule's '(' and its last ')': split on ';'
  * outside double quotes, a backslash escapes the next character.
  */
+/*
+ * The options of a rule, one at a time: what is inside its parentheses,
+ * split at each ';' (or the closing ')') that is neither quoted nor
+ * escaped.  key..key+klen is the option's name without blanks around it;
+ * v..ve its raw value after the ':' (empty, and has_value 0, without one).
+ */
+struct ropt_iter {
+	const char *q, *opt, *end;
+	int inq, done;
+};
+
+struct ropt {
+	const char *key, *v, *ve;
+	size_t klen;
+	int has_value;
+};
+
+static void
+ropt_begin(struct ropt_iter *it, const char *open, const char *end)
+{
+	it->q = it->opt = open + 1;
+	it->end = end;
+	it->inq = it->done = 0;
+}
+
+static int
+ropt_next(struct ropt_iter *it, struct ropt *o)
+{
+	for (; !it->done && it->q < it->end; it->q++) {
+		const char *q = it->q, *opt = it->opt, *colon, *ke;
+		size_t olen;
+
+		if (*q == '\\' && q + 1 < it->end) {
+			it->q++;
+			continue;
+		}
+		if (*q == '"') {
+			it->inq = !it->inq;
+			continue;
+		}
+		if (it->inq || (*q != ';' && *q != ')'))
+			continue;
+		while (opt < q && is_space(*opt))
+			opt++;
+		olen = q > opt ? (size_t)(q - opt) : 0;
+		colon = olen ? memchr(opt, ':', olen) : NULL;
+		ke = colon ? colon : q;
+		while (ke > opt && is_space(ke[-1]))
+			ke--;
+		o->key = opt;
+		o->klen = ke > opt ? (size_t)(ke - opt) : 0;
+		o->has_value = colon != NULL;
+		o->v = colon ? colon + 1 : q;
+		o->ve = q;
+		it->opt = q + 1;
+		it->done = *q == ')';
+		it->q++;
+		return 1;
+	}
+	return 0;
+}
+
 int
 pp_rules_priority(const char *line, size_t len,
     const struct pp_rules_classmap *cm, size_t *action_off, size_t *action_len)
 {
 	static const char *const actions[] = { "alert", "drop", "pass",
 	    "reject", "rejectsrc", "rejectdst", "rejectboth" };
-	const char *p = line, *end = line + len, *open, *opt;
-	int prio = 0, cprio = 0, inq = 0;
+	const char *p = line, *end = line + len, *open;
+	struct ropt_iter it;
+	struct ropt o;
+	int prio = 0, cprio = 0;
 	size_t alen = 0;
 
 	while (p < end && is_space(*p))
@@ -111,53 +175,31 @@ pp_rules_priority(const char *line, size_t len,
 	*action_len = alen;
 	if ((open = memchr(p, '(', (size_t)(end - p))) == NULL)
 		return 0;
-	opt = open + 1;
-	for (const char *q = open + 1; q < end; q++) {
-		if (*q == '\\' && q + 1 < end) {
-			q++;
-			continue;
-		}
-		if (*q == '"') {
-			inq = !inq;
-			continue;
-		}
-		if (inq || (*q != ';' && *q != ')'))
-			continue;
-		/* One option: [opt, q). */
-		while (opt < q && is_space(*opt))
-			opt++;
-		{
-			size_t olen = q > opt ? (size_t)(q - opt) : 0;
-			const char *colon = olen ? memchr(opt, ':', olen) : NULL;
-			size_t klen = colon ? (size_t)(colon - opt) : 0;
-			const char *v = colon ? colon + 1 : NULL;
-			const char *ve = q;
+	ropt_begin(&it, open, end);
+	while (ropt_next(&it, &o)) {
+		const char *v = o.v, *ve = o.ve;
 
-			if (v) {
-				while (v < ve && is_space(*v))
-					v++;
-				while (ve > v && is_space(ve[-1]))
-					ve--;
-			}
-			if (klen == 8 && memcmp(opt, "priority", 8) == 0) {
-				int x = 0;
+		if (!o.has_value)
+			continue;
+		while (v < ve && is_space(*v))
+			v++;
+		while (ve > v && is_space(ve[-1]))
+			ve--;
+		if (o.klen == 8 && memcmp(o.key, "priority", 8) == 0) {
+			int x = 0;
 
-				for (const char *d = v; d < ve; d++) {
-					if (*d < '0' || *d > '9' || x > 255) {
-						x = 0;
-						break;
-					}
-					x = x * 10 + (*d - '0');
+			for (const char *d = v; d < ve; d++) {
+				if (*d < '0' || *d > '9' || x > 255) {
+					x = 0;
+					break;
 				}
-				if (x > 0 && x <= 255)
-					prio = x;
-			} else if (klen == 9 && memcmp(opt, "classtype", 9) == 0) {
-				cprio = class_priority(cm, v, (size_t)(ve - v));
+				x = x * 10 + (*d - '0');
 			}
+			if (x > 0 && x <= 255)
+				prio = x;
+		} else if (o.klen == 9 && memcmp(o.key, "classtype", 9) == 0) {
+			cprio = class_priority(cm, v, (size_t)(ve - v));
 		}
-		opt = q + 1;
-		if (*q == ')')
-			break;
 	}
 	if (prio)
 		return prio;
@@ -293,9 +335,11 @@ pp_rules_inspect(const char *line, size_t len, struct pp_rule_info *ri)
 {
 	unsigned group = 0;
 	int src_home, dst_home;
-	const char *p = line, *end = line + len, *tok[7], *open, *opt;
+	const char *p = line, *end = line + len, *tok[7], *open;
+	struct ropt_iter it;
+	struct ropt o;
 	size_t tlen[7];
-	int ntok = 0, inq = 0, dir = 0, syn = 0, content = 0;
+	int ntok = 0, dir = 0, syn = 0, content = 0;
 
 	memset(ri, 0, sizeof(*ri));
 	if ((open = memchr(line, '(', len)) == NULL)
@@ -319,52 +363,30 @@ pp_rules_inspect(const char *line, size_t len, struct pp_rule_info *ri)
 	}
 	if (ntok != 7 || tlen[4] != 2 || memcmp(tok[4], "->", 2) != 0)
 		return 0;
-	opt = open + 1;
-	for (const char *q = open + 1; q < end; q++) {
-		if (*q == '\\' && q + 1 < end) {
-			q++;
-			continue;
-		}
-		if (*q == '"') {
-			inq = !inq;
-			continue;
-		}
-		if (inq || (*q != ';' && *q != ')'))
-			continue;
-		while (opt < q && is_space(*opt))
-			opt++;
-		{
-			size_t olen = q > opt ? (size_t)(q - opt) : 0;
-			const char *colon = olen ? memchr(opt, ':', olen) : NULL;
-			const char *ke = colon ? colon : q;
-			const char *v = colon ? colon + 1 : q;
+	ropt_begin(&it, open, end);
+	while (ropt_next(&it, &o)) {
+		const char *v = o.v, *q = o.ve;
 
-			while (ke > opt && is_space(ke[-1]))
-				ke--;
-			if (opt_is(opt, (size_t)(ke - opt), "noalert"))
+		if (opt_is(o.key, o.klen, "noalert"))
+			ri->noalert = 1;
+		else if (opt_is(o.key, o.klen, "flowbits")) {
+			if (has_word(v, q, "noalert"))
 				ri->noalert = 1;
-			else if (opt_is(opt, (size_t)(ke - opt), "flowbits")) {
-				if (has_word(v, q, "noalert"))
-					ri->noalert = 1;
-				flowbits_opt(v, q, ri, &group);
-			} else if (opt_is(opt, (size_t)(ke - opt), "content") ||
-			    opt_is(opt, (size_t)(ke - opt), "pcre"))
-				content = 1;
-			else if (opt_is(opt, (size_t)(ke - opt), "flags")) {
-				for (const char *f = v; f < q && *f != ','; f++)
-					syn |= *f == 'S';
-			} else if (opt_is(opt, (size_t)(ke - opt), "flow")) {
-				if (has_word(v, q, "to_server") ||
-				    has_word(v, q, "from_client"))
-					dir = 1;
-				if (has_word(v, q, "to_client") ||
-				    has_word(v, q, "from_server"))
-					dir = 2;
-			}
+			flowbits_opt(v, q, ri, &group);
+		} else if (opt_is(o.key, o.klen, "content") ||
+		    opt_is(o.key, o.klen, "pcre"))
+			content = 1;
+		else if (opt_is(o.key, o.klen, "flags")) {
+			for (const char *f = v; f < q && *f != ','; f++)
+				syn |= *f == 'S';
+		} else if (opt_is(o.key, o.klen, "flow")) {
+			if (has_word(v, q, "to_server") ||
+			    has_word(v, q, "from_client"))
+				dir = 1;
+			if (has_word(v, q, "to_client") ||
+			    has_word(v, q, "from_server"))
+				dir = 2;
 		}
-		opt = q + 1;
-		if (*q == ')')
-			break;
 	}
 	/* The services' side is the client: their requests (HOME_NET as the
 	 * source towards the server), the answers they get (HOME_NET as the

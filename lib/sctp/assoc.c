@@ -949,16 +949,25 @@ pp_sctp_state(const struct pp_sctp *a)
 	return a->state;
 }
 
+/* The primary path's SCTP_STATUS; 0, or -1 when not open. */
+static int
+primary_status(const struct pp_sctp *a, struct sctp_status *st)
+{
+	socklen_t len = sizeof(*st);
+
+	if (a->state != PP_SCTP_OPEN || a->sock == NULL)
+		return -1;
+	memset(st, 0, sizeof(*st));
+	return usrsctp_getsockopt(a->sock, IPPROTO_SCTP, SCTP_STATUS, st,
+	    &len) < 0 ? -1 : 0;
+}
+
 int
 pp_sctp_rtt_ms(const struct pp_sctp *a)
 {
 	struct sctp_status st;
-	socklen_t len = sizeof(st);
 
-	if (a->state != PP_SCTP_OPEN || a->sock == NULL)
-		return -1;
-	memset(&st, 0, sizeof(st));
-	if (usrsctp_getsockopt(a->sock, IPPROTO_SCTP, SCTP_STATUS, &st, &len) < 0)
+	if (primary_status(a, &st) < 0)
 		return -1;
 	return st.sstat_primary.spinfo_srtt > (uint32_t)INT32_MAX ? -1 :
 	    (int)st.sstat_primary.spinfo_srtt;
@@ -968,12 +977,8 @@ int
 pp_sctp_rto_ms(const struct pp_sctp *a)
 {
 	struct sctp_status st;
-	socklen_t len = sizeof(st);
 
-	if (a->state != PP_SCTP_OPEN || a->sock == NULL)
-		return -1;
-	memset(&st, 0, sizeof(st));
-	if (usrsctp_getsockopt(a->sock, IPPROTO_SCTP, SCTP_STATUS, &st, &len) < 0)
+	if (primary_status(a, &st) < 0)
 		return -1;
 	return st.sstat_primary.spinfo_rto > (uint32_t)INT32_MAX ? -1 :
 	    (int)st.sstat_primary.spinfo_rto;
