@@ -174,24 +174,35 @@ def test_rights_differ_by_identity(world):
     assert r.returncode == 0 and b"engineers" in r.stdout, r.stdout
 
 
-def test_reload_closes_forbidden_keeps_permitted(world):
+def alice_db_and_bob_web(world):
+    """Both clients up, alice on the database and bob on the web service,
+    one echoed exchange each; returns the two sockets."""
     alice = world.client("laptop-alice")
     bob = world.client("laptop-bob")
     a_db = alice.wait_listener(GW, 25432)
     b_web = bob.wait_listener(GW, 28080)
     sa, sb = connect(a_db), connect(b_web)
+    for s in (sa, sb):
+        s.sendall(b"before")
+        assert recv_exact(s, 6) == b"before"
+    return bob, b_web, sa, sb
+
+
+def bob_cut_alice_kept(sa, sb):
+    sb.settimeout(20)
+    assert sb.recv(100) == b""
+    sa.sendall(b"after")
+    assert recv_exact(sa, 5) == b"after"
+
+
+def test_reload_closes_forbidden_keeps_permitted(world):
+    _, _, sa, sb = alice_db_and_bob_web(world)
     try:
-        for s in (sa, sb):
-            s.sendall(b"before")
-            assert recv_exact(s, 6) == b"before"
         world.write_policy(bob_web=False)
         reload(world)
         world.gw.wait_log(r"no longer allowed: proxy-")
         # bob's web connection is closed, alice's database session goes on
-        sb.settimeout(20)
-        assert sb.recv(100) == b""
-        sa.sendall(b"after")
-        assert recv_exact(sa, 5) == b"after"
+        bob_cut_alice_kept(sa, sb)
     finally:
         sa.close()
         sb.close()
@@ -204,24 +215,14 @@ def test_expired_rule_closes_its_connections(world):
     world.write_policy(bob_until=until)
     wait_for(lambda: os.path.exists(world.gw.control), "no control socket")
     reload(world)
-    alice = world.client("laptop-alice")
-    bob = world.client("laptop-bob")
-    a_db = alice.wait_listener(GW, 25432)
-    b_web = bob.wait_listener(GW, 28080)
-    sa, sb = connect(a_db), connect(b_web)
+    bob, b_web, sa, sb = alice_db_and_bob_web(world)
     try:
-        for s in (sa, sb):
-            s.sendall(b"before")
-            assert recv_exact(s, 6) == b"before"
         assert time.time() < until, "the connections came up after the " \
             "rule expired: nothing left to test"
         world.gw.wait_log(r"a rule of the policy \S+ expired", timeout=60)
         world.gw.wait_log(r"port 28080/TCP no longer allowed: proxy-")
         assert time.time() >= until
-        sb.settimeout(20)
-        assert sb.recv(100) == b""
-        sa.sendall(b"after")
-        assert recv_exact(sa, 5) == b"after"
+        bob_cut_alice_kept(sa, sb)
         # and it is no longer offered: bob's listener goes away
         bob.wait_log(r"peer %s no longer offers port 28080/TCP: \S+ closed"
                      % GW)
