@@ -323,39 +323,12 @@ def test_nat_mapping_flush_mid_transfer(scenes):
     reported and the peers must connect again."""
     scene = scenes("eim", "eim")
     addr, _ = scene.wait_connected()
-    flushed = threading.Event()
-    got = {"n": 0}
-    s = scene.connect(addr, timeout=60)
-    outcome = {}
 
-    def rx():
-        h = hashlib.sha256()
-        try:
-            while True:
-                d = s.recv(1 << 20)
-                if not d:
-                    break
-                h.update(d)
-                got["n"] += len(d)
-                if got["n"] >= BULK_BYTES // 3 and not flushed.is_set():
-                    scene.net.conntrack_flush("a")
-                    scene.net.conntrack_flush("b")
-                    flushed.set()
-            outcome["rx"] = (got["n"], h.hexdigest())
-        except OSError as e:
-            outcome["rx_error"] = repr(e)
+    def flush():
+        scene.net.conntrack_flush("a")
+        scene.net.conntrack_flush("b")
 
-    t = threading.Thread(target=rx)
-    t.start()
-    try:
-        tx = bulk_send(s, BULK_BYTES, seed=1)
-        s.shutdown(socket.SHUT_WR)
-    except OSError as e:
-        tx = None
-        outcome["tx_error"] = repr(e)
-    t.join(120)
-    s.close()
-    assert flushed.is_set(), "the transfer never got a third of the way"
+    outcome, tx = transfer_across(scene, addr, flush)
     if tx is not None and outcome.get("rx", (0,))[0] == BULK_BYTES:
         deadline = time.monotonic() + 60
         while not scene.bulk.results and time.monotonic() < deadline:
