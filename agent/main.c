@@ -398,6 +398,45 @@ print_services(json_t *s)
 		    jint(v, "port"), jstr(v, "proto"), jstr(v, "local"));
 }
 
+/* A gateway's IPS and its latest security events (security.json). */
+static void
+print_security(json_t *r)
+{
+	json_t *ips = json_object_get(r, "ips"), *sec = json_object_get(r,
+	    "security"), *counts = json_object_get(sec, "counts"), *v;
+	const char *k;
+	size_t i;
+
+	if (ips)
+		printf("IPS: %s, %s%s\n", jstr(ips, "mode"), jstr(ips, "state"),
+		    json_is_true(json_object_get(ips, "serving")) ? "" :
+		    " (service traffic held: fail-closed)");
+	if (sec == NULL)
+		return;
+	printf("security events:");
+	if (json_object_size(counts) == 0)
+		printf(" none");
+	json_object_foreach(counts, k, v)
+		printf(" %s %lld", k, (long long)json_integer_value(v));
+	printf("; %lld ban(s) in force\n", jint(sec, "bans"));
+	json_array_foreach(json_object_get(sec, "recent"), i, v) {
+		json_t *pp = json_object_get(v, "peerpipe");
+		json_t *sig = json_object_get(pp, "signature");
+
+		printf("  %s %-5s peer %s", jstr(v, "timestamp"), jstr(pp, "event"),
+		    jstr(pp, "peer"));
+		if (json_object_get(v, "src_ip"))
+			printf(", %s %s:%lld -> %s:%lld", jstr(v, "proto"),
+			    jstr(v, "src_ip"), jint(v, "src_port"),
+			    jstr(v, "dest_ip"), jint(v, "dest_port"));
+		if (json_is_string(sig))
+			printf(" \"%s\"", json_string_value(sig));
+		else if (json_is_string(json_object_get(pp, "reason")))
+			printf(": %s", jstr(pp, "reason"));
+		printf("\n");
+	}
+}
+
 static void
 print_human(const char *cmd, json_t *r)
 {
@@ -420,6 +459,7 @@ print_human(const char *cmd, json_t *r)
 		json_array_foreach(json_object_get(r, "peers"), i, v)
 			print_peer(v);
 		print_services(json_object_get(r, "services"));
+		print_security(r);
 	} else if (strcmp(cmd, "reload") == 0) {
 		printf("policy reloaded\n");
 	} else if (strcmp(cmd, "invites") == 0 && json_is_array(r)) {

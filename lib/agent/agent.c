@@ -1717,6 +1717,14 @@ pp_agent_status(struct pp_agent *a)
 	if (st)
 		json_object_set_new(json_object_get(st, "signaling"),
 		    "authenticated", json_boolean(a->in_room && a->sig_authed));
+	/* A gateway's inspection and its security events (docs/ips.md). */
+	if (st && a->ips)
+		json_object_set_new(st, "ips", json_pack("{s:s, s:s, s:b}",
+		    "mode", pp_ips_get_mode(a->ips) == PP_IPS_INLINE ? "inline" :
+		    "ids", "state", pp_ips_state_name(pp_ips_get_state(a->ips)),
+		    "serving", pp_ips_serving(a->ips)));
+	if (st && a->bans)
+		json_object_set_new(st, "security", pp_bans_security(a->bans));
 	if (st && a->cfg.turn_from_signaling)
 		json_object_set_new(json_object_get(st, "signaling"), "turn",
 		    json_pack("{s:i, s:I}", "relays", now < a->sig_turn_expires_ms ?

@@ -32,6 +32,8 @@ struct scan {
 struct pp_bans {
 	char path[1200], events_path[1200], evidence_dir[1200];
 	json_t *bans;			/* array of ban objects */
+	json_t *recent;			/* the last PP_BANS_RECENT events */
+	json_t *counts;			/* events by type since start */
 	int next_id;
 	struct scan scans[MAX_SCAN];
 };
@@ -195,7 +197,13 @@ pp_bans_open(const char *state_dir, struct pp_bans **out)
 	char line[65536];
 	FILE *f;
 
-	if (b == NULL || (b->bans = json_array()) == NULL) {
+	if (b == NULL || (b->bans = json_array()) == NULL ||
+	    (b->recent = json_array()) == NULL ||
+	    (b->counts = json_object()) == NULL) {
+		if (b) {
+			json_decref(b->bans);
+			json_decref(b->recent);
+		}
 		free(b);
 		return -ENOMEM;
 	}
@@ -247,6 +255,8 @@ pp_bans_free(struct pp_bans *b)
 	if (b == NULL)
 		return;
 	json_decref(b->bans);
+	json_decref(b->recent);
+	json_decref(b->counts);
 	free(b);
 }
 
@@ -355,6 +365,17 @@ pp_bans_list(struct pp_bans *b, int with_evidence)
 }
 
 json_t *
+pp_bans_security(struct pp_bans *b)
+{
+	json_t *now = pp_bans_list(b, 0);
+	json_t *r = json_pack("{s:O, s:O, s:I}", "counts", b->counts, "recent",
+	    b->recent, "bans", (json_int_t)json_array_size(now));
+
+	json_decref(now);
+	return r;
+}
+
+json_t *
 pp_bans_get(struct pp_bans *b, int id)
 {
 	size_t i;
@@ -389,6 +410,16 @@ pp_bans_event(struct pp_bans *b, const char *event, json_t *fields)
 	json_object_set_new(pp, "event", json_string(event));
 	json_object_set_new(ev, "peerpipe", pp);
 	s = json_dumps(ev, JSON_COMPACT);
+	/* For `peerpipe status`: the last few, and how many of each. */
+	if (b->recent && b->counts) {
+		json_t *n = json_object_get(b->counts, event);
+
+		json_array_append(b->recent, ev);
+		while (json_array_size(b->recent) > PP_BANS_RECENT)
+			json_array_remove(b->recent, 0);
+		json_object_set_new(b->counts, event, json_integer(n ?
+		    json_integer_value(n) + 1 : 1));
+	}
 	json_decref(ev);
 	if (s == NULL)
 		return;

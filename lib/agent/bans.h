@@ -57,6 +57,12 @@ int pp_bans_remove(struct pp_bans *b, const char *name_or_id);
 json_t *pp_bans_list(struct pp_bans *b, int with_evidence);
 json_t *pp_bans_get(struct pp_bans *b, int id);	/* with evidence, or NULL */
 
+#define PP_BANS_RECENT 10
+/* For status (new reference): {"counts": {EVENT: n, ...} since start,
+ * "recent": the last PP_BANS_RECENT events as written, oldest first,
+ * "bans": how many are in force}. */
+json_t *pp_bans_security(struct pp_bans *b);
+
 /* Appends one security event; fields (borrowed) go into its "peerpipe"
  * object, except src_ip/src_port/dest_ip/dest_port/proto, which go to the
  * top level as in eve. */

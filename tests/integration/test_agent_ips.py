@@ -279,6 +279,22 @@ def test_attack_dropped_peer_cut_and_banned(ipsworld):
     assert "cut" in kinds and "ban" in kinds
     alert = [e for e in events(w.gw_state) if e["peerpipe"]["event"] == "cut"][0]
     assert alert["event_type"] == "peerpipe" and alert["dest_port"] == w.web.port
+    # and shown by `peerpipe status`: the IPS, counts, the latest events
+    st = w.gw.ctl("status")
+    assert st["ips"]["mode"] == "inline" and st["ips"]["state"] == "ready", st
+    counts = st["security"]["counts"]
+    assert counts.get("cut", 0) >= 1 and counts.get("ban", 0) >= 1, counts
+    assert st["security"]["bans"] == 1
+    recent = st["security"]["recent"]
+    assert any(e["peerpipe"]["event"] == "ban" and
+               e["peerpipe"].get("peer") == "laptop-evil" for e in recent), recent
+    human = subprocess.run([agent_bin(), "status", "--control", w.gw.control],
+                           capture_output=True, timeout=30, text=True)
+    assert human.returncode == 0, human.stderr
+    assert "IPS: inline, ready" in human.stdout, human.stdout
+    assert re.search(r"security events:.* cut \d+", human.stdout), human.stdout
+    assert re.search(r"cut\s+peer laptop-evil, TCP .* \"PEERPIPE demo attack",
+                     human.stdout), human.stdout
 
     # the ban survives a gateway restart
     assert w.gw.stop() == 0

@@ -110,11 +110,63 @@ test_evidence_ids_and_prune(void **state)
 	rm_rf(dir);
 }
 
+/* Status shows the last PP_BANS_RECENT events, counts by type and the
+ * bans in force; security.json gets every event. */
+static void
+test_security_for_status(void **state)
+{
+	char dir[] = "/tmp/pp-bans-XXXXXX", path[400];
+	struct pp_bans *b;
+	json_t *sec, *recent;
+	FILE *f;
+	int lines = 0, c;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(pp_bans_open(dir, &b), 0);
+	sec = pp_bans_security(b);
+	assert_int_equal(json_object_size(json_object_get(sec, "counts")), 0);
+	assert_int_equal(json_array_size(json_object_get(sec, "recent")), 0);
+	json_decref(sec);
+	for (int i = 0; i < PP_BANS_RECENT + 5; i++) {
+		json_t *ev = json_pack("{s:s, s:i, s:s}", "peer", "p", "n", i,
+		    "src_ip", "127.0.0.1");
+
+		pp_bans_event(b, i % 3 ? "alert" : "cut", ev);
+		json_decref(ev);
+	}
+	assert_true(pp_bans_add(b, "p", "", 60, "test", NULL, NULL) > 0);
+	sec = pp_bans_security(b);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(sec,
+	    "counts"), "cut")), 5);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(sec,
+	    "counts"), "alert")), 10);
+	assert_int_equal(json_integer_value(json_object_get(sec, "bans")), 1);
+	recent = json_object_get(sec, "recent");
+	assert_int_equal(json_array_size(recent), PP_BANS_RECENT);
+	/* oldest first, the newest last; eve's 5-tuple fields on top */
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(
+	    json_array_get(recent, PP_BANS_RECENT - 1), "peerpipe"), "n")),
+	    PP_BANS_RECENT + 4);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+	    recent, 0), "src_ip")), "127.0.0.1");
+	json_decref(sec);
+	snprintf(path, sizeof(path), "%s/security.json", dir);
+	assert_non_null(f = fopen(path, "r"));
+	while ((c = fgetc(f)) != EOF)
+		lines += c == '\n';
+	fclose(f);
+	assert_int_equal(lines, PP_BANS_RECENT + 5);
+	pp_bans_free(b);
+	rm_rf(dir);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_evidence_ids_and_prune),
+		cmocka_unit_test(test_security_for_status),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
