@@ -62,13 +62,13 @@ on_line(void *arg, const char *line, size_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct pp__ips_lines l;
+	struct pp_lines l;
 
 	/* The whole input as one line, and as a stream of lines through a
 	 * splitter small enough that long lines are exercised too. */
 	on_line(NULL, (const char *)data, size);
-	pp__ips_lines_init(&l, 4096);
-	pp__ips_lines_feed(&l, (const char *)data, size, on_line, NULL);
-	pp__ips_lines_fini(&l);
+	pp_lines_init(&l, 4096);
+	pp_lines_feed(&l, (const char *)data, size, on_line, NULL);
+	pp_lines_fini(&l);
 	return 0;
 }

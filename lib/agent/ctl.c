@@ -19,6 +19,7 @@
 #include "base/error.h"
 #include "base/fsutil.h"
 #include "base/json.h"
+#include "base/lines.h"
 #include "base/log.h"
 
 #include <errno.h>
@@ -46,7 +47,7 @@ struct client {
 	uv_pipe_t pipe;
 	uv_shutdown_t shutdown;
 	struct client *prev, *next;	/* c->clients, while linked */
-	struct pp__ctl_lines lines;
+	struct pp_lines lines;
 	/* draining: EOF seen, last replies going out; shut: uv_shutdown
 	 * queued, nothing more may be written */
 	unsigned linked:1, subscribed:1, paused:1, closing:1, draining:1,
@@ -96,7 +97,7 @@ on_client_closed(uv_handle_t *h)
 	struct client *cl = h->data;
 	struct pp_ctl *c = cl->c;
 
-	pp__ctl_lines_fini(&cl->lines);
+	pp_lines_fini(&cl->lines);
 	free(cl);
 	handle_closed(c);
 }
@@ -283,11 +284,11 @@ dispatch(struct client *cl, const char *line, size_t len)
 }
 
 static int
-on_line(void *arg, const char *line, size_t len, int toolong)
+on_line(void *arg, const char *line, size_t len)
 {
 	struct client *cl = arg;
 
-	if (toolong) {
+	if (line == NULL) {
 		char msg[128];
 
 		snprintf(msg, sizeof(msg), "request line longer than %u bytes; "
@@ -328,7 +329,7 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		 * waits for the write queue). */
 		uv_read_stop(s);
 		cl->draining = 1;
-		if (pp__ctl_lines_finish(&cl->lines, on_line, cl) != 0 ||
+		if (pp_lines_finish(&cl->lines, on_line, cl) != 0 ||
 		    cl->closing)
 			return;
 		cl->shutdown.data = cl;
@@ -342,7 +343,7 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		client_close(cl);
 		return;
 	}
-	rc = pp__ctl_lines_feed(&cl->lines, buf->base, (size_t)n, on_line, cl);
+	rc = pp_lines_feed(&cl->lines, buf->base, (size_t)n, on_line, cl);
 	if (rc < 0)
 		client_close(cl);
 }
@@ -462,7 +463,7 @@ on_connection(uv_stream_t *server, int status)
 	}
 	cl->c = c;
 	cl->uid = (uid_t)-1;	/* nobody, until SO_PEERCRED says */
-	pp__ctl_lines_init(&cl->lines);
+	pp_lines_init(&cl->lines, PP__CTL_LINES_CAP);
 	uv_pipe_init(c->loop, &cl->pipe, 0);
 	cl->pipe.data = cl;
 	c->nhandles++;

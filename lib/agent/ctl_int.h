@@ -14,32 +14,9 @@
 /* Cap on a "cmd" name: names are short words such as "status". */
 #define PP__CTL_CMD_MAX 64
 
-/* Splits a byte stream into '\n'-terminated lines of at most PP_CTL_LINE_MAX
- * bytes (the '\n' and one '\r' before it do not count). */
-struct pp__ctl_lines {
-	char *buf;	/* the partial line so far; allocated on first need */
-	size_t len;
-	int discarding;	/* inside an oversized line: drop up to its '\n' */
-};
-
-/*
- * Called once per complete line (line, len; line is not NUL-terminated and
- * only valid during the call) or once per oversized line (line NULL, len 0,
- * toolong 1; the rest of that line is dropped without further calls).  A
- * nonzero return stops the feed: the caller is going away.
- */
-typedef int (*pp__ctl_line_fn)(void *arg, const char *line, size_t len,
-    int toolong);
-
-void pp__ctl_lines_init(struct pp__ctl_lines *l);
-void pp__ctl_lines_fini(struct pp__ctl_lines *l);
-/* Feeds n bytes; returns 0, -ENOMEM, or the first nonzero from fn. */
-int pp__ctl_lines_feed(struct pp__ctl_lines *l, const char *data, size_t n,
-    pp__ctl_line_fn fn, void *arg);
-/* At end of stream: a last line without its '\n' is still a line (tools
- * such as `printf ... | socat` omit it).  Returns like feed. */
-int pp__ctl_lines_finish(struct pp__ctl_lines *l, pp__ctl_line_fn fn,
-    void *arg);
+/* Requests are '\n'-terminated lines (base/lines.h) of at most
+ * PP_CTL_LINE_MAX bytes, a '\r' before the '\n' included. */
+#define PP__CTL_LINES_CAP	PP_CTL_LINE_MAX
 
 struct pp__ctl_req {
 	json_t *root;		/* owns the rest; the caller decrefs it */

@@ -1,6 +1,6 @@
 /*
- * Control API framing and messages: the line splitter and the request and
- * reply parsers (ctl_int.h).  Pure functions over bytes.
+ * Control API messages: the request and reply parsers (ctl_int.h).  Pure
+ * functions over bytes; requests are split into lines by base/lines.h.
  */
 #include "agent/ctl_int.h"
 
@@ -12,94 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-void
-pp__ctl_lines_init(struct pp__ctl_lines *l)
-{
-	memset(l, 0, sizeof(*l));
-}
-
-void
-pp__ctl_lines_fini(struct pp__ctl_lines *l)
-{
-	free(l->buf);
-	memset(l, 0, sizeof(*l));
-}
-
-static int
-deliver(const char *line, size_t len, pp__ctl_line_fn fn, void *arg)
-{
-	/* "\r\n" from tools that speak CRLF: the '\r' is not JSON whitespace
-	 * anyone meant. */
-	if (len > 0 && line[len - 1] == '\r')
-		len--;
-	return fn(arg, line, len, 0);
-}
-
-int
-pp__ctl_lines_feed(struct pp__ctl_lines *l, const char *data, size_t n,
-    pp__ctl_line_fn fn, void *arg)
-{
-	while (n > 0) {
-		const char *nl = memchr(data, '\n', n);
-		size_t seg = nl ? (size_t)(nl - data) : n;
-		size_t used = nl ? seg + 1 : seg;
-		int rc;
-
-		if (l->discarding) {
-			if (nl)
-				l->discarding = 0;
-			data += used;
-			n -= used;
-			continue;
-		}
-		if (l->len + seg > PP_CTL_LINE_MAX) {
-			/* Said once, as soon as it is known, so the error reply
-			 * keeps its place among the replies. */
-			l->len = 0;
-			l->discarding = nl == NULL;
-			data += used;
-			n -= used;
-			if ((rc = fn(arg, NULL, 0, 1)) != 0)
-				return rc;
-			continue;
-		}
-		if (nl == NULL) {
-			if (l->buf == NULL &&
-			    (l->buf = malloc(PP_CTL_LINE_MAX)) == NULL)
-				return -ENOMEM;
-			memcpy(l->buf + l->len, data, seg);
-			l->len += seg;
-			return 0;
-		}
-		data += used;
-		n -= used;
-		if (l->len == 0) {
-			/* The common case: a whole line inside one read. */
-			rc = deliver(data - used, seg, fn, arg);
-		} else {
-			size_t len = l->len + seg;
-
-			memcpy(l->buf + l->len, data - used, seg);
-			l->len = 0;
-			rc = deliver(l->buf, len, fn, arg);
-		}
-		if (rc != 0)
-			return rc;
-	}
-	return 0;
-}
-
-int
-pp__ctl_lines_finish(struct pp__ctl_lines *l, pp__ctl_line_fn fn, void *arg)
-{
-	size_t len = l->len;
-
-	l->len = 0;
-	if (l->discarding || len == 0)
-		return 0;
-	return deliver(l->buf, len, fn, arg);
-}
 
 static int
 cmd_chars_ok(const char *s, size_t len)

@@ -28,7 +28,7 @@ struct conn {
 	struct pp_eve_reader *r;
 	uv_pipe_t pipe;
 	struct conn *next;
-	struct pp__ips_lines lines;
+	struct pp_lines lines;
 	int closing;
 };
 
@@ -62,7 +62,7 @@ on_conn_closed(uv_handle_t *h)
 	struct conn *c = h->data;
 	struct pp_eve_reader *r = c->r;
 
-	pp__ips_lines_fini(&c->lines);
+	pp_lines_fini(&c->lines);
 	free(c);
 	handle_closed(r);
 }
@@ -146,7 +146,7 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	if (n == 0 || c->closing)
 		return;
-	if (pp__ips_lines_feed(&c->lines, buf->base, (size_t)n, on_line, c) < 0)
+	if (pp_lines_feed(&c->lines, buf->base, (size_t)n, on_line, c) < 0)
 		conn_close(c);
 }
 
@@ -161,7 +161,7 @@ on_connection(uv_stream_t *server, int status)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return;
 	c->r = r;
-	pp__ips_lines_init(&c->lines, PP_EVE_LINE_MAX);
+	pp_lines_init(&c->lines, PP_EVE_LINE_MAX);
 	if (uv_pipe_init(r->loop, &c->pipe, 0) != 0) {
 		free(c);
 		return;

@@ -4,29 +4,11 @@
 #ifndef PP_IPS_INT_H
 #define PP_IPS_INT_H
 
+#include "base/lines.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
-
-/*
- * A line splitter with a hard cap: at most `cap` bytes of one partial line
- * are held (allocated on first need).  A line longer than cap is reported
- * once with line NULL and then dropped up to its '\n'.
- */
-struct pp__ips_lines {
-	char *buf;
-	size_t len, cap;
-	int discarding;
-};
-
-/* fn returns nonzero to stop feeding (the owner is going away). */
-typedef int (*pp__ips_line_fn)(void *arg, const char *line, size_t len);
-
-void pp__ips_lines_init(struct pp__ips_lines *l, size_t cap);
-void pp__ips_lines_fini(struct pp__ips_lines *l);
-/* Returns 0, -ENOMEM, or the first nonzero from fn. */
-int pp__ips_lines_feed(struct pp__ips_lines *l, const char *data, size_t n,
-    pp__ips_line_fn fn, void *arg);
 
 /* Nonzero if s is safe inside a double-quoted YAML scalar and an argv:
  * printable ASCII except '"' and '\\'. */

@@ -81,7 +81,7 @@ struct pp_suri {
 	unsigned proc_live:1, cmd_live:1, cmd_open:1, freeing:1, stopping:1,
 	    ever_ready:1;
 
-	struct pp__ips_lines lines;
+	struct pp_lines lines;
 	enum cmd queue[CMD_QUEUE];
 	unsigned qhead, qlen;
 	int awaiting;		/* the head command was written */
@@ -268,7 +268,7 @@ pp_suri_new(uv_loop_t *loop, const struct pp_suri_config *cfg,
 		free(s);
 		return PP_EINVAL;
 	}
-	pp__ips_lines_init(&s->lines, CMD_LINE_MAX);
+	pp_lines_init(&s->lines, CMD_LINE_MAX);
 	uv_timer_init(loop, &s->tick);
 	uv_timer_init(loop, &s->deadline);
 	s->tick.data = s->deadline.data = s;
@@ -580,7 +580,7 @@ static void
 handle_closed(struct pp_suri *s)
 {
 	if (--s->nhandles == 0 && s->freeing) {
-		pp__ips_lines_fini(&s->lines);
+		pp_lines_fini(&s->lines);
 		free_cfg(s);
 		free(s);
 	}
@@ -814,7 +814,7 @@ on_cmd_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 			schedule_connect(s);
 		return;
 	}
-	if (n > 0 && pp__ips_lines_feed(&s->lines, buf->base, (size_t)n,
+	if (n > 0 && pp_lines_feed(&s->lines, buf->base, (size_t)n,
 	    on_cmd_line, s) != 0 && s->cmd_open) {
 		cmd_close(s);
 		if (s->proc_live && !s->stopping)
@@ -837,7 +837,7 @@ cmd_close(struct pp_suri *s)
 	s->cmd_open = 0;
 	s->awaiting = 0;
 	s->qlen = 0;
-	pp__ips_lines_fini(&s->lines);
+	pp_lines_fini(&s->lines);
 	if (s->reload_cb)
 		finish_reload(s, -ECONNRESET, "the command connection to "
 		    "Suricata closed during the reload");

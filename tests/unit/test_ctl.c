@@ -13,6 +13,7 @@
 #include "agent/ctl_int.h"
 #include "base/error.h"
 #include "base/json.h"
+#include "base/lines.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -41,13 +42,13 @@ struct rec {
 };
 
 static int
-rec_line(void *arg, const char *line, size_t len, int toolong)
+rec_line(void *arg, const char *line, size_t len)
 {
 	struct rec *r = arg;
 
 	assert_true(r->n < 16);
-	if (toolong) {
-		assert_null(line);
+	if (line == NULL) {
+		assert_int_equal(len, 0);
 		snprintf(r->lines[r->n], sizeof(r->lines[0]), "<TOOLONG>");
 	} else {
 		snprintf(r->lines[r->n], sizeof(r->lines[0]), "%.*s",
@@ -59,9 +60,9 @@ rec_line(void *arg, const char *line, size_t len, int toolong)
 }
 
 static void
-feed_str(struct pp__ctl_lines *l, struct rec *r, const char *s)
+feed_str(struct pp_lines *l, struct rec *r, const char *s)
 {
-	assert_int_equal(pp__ctl_lines_feed(l, s, strlen(s), rec_line, r), 0);
+	assert_int_equal(pp_lines_feed(l, s, strlen(s), rec_line, r), 0);
 }
 
 static char *
@@ -93,16 +94,16 @@ test_lines_split(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct pp__ctl_lines l;
+		struct pp_lines l;
 		struct rec r = { .n = 0 };
 
-		pp__ctl_lines_init(&l);
+		pp_lines_init(&l, PP__CTL_LINES_CAP);
 		for (int k = 0; k < 4 && cases[i].chunks[k]; k++)
 			feed_str(&l, &r, cases[i].chunks[k]);
 		assert_int_equal(r.n, cases[i].n);
 		for (int k = 0; k < r.n; k++)
 			assert_string_equal(r.lines[k], cases[i].want[k]);
-		pp__ctl_lines_fini(&l);
+		pp_lines_fini(&l);
 	}
 }
 
@@ -110,35 +111,35 @@ static void
 test_lines_byte_at_a_time(void **state)
 {
 	const char *s = "{\"id\":1,\"cmd\":\"a\"}\r\n\nxy\n";
-	struct pp__ctl_lines l;
+	struct pp_lines l;
 	struct rec r = { .n = 0 };
 
 	(void)state;
-	pp__ctl_lines_init(&l);
+	pp_lines_init(&l, PP__CTL_LINES_CAP);
 	for (size_t i = 0; s[i]; i++)
-		assert_int_equal(pp__ctl_lines_feed(&l, s + i, 1, rec_line, &r),
+		assert_int_equal(pp_lines_feed(&l, s + i, 1, rec_line, &r),
 		    0);
 	assert_int_equal(r.n, 3);
 	assert_string_equal(r.lines[0], "{\"id\":1,\"cmd\":\"a\"}");
 	assert_string_equal(r.lines[1], "");
 	assert_string_equal(r.lines[2], "xy");
-	pp__ctl_lines_fini(&l);
+	pp_lines_fini(&l);
 }
 
 static void
 test_lines_limit(void **state)
 {
-	struct pp__ctl_lines l;
+	struct pp_lines l;
 	struct rec r = { .n = 0 };
 	char *max = filled(PP_CTL_LINE_MAX, 'm');
 	char *over = filled(PP_CTL_LINE_MAX + 5, 'o');
 
 	(void)state;
-	pp__ctl_lines_init(&l);
+	pp_lines_init(&l, PP__CTL_LINES_CAP);
 
 	/* Exactly the limit, split over two feeds: still a line. */
-	assert_int_equal(pp__ctl_lines_feed(&l, max, 1000, rec_line, &r), 0);
-	assert_int_equal(pp__ctl_lines_feed(&l, max + 1000,
+	assert_int_equal(pp_lines_feed(&l, max, 1000, rec_line, &r), 0);
+	assert_int_equal(pp_lines_feed(&l, max + 1000,
 	    PP_CTL_LINE_MAX - 1000, rec_line, &r), 0);
 	feed_str(&l, &r, "\n");
 	assert_int_equal(r.n, 1);
@@ -163,7 +164,7 @@ test_lines_limit(void **state)
 	assert_string_equal(r.lines[3], "<TOOLONG>");
 	assert_string_equal(r.lines[4], "oo");
 
-	pp__ctl_lines_fini(&l);
+	pp_lines_fini(&l);
 	free(max);
 	free(over);
 }
@@ -171,33 +172,33 @@ test_lines_limit(void **state)
 static void
 test_lines_finish_and_stop(void **state)
 {
-	struct pp__ctl_lines l;
+	struct pp_lines l;
 	struct rec r = { .n = 0 };
 	char *over = filled(PP_CTL_LINE_MAX + 1, 'o');
 
 	(void)state;
-	pp__ctl_lines_init(&l);
+	pp_lines_init(&l, PP__CTL_LINES_CAP);
 	feed_str(&l, &r, "tail");
-	assert_int_equal(pp__ctl_lines_finish(&l, rec_line, &r), 0);
+	assert_int_equal(pp_lines_finish(&l, rec_line, &r), 0);
 	assert_int_equal(r.n, 1);
 	assert_string_equal(r.lines[0], "tail");
-	assert_int_equal(pp__ctl_lines_finish(&l, rec_line, &r), 0);
+	assert_int_equal(pp_lines_finish(&l, rec_line, &r), 0);
 	assert_int_equal(r.n, 1);
 
 	/* The end of an oversized line is not a line. */
 	feed_str(&l, &r, over);
-	assert_int_equal(pp__ctl_lines_finish(&l, rec_line, &r), 0);
+	assert_int_equal(pp_lines_finish(&l, rec_line, &r), 0);
 	assert_int_equal(r.n, 2);
 	assert_string_equal(r.lines[1], "<TOOLONG>");
 
 	/* The callback stops the feed: later lines are not delivered. */
-	pp__ctl_lines_fini(&l);
-	pp__ctl_lines_init(&l);
+	pp_lines_fini(&l);
+	pp_lines_init(&l, PP__CTL_LINES_CAP);
 	r.n = 0;
 	r.stop_after = 1;
-	assert_int_equal(pp__ctl_lines_feed(&l, "a\nb\n", 4, rec_line, &r), 1);
+	assert_int_equal(pp_lines_feed(&l, "a\nb\n", 4, rec_line, &r), 1);
 	assert_int_equal(r.n, 1);
-	pp__ctl_lines_fini(&l);
+	pp_lines_fini(&l);
 	free(over);
 }
 

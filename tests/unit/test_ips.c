@@ -184,24 +184,24 @@ on_line(void *arg, const char *line, size_t len)
 static void
 test_lines(void **state)
 {
-	struct pp__ips_lines l;
+	struct pp_lines l;
 	struct got g;
 
 	(void)state;
 	memset(&g, 0, sizeof(g));
-	pp__ips_lines_init(&l, 8);
+	pp_lines_init(&l, 8);
 	/* Split across reads, several per read, an oversized one skipped whole. */
-	assert_int_equal(pp__ips_lines_feed(&l, "ab", 2, on_line, &g), 0);
-	assert_int_equal(pp__ips_lines_feed(&l, "c\nde\n0123456", 12, on_line,
+	assert_int_equal(pp_lines_feed(&l, "ab", 2, on_line, &g), 0);
+	assert_int_equal(pp_lines_feed(&l, "c\nde\n0123456", 12, on_line,
 	    &g), 0);
-	assert_int_equal(pp__ips_lines_feed(&l, "789abc\nok\n", 10, on_line,
+	assert_int_equal(pp_lines_feed(&l, "789abc\nok\n", 10, on_line,
 	    &g), 0);
 	assert_int_equal(g.n, 3);
 	assert_string_equal(g.lines[0], "abc");
 	assert_string_equal(g.lines[1], "de");
 	assert_string_equal(g.lines[2], "ok");
 	assert_int_equal(g.toolong, 1);
-	pp__ips_lines_fini(&l);
+	pp_lines_fini(&l);
 }
 
 /* --- rules policy ---------------------------------------------------------- */

@@ -1,30 +1,40 @@
 /*
- * Bounded line splitting for the eve stream and Suricata's command socket.
+ * Bounded line splitting (lines.h).
  */
-#include "ips/ips_int.h"
+#include "base/lines.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 void
-pp__ips_lines_init(struct pp__ips_lines *l, size_t cap)
+pp_lines_init(struct pp_lines *l, size_t cap)
 {
 	memset(l, 0, sizeof(*l));
 	l->cap = cap;
 }
 
 void
-pp__ips_lines_fini(struct pp__ips_lines *l)
+pp_lines_fini(struct pp_lines *l)
 {
 	free(l->buf);
 	l->buf = NULL;
 	l->len = 0;
+	l->discarding = 0;
+}
+
+/* One '\r' before the '\n' goes: tools that speak CRLF did not mean it. */
+static int
+deliver(const char *line, size_t len, pp_line_fn fn, void *arg)
+{
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	return fn(arg, line, len);
 }
 
 int
-pp__ips_lines_feed(struct pp__ips_lines *l, const char *data, size_t n,
-    pp__ips_line_fn fn, void *arg)
+pp_lines_feed(struct pp_lines *l, const char *data, size_t n, pp_line_fn fn,
+    void *arg)
 {
 	while (n > 0) {
 		const char *nl = memchr(data, '\n', n);
@@ -41,7 +51,7 @@ pp__ips_lines_feed(struct pp__ips_lines *l, const char *data, size_t n,
 				return rc;
 		} else if (nl && l->len == 0) {
 			/* The common case: a whole line inside this read. */
-			if ((rc = fn(arg, data, take)) != 0)
+			if ((rc = deliver(data, take, fn, arg)) != 0)
 				return rc;
 		} else {
 			if (l->buf == NULL && (l->buf = malloc(l->cap)) == NULL)
@@ -52,7 +62,7 @@ pp__ips_lines_feed(struct pp__ips_lines *l, const char *data, size_t n,
 				size_t len = l->len;
 
 				l->len = 0;
-				if ((rc = fn(arg, l->buf, len)) != 0)
+				if ((rc = deliver(l->buf, len, fn, arg)) != 0)
 					return rc;
 			}
 		}
@@ -65,12 +75,12 @@ pp__ips_lines_feed(struct pp__ips_lines *l, const char *data, size_t n,
 }
 
 int
-pp__ips_plain(const char *s)
+pp_lines_finish(struct pp_lines *l, pp_line_fn fn, void *arg)
 {
-	if (s == NULL || *s == '\0')
+	size_t len = l->len;
+
+	l->len = 0;
+	if (l->discarding || len == 0)
 		return 0;
-	for (; *s; s++)
-		if (*s < 0x20 || *s > 0x7e || *s == '"' || *s == '\\')
-			return 0;
-	return 1;
+	return deliver(l->buf, len, fn, arg);
 }
