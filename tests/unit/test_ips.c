@@ -256,14 +256,30 @@ write_text(const char *path, const char *text)
 	fclose(f);
 }
 
+static char *
+read_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = calloc(1, (size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	return buf;
+}
+
 static void
 test_rules_policy_file(void **state)
 {
 	char dir[] = "/tmp/pp-test-rules-XXXXXX", path[256], out[256], *buf;
 	struct pp_rules_stats st;
 	char err[256];
-	FILE *f;
-	long n;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -286,14 +302,7 @@ test_rules_policy_file(void **state)
 	assert_int_equal(st.rules, 3);
 	assert_int_equal(st.dropped, 2);
 	assert_int_equal(st.alerts, 1);
-	f = fopen(out, "r");
-	assert_non_null(f);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = calloc(1, (size_t)n + 1);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
+	buf = read_text(out);
 	assert_non_null(strstr(buf, "drop tcp any any -> any any (msg:\"hi\""));
 	assert_non_null(strstr(buf, "alert tcp any any -> any any (msg:\"lo\""));
 	assert_non_null(strstr(buf, "#alert tcp any any -> any any (msg:\"off\""));
@@ -326,14 +335,7 @@ test_rules_policy_file(void **state)
 	assert_int_equal(st.conn_level, 1);
 	assert_int_equal(st.dropped, 2 + 4);
 	assert_int_equal(pp_rules_count(out), 13 - 3 - 1);
-	f = fopen(out, "r");
-	assert_non_null(f);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = calloc(1, (size_t)n + 1);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
+	buf = read_text(out);
 	assert_non_null(strstr(buf, "# peerpipe: client-side rule, off: alert http $HOME_NET any -> $EXTERNAL_NET any (msg:\"ua\""));
 	assert_non_null(strstr(buf, "# peerpipe: client-side rule, off: alert http $EXTERNAL_NET any -> [$HOME_NET, $HTTP_SERVERS] any (msg:\"dl\""));
 	assert_non_null(strstr(buf, "# peerpipe: client-side rule, off: alert dns $HOME_NET any -> any any (msg:\"q\""));
@@ -508,24 +510,6 @@ test_rules_inspect_flowbits(void **state)
 	assert_int_equal(ri.flowbits[4].name, one.flowbits[4].name);	/* g */
 	assert_int_equal(ri.flowbits[4].need, 0);
 	assert_int_not_equal(one.flowbits[0].name, one.flowbits[1].name);
-}
-
-static char *
-read_text(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long n;
-
-	assert_non_null(f);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = calloc(1, (size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	return buf;
 }
 
 /* The line of the output that holds "sid:N;", or NULL. */
