@@ -191,6 +191,25 @@ class AgentProcess:
         m = re.search(r"(ERROR: (Address|Leak)Sanitizer|runtime error:)", log)
         return log[max(0, m.start() - 200):m.start() + 4000] if m else None
 
+    def stop_problems(self, must_live=False):
+        """Stops the agent; what went wrong, as a list of texts: a nonzero
+        exit on SIGTERM, a sanitizer report, and with must_live an agent
+        that was no longer running (one a test stopped on purpose is fine
+        otherwise)."""
+        alive = self.alive()
+        rc = self.stop()
+        problems = []
+        if not alive and must_live:
+            problems.append("%s died during the test (%r):\n%s" % (
+                self.name, self.proc.returncode, self.log_tail()))
+        elif alive and rc != 0:
+            problems.append("%s exited %r on SIGTERM:\n%s" % (
+                self.name, rc, self.log_tail()))
+        rep = self.sanitizer_report()
+        if rep:
+            problems.append("sanitizer report from %s:\n%s" % (self.name, rep))
+        return problems
+
 
 def new_room():
     return str(uuid.uuid4())

@@ -76,17 +76,7 @@ class Pair:
     def close(self):
         problems = []
         for a in (self.cl, self.gw):
-            alive = a.alive()
-            rc = a.stop()
-            if not alive:
-                problems.append("%s died during the test (%r):\n%s" % (
-                    a.name, a.proc.returncode, a.log_tail()))
-            elif rc != 0:
-                problems.append("%s exited with %r on SIGTERM:\n%s" % (
-                    a.name, rc, a.log_tail()))
-            rep = a.sanitizer_report()
-            if rep:
-                problems.append("sanitizer report from %s:\n%s" % (a.name, rep))
+            problems += a.stop_problems(must_live=True)
         for s in (self.echo, self.http, self.half, self.bulk, self.udp):
             s.close()
         assert not problems, "\n\n".join(problems)

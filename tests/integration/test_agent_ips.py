@@ -21,7 +21,6 @@ import uuid
 import pytest
 
 from agents import AgentProcess, TcpService, agent_bin, new_room, write_config
-from test_agent import connect
 from test_v1peer_selfcheck import ROOM_NAME, V1Peer
 
 pytestmark = [
@@ -116,6 +115,20 @@ def read_pcap(path):
     return pkts
 
 
+def assert_shut_out(addr):
+    """A banned peer's listener stops reaching the service (at once, or
+    within 30 s once the cut reached it)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if not http(addr, b"/after", timeout=3).endswith(b"ok\n"):
+                return
+        except OSError:
+            return
+        time.sleep(0.2)
+    pytest.fail("the banned peer still reaches the service")
+
+
 def check_evidence(gw, web_port, marker=b"EVIL 0xdeadc0de"):
     """The ban's evidence: its eve record, and a pcap of the decrypted flow
     (listed by `peerpipe bans --show`) that holds the attack on the flow's
@@ -203,12 +216,7 @@ def ipsworld(tmp_path, server):
     yield w
     problems = []
     for a in w.agents:
-        alive, rc = a.alive(), a.stop()
-        if alive and rc != 0:
-            problems.append("%s exited %r:\n%s" % (a.name, rc, a.log_tail()))
-        rep = a.sanitizer_report()
-        if rep:
-            problems.append("sanitizer report from %s:\n%s" % (a.name, rep))
+        problems += a.stop_problems()
     w.web.close()
     # each gateway removed its own netfilter chains (others may run here)
     out = subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
@@ -255,16 +263,7 @@ def test_attack_dropped_peer_cut_and_banned(ipsworld):
         assert not any(b"EVIL" in r for r in w.web.requests), w.web.requests
         # the attacker gets nothing more through
         bad.wait_log(r"laptop-evil|gw-office", timeout=5)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if not http(b, b"/after", timeout=3).endswith(b"ok\n"):
-                    break
-            except OSError:
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the banned peer still reaches the service")
+        assert_shut_out(b)
     finally:
         stop.set()
         t.join(30)
@@ -407,16 +406,7 @@ def ids_attack(w, gw, web, attacker="laptop-evil"):
     kinds = [e["peerpipe"]["event"] for e in events(w["state"])]
     assert "alert" in kinds and "cut" in kinds and "ban" in kinds, kinds
     # and nothing more gets through for it
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if not http(b, b"/after", timeout=3).endswith(b"ok\n"):
-                break
-        except OSError:
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail("the banned peer still reaches the service")
+    assert_shut_out(b)
 
 
 @pytest.fixture
@@ -446,12 +436,7 @@ def idsworld(tmp_path, server):
     yield w
     problems = []
     for a in w["agents"]:
-        alive, rc = a.alive(), a.stop()
-        if alive and rc != 0:
-            problems.append("%s exited %r:\n%s" % (a.name, rc, a.log_tail()))
-        rep = a.sanitizer_report()
-        if rep:
-            problems.append("sanitizer report from %s:\n%s" % (a.name, rep))
+        problems += a.stop_problems()
     w["web"].close()
     assert not problems, "\n\n".join(problems)
 

@@ -110,13 +110,7 @@ def world(tmp_path, server):
     yield w
     problems = []
     for a in made:
-        alive = a.alive()
-        rc = a.stop()
-        if alive and rc != 0:
-            problems.append("%s: exit %r\n%s" % (a.name, rc, a.log_tail()))
-        rep = a.sanitizer_report()
-        if rep:
-            problems.append(rep)
+        problems += a.stop_problems()
     w.svc.close()
     assert not problems, "\n\n".join(problems)
 

@@ -583,12 +583,7 @@ def etworld(shared_server, tmp_path_factory):
     finally:
         problems = []
         for a in w.agents:
-            alive, rc = a.alive(), a.stop()
-            if alive and rc != 0:
-                problems.append("%s exited %r:\n%s" % (a.name, rc, a.log_tail()))
-            rep = a.sanitizer_report()
-            if rep:
-                problems.append("sanitizer report from %s:\n%s" % (a.name, rep))
+            problems += a.stop_problems()
         for svc in (w.web, w.pg, w.dns):
             svc.close()
         out = subprocess.run(["iptables", "-S"], capture_output=True,

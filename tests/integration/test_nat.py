@@ -189,19 +189,8 @@ class Scene:
     def close(self, check=True):
         problems = []
         for a in (self.cl, self.gw):
-            if a is None:
-                continue
-            alive = a.alive()
-            rc = a.stop()
-            if not alive:
-                problems.append("%s died (%r):\n%s" % (a.name, a.proc.returncode,
-                                                        a.log_tail()))
-            elif rc != 0:
-                problems.append("%s exited %r on SIGTERM:\n%s" % (
-                    a.name, rc, a.log_tail()))
-            rep = a.sanitizer_report()
-            if rep:
-                problems.append("sanitizer report from %s:\n%s" % (a.name, rep))
+            if a is not None:
+                problems += a.stop_problems(must_live=True)
         if self.server is not None:
             rc = self.server.stop()
             rep = self.server.sanitizer_report()

@@ -7,8 +7,6 @@ explain` says which rule decides.
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import time
 
@@ -114,13 +112,7 @@ class World:
     def close(self):
         problems = []
         for a in self.agents:
-            alive = a.alive()
-            rc = a.stop()
-            if alive and rc != 0:
-                problems.append("%s exited %r:\n%s" % (a.name, rc, a.log_tail()))
-            rep = a.sanitizer_report()
-            if rep:
-                problems.append("sanitizer report from %s:\n%s" % (a.name, rep))
+            problems += a.stop_problems()
         for p in self.peers:
             p.stop()
         self.db.close()

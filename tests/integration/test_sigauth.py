@@ -185,14 +185,7 @@ def test_agents_sign_in_and_keep_their_names(server_factory, tmp_path):
     finally:
         problems = []
         for a in made:
-            alive = a.alive()
-            rc = a.stop()
-            if not alive or rc != 0:
-                problems.append("%s: exit %r\n%s" % (a.name, rc,
-                                                     a.log_tail()))
-            rep = a.sanitizer_report()
-            if rep:
-                problems.append(rep)
+            problems += a.stop_problems(must_live=True)
         svc.close()
         assert not problems, "\n\n".join(problems)
 
