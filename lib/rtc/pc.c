@@ -46,9 +46,7 @@ struct pp_pc {
 	size_t path_mtu;		/* datagram size in use; 0 until fitted */
 	int jumbo_ok;			/* the peer takes big packets */
 	size_t cut;			/* record size for packets over one */
-	uint8_t *part;			/* a packet's records so far */
-	size_t part_len, part_cap;
-	unsigned part_records;
+	struct pp_sctp_join join;	/* a packet's records so far */
 	size_t remote_max;		/* 0: unlimited */
 	uint8_t remote_fp[PP_DTLS_FP_LEN];
 	char mid[PP_SDP_MID_MAX + 1];	/* for our trickled candidates */
@@ -214,62 +212,29 @@ dtls_connected(void *ctx)
 
 /*
  * One record.  Between our own peers on loopback an SCTP packet may span
- * the records of one datagram (sctp_send_packet); pp_sctp_packet_whole
- * tells whether it is complete.  A datagram can end with a packet still
- * incomplete: if it is a single record it goes to SCTP as it is (a foreign
- * packet whose last chunk lacks its padding), but pieces of a cut packet
- * are dropped there (part_flush): SCTP does not verify checksums here, so
- * a packet with a piece missing must never reach it.
+ * the records of one datagram (sctp_send_packet); pp_sctp_join puts it
+ * back together.
  */
 static void
 dtls_data(void *ctx, const uint8_t *buf, size_t len)
 {
 	struct pp_pc *pc = ctx;
+	const uint8_t *pkt;
+	size_t n;
 
-	if (pc->sctp == NULL)
-		return;
-	if (pc->part_len == 0 && pp_sctp_packet_whole(buf, len)) {
-		(void)pp_sctp_input(pc->sctp, buf, len);
-		return;
-	}
-	if (pc->part_len + len > pc->part_cap) {
-		size_t cap = pc->part_len + len;
-		uint8_t *p;
-
-		if (cap > PP_DTLS_MAX_DATAGRAM ||
-		    (p = realloc(pc->part, cap)) == NULL) {
-			pc->part_len = 0;	/* SCTP retransmits */
-			pc->part_records = 0;
-			return;
-		}
-		pc->part = p;
-		pc->part_cap = cap;
-	}
-	memcpy(pc->part + pc->part_len, buf, len);
-	pc->part_len += len;
-	pc->part_records++;
-	if (pp_sctp_packet_whole(pc->part, pc->part_len)) {
-		size_t n = pc->part_len;
-
-		pc->part_len = 0;
-		pc->part_records = 0;
-		(void)pp_sctp_input(pc->sctp, pc->part, n);
-	}
+	if (pc->sctp && pp_sctp_join_record(&pc->join, buf, len, &pkt, &n))
+		(void)pp_sctp_input(pc->sctp, pkt, n);
 }
 
-/* The datagram ended: a lone incomplete record goes in as it is. */
+/* The datagram ended: a lone record that only looked incomplete goes in. */
 static void
 part_flush(struct pp_pc *pc)
 {
-	size_t n = pc->part_len;
-	unsigned records = pc->part_records;
+	const uint8_t *pkt;
+	size_t n;
 
-	if (n == 0)
-		return;
-	pc->part_len = 0;
-	pc->part_records = 0;
-	if (records == 1 && pc->sctp)
-		(void)pp_sctp_input(pc->sctp, pc->part, n);
+	if (pp_sctp_join_end(&pc->join, &pkt, &n) && pc->sctp)
+		(void)pp_sctp_input(pc->sctp, pkt, n);
 }
 
 static void
@@ -1159,8 +1124,7 @@ static void
 destroy(struct pp_pc *pc)
 {
 	drop_transport(pc);
-	free(pc->part);
-	pc->part = NULL;
+	pp_sctp_join_free(&pc->join);
 	pp_dtls_cert_free(pc->own_cert);
 	pc->own_cert = NULL;
 	uv_close((uv_handle_t *)&pc->dtls_timer, handle_closed);

@@ -136,6 +136,30 @@ int pp_sctp_packet_whole(const uint8_t *buf, size_t len);
 
 #define PP_SCTP_MAX_PIECES	4
 
+/*
+ * Joining the records of one datagram back into SCTP packets (a packet cut
+ * by a peer of ours into up to PP_SCTP_MAX_PIECES records).  Zero it to
+ * start.  pp_sctp_join_record takes one record: 1 with *pkt a whole packet
+ * to hand to pp_sctp_input (the record itself, or the joined pieces; valid
+ * until the next call), else 0 (kept, waiting for the next piece).  At the
+ * end of the datagram pp_sctp_join_end: 1 with *pkt a lone record that only
+ * looked incomplete (a foreign packet whose last chunk lacks its padding),
+ * 0 when nothing is left or what is left are pieces of a cut packet, which
+ * are dropped -- SCTP's checksum is not verified on input here, so a
+ * packet with a piece missing must never reach it.
+ */
+struct pp_sctp_join {
+	uint8_t *buf;
+	size_t len, cap;
+	unsigned records;
+};
+
+int pp_sctp_join_record(struct pp_sctp_join *j, const uint8_t *rec,
+    size_t len, const uint8_t **pkt, size_t *pkt_len);
+int pp_sctp_join_end(struct pp_sctp_join *j, const uint8_t **pkt,
+    size_t *pkt_len);
+void pp_sctp_join_free(struct pp_sctp_join *j);
+
 /* The largest piece size <= max for cutting a packet into pieces: 1 modulo
  * 4 (see pp_sctp_packet_whole); 0 if max < 5. */
 size_t pp_sctp_cut_size(size_t max);

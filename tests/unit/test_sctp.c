@@ -113,6 +113,26 @@ send_packet(void *ctx, const uint8_t *buf, size_t len)
 		for (size_t off = net->cut; off < len; off += net->cut)
 			assert_false(pp_sctp_packet_whole(buf, off));
 		assert_true(len <= PP_SCTP_MAX_PIECES * net->cut);
+		/* and the receiver's join gives back exactly the packet */
+		{
+			struct pp_sctp_join j = { 0 };
+			const uint8_t *pkt = NULL;
+			size_t off = 0, n = 0;
+			int got = 0;
+
+			while (off < len) {
+				size_t k = len - off < net->cut ? len - off : net->cut;
+
+				assert_false(got);
+				got = pp_sctp_join_record(&j, buf + off, k, &pkt, &n);
+				off += k;
+			}
+			assert_true(got);
+			assert_int_equal(n, len);
+			assert_memory_equal(pkt, buf, len);
+			assert_int_equal(pp_sctp_join_end(&j, &pkt, &n), 0);
+			pp_sctp_join_free(&j);
+		}
 		net->cut_checked++;
 		net->cut_big += len > 3 * net->cut;
 	}
@@ -650,6 +670,37 @@ test_cut_sizes(void **state)
 	memcpy(odd, whole, sizeof(odd));
 	odd[15] = 2;
 	assert_true(pp_sctp_packet_whole(odd, sizeof(odd)));
+
+	/* Joining: a whole record passes as it is; pieces wait for the rest;
+	 * at the datagram's end a lone incomplete record goes on (a last
+	 * chunk without padding), pieces of a cut packet do not. */
+	{
+		struct pp_sctp_join j = { 0 };
+		const uint8_t *pkt;
+		size_t n;
+
+		assert_int_equal(pp_sctp_join_record(&j, whole, sizeof(whole),
+		    &pkt, &n), 1);
+		assert_ptr_equal(pkt, whole);
+		assert_int_equal(pp_sctp_join_end(&j, &pkt, &n), 0);
+		/* unpadded: 12 + 17 bytes */
+		assert_int_equal(pp_sctp_join_record(&j, whole, 29, &pkt, &n), 0);
+		assert_int_equal(pp_sctp_join_end(&j, &pkt, &n), 1);
+		assert_int_equal(n, 29);
+		assert_memory_equal(pkt, whole, 29);
+		/* two pieces of three, the last one lost */
+		assert_int_equal(pp_sctp_join_record(&j, whole, 13, &pkt, &n), 0);
+		assert_int_equal(pp_sctp_join_record(&j, whole + 13, 10, &pkt, &n),
+		    0);
+		assert_int_equal(pp_sctp_join_end(&j, &pkt, &n), 0);
+		/* and the next datagram starts afresh */
+		assert_int_equal(pp_sctp_join_record(&j, whole, 13, &pkt, &n), 0);
+		assert_int_equal(pp_sctp_join_record(&j, whole + 13,
+		    sizeof(whole) - 13, &pkt, &n), 1);
+		assert_int_equal(n, sizeof(whole));
+		assert_memory_equal(pkt, whole, sizeof(whole));
+		pp_sctp_join_free(&j);
+	}
 }
 
 /*
