@@ -396,15 +396,17 @@ def ids_attack(w, gw, web, attacker="laptop-evil"):
     gw.wait_log(r"cut by the IPS", timeout=30)
     gw.wait_log(r"peer %s: banned for 600 s: IPS: PEERPIPE demo attack "
                 r"marker" % attacker, timeout=30)
-    # an IDS cannot drop: the service did get the attack (its thread may
-    # read it only after the cut, on a busy machine)
-    deadline = time.monotonic() + 30
-    while not any(b"EVIL 0xdeadc0de" in r for r in web.requests):
-        assert time.monotonic() < deadline, web.requests
-        time.sleep(0.1)
+    # an IDS cannot drop: Suricata saw the request on its way into the
+    # service's socket and let it pass.  (Whether the service's thread read
+    # it before the cut reset the connection is a race on a busy machine,
+    # so its log is not the proof.)
     check_evidence(gw, web.port)
-    kinds = [e["peerpipe"]["event"] for e in events(w["state"])]
+    evs = events(w["state"])
+    kinds = [e["peerpipe"]["event"] for e in evs]
     assert "alert" in kinds and "cut" in kinds and "ban" in kinds, kinds
+    alerts = [e for e in evs if e["peerpipe"]["event"] == "alert"]
+    assert all(e["peerpipe"]["action"] == "allowed" and
+               e["dest_port"] == web.port for e in alerts), alerts
     # and nothing more gets through for it
     assert_shut_out(b)
 
