@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what PeerPipe needs from Debian, by group, only when missing.
-#   install-deps.sh build    compilers, CMake and the -dev libraries
+#   install-deps.sh build    compilers, CMake and the -dev libraries, and an
+#                            optimised usrsctp from Debian's source package
+#                            (scripts/build-usrsctp.sh: Debian's binary is -O0)
 #   install-deps.sh test     build + cmocka, clang (fuzzing), Python test peers
 #   install-deps.sh demo     what scripts/run's demo uses (python3, curl)
 #   install-deps.sh bench    benchmarks: iperf3, OpenSSH (ssh -L reference)
@@ -32,11 +34,11 @@ ips_pkgs+=(tcpdump)
 ips_pkgs+=(sqlmap nmap dirb curl)
 backports_pkgs=(suricata)
 
-want=()
+want=() usrsctp=no
 for g in "${@:-build}"; do
 	case "$g" in
-	build) want+=("${build_pkgs[@]}") ;;
-	test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+	build) want+=("${build_pkgs[@]}"); usrsctp=yes ;;
+	test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}"); usrsctp=yes ;;
 	demo) want+=(python3 curl) ;;
 	bench) want+=(iperf3 openssh-server openssh-client iproute2 procps python3 zstd lz4) ;;
 	nat) want+=(iproute2 nftables conntrack coturn) ;;
@@ -50,7 +52,18 @@ for p in "${want[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 		missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# build_usrsctp: the optimised usrsctp; without it the build falls back to
+# Debian's libusrsctp2 (cmake says so), so a failure here only warns.
+build_usrsctp() {
+	[ "$usrsctp" = yes ] || return 0
+	"$here/build-usrsctp.sh" ||
+		echo "install-deps: WARNING: no optimised usrsctp (see above); building against Debian's -O0 libusrsctp2 instead" >&2
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+	build_usrsctp
+	exit 0
+fi
 
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
@@ -70,4 +83,5 @@ apt-get "${apt_opts[@]}" update -qq
 [ ${#from_bp[@]} -gt 0 ] &&
 	apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
 		-t bookworm-backports "${from_bp[@]}" >/dev/null
+build_usrsctp
 exit 0
