@@ -334,6 +334,19 @@ pp_pc_allow_jumbo(struct pp_pc *pc)
 	leave(pc);
 }
 
+void
+pp_pc_allow_zero_checksum(struct pp_pc *pc)
+{
+	if (pc->sctp)
+		pp_sctp_set_zero_checksum(pc->sctp);
+}
+
+int
+pp_pc_zero_checksum_ok(void)
+{
+	return pp_sctp_zero_checksum_ok();
+}
+
 /* ---- path watch (pc.h, "Path loss and ICE restart") ---- */
 
 static unsigned

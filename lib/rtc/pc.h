@@ -176,6 +176,13 @@ const char *pp_pc_state_name(enum pp_pc_state state);
  * stacks (aiortc, Chromium) are never asked to.
  */
 void pp_pc_allow_jumbo(struct pp_pc *pc);
+/*
+ * The peer does not check SCTP checksums either (its INIT says so): leave
+ * them out (pp_sctp_set_zero_checksum).  pp_pc_zero_checksum_ok(): whether
+ * we may say so ourselves.
+ */
+void pp_pc_allow_zero_checksum(struct pp_pc *pc);
+int pp_pc_zero_checksum_ok(void);
 
 /* The peer's a=max-message-size in effect (0: unlimited). */
 size_t pp_pc_remote_max_message_size(const struct pp_pc *pc);

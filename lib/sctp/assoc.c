@@ -141,7 +141,8 @@ out_push(struct pp_sctp *a, const void *buf, size_t len)
 	}
 	memcpy(a->out + a->out_len, &n, 4);
 	memcpy(a->out + a->out_len + 4, buf, len);
-	pp__sctp_crc_fill(a->out + a->out_len + 4, len);
+	if (!a->zero_checksum)
+		pp__sctp_crc_fill(a->out + a->out_len + 4, len);
 	a->out_len = need;
 }
 
@@ -288,6 +289,8 @@ on_idle(uv_idle_t *h)
 static int
 stack_acquire(uv_loop_t *loop)
 {
+	int hw;
+
 	if (g.refs > 0) {
 		if (g.loop != loop)
 			return PP_ECONFLICT;
@@ -311,8 +314,10 @@ stack_acquire(uv_loop_t *loop)
 		usrsctp_sysctl_set_sctp_ecn_enable(0);
 		usrsctp_sysctl_set_sctp_asconf_enable(0);
 		usrsctp_sysctl_set_sctp_auth_enable(0);
-		if (pp__sctp_crc_offload_init())
-			pp_debug(SUB, "SCTP checksums in hardware (crc32c offload)");
+		hw = pp__sctp_crc_offload_init();
+		pp_debug(SUB, "SCTP checksums: ours, in %s; inbound ones "
+		    "unchecked (DTLS authenticates every packet)",
+		    hw ? "hardware" : "software");
 		g.stack_up = 1;
 	}
 	uv_timer_init(loop, g.timer);
@@ -748,6 +753,20 @@ pp_sctp_set_packet_max(struct pp_sctp *a, size_t n)
 	if (rc == 0)
 		a->packet_max = n;
 	return rc;
+}
+
+int
+pp_sctp_zero_checksum_ok(void)
+{
+	return pp__sctp_crc_offloaded();
+}
+
+void
+pp_sctp_set_zero_checksum(struct pp_sctp *a)
+{
+	if (!a->zero_checksum)
+		pp_debug(SUB, "SCTP packets to this peer go without a checksum");
+	a->zero_checksum = 1;
 }
 
 int

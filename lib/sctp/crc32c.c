@@ -7,9 +7,12 @@
  * usrsctp no longer verifies inbound ones -- which costs nothing here, since
  * DTLS has already authenticated every packet that reaches SCTP.
  *
- * Offload is used only when the CPU has the instruction AND our result is
- * bit-identical to usrsctp_crc32c() on a test packet (which also settles the
- * byte order); otherwise usrsctp keeps doing it.  Pure functions.
+ * The instruction is used only when our result is bit-identical to
+ * usrsctp_crc32c() on a test packet (which also settles the byte order);
+ * otherwise we fill in usrsctp_crc32c()'s own result.  Either way offload
+ * stays on, so no agent verifies inbound checksums, and a peer that says so
+ * (pp_sctp_set_zero_checksum) gets packets without one at all, as RFC 9653
+ * does for SCTP over DTLS.  Pure functions.
  */
 #include "internal.h"
 
@@ -37,49 +40,55 @@ crc_hw(const uint8_t *p, size_t len)
 }
 #endif
 
-static int mode;	/* 0: usrsctp computes, 1: store as is, 2: byte-swapped */
+/* 0: not set up (usrsctp computes), 1: hw as is, 2: hw byte-swapped,
+ * 3: usrsctp_crc32c() */
+static int mode;
 
 int
 pp__sctp_crc_offload_init(void)
 {
+	mode = 3;
 #if defined(__x86_64__)
-	uint8_t pkt[64];
-	uint32_t ref, hw;
+	if (__builtin_cpu_supports("sse4.2")) {
+		uint8_t pkt[64];
+		uint32_t ref, hw;
 
-	if (!__builtin_cpu_supports("sse4.2"))
-		return 0;
-	for (unsigned i = 0; i < sizeof(pkt); i++)
-		pkt[i] = (uint8_t)(i * 37 + 11);
-	memset(pkt + 8, 0, 4);
-	ref = usrsctp_crc32c(pkt, sizeof(pkt));
-	hw = crc_hw(pkt, sizeof(pkt));
-	if (hw == ref)
-		mode = 1;
-	else if (__builtin_bswap32(hw) == ref)
-		mode = 2;
-	else
-		return 0;
-	usrsctp_enable_crc32c_offload();
-	return 1;
-#else
-	return 0;
+		for (unsigned i = 0; i < sizeof(pkt); i++)
+			pkt[i] = (uint8_t)(i * 37 + 11);
+		memset(pkt + 8, 0, 4);
+		ref = usrsctp_crc32c(pkt, sizeof(pkt));
+		hw = crc_hw(pkt, sizeof(pkt));
+		if (hw == ref)
+			mode = 1;
+		else if (__builtin_bswap32(hw) == ref)
+			mode = 2;
+	}
 #endif
+	usrsctp_enable_crc32c_offload();
+	return mode != 3;
+}
+
+int
+pp__sctp_crc_offloaded(void)
+{
+	return mode != 0;
 }
 
 void
 pp__sctp_crc_fill(uint8_t *pkt, size_t len)
 {
-#if defined(__x86_64__)
 	uint32_t c;
 
 	if (mode == 0 || len < 12)
 		return;
 	memset(pkt + 8, 0, 4);
-	c = crc_hw(pkt, len);
-	if (mode == 2)
-		c = __builtin_bswap32(c);
-	memcpy(pkt + 8, &c, 4);
-#else
-	(void)pkt, (void)len;
+#if defined(__x86_64__)
+	if (mode != 3) {
+		c = crc_hw(pkt, len);
+		if (mode == 2)
+			c = __builtin_bswap32(c);
+	} else
 #endif
+		c = usrsctp_crc32c(pkt, len);
+	memcpy(pkt + 8, &c, 4);
 }

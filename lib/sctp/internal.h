@@ -110,6 +110,7 @@ struct pp_sctp {
 	uint8_t *out;
 	size_t out_len, out_cap;
 	unsigned out_dropped;
+	int zero_checksum;		/* the peer takes packets without one */
 
 	struct pp__rx *rx_head, *rx_tail;
 
@@ -149,5 +150,6 @@ void pp__acct_reset(struct pp_sctp *a);
 /* crc32c.c: hardware SCTP checksums (usrsctp offload) when they match. */
 int pp__sctp_crc_offload_init(void);
 void pp__sctp_crc_fill(uint8_t *pkt, size_t len);
+int pp__sctp_crc_offloaded(void);
 
 #endif

@@ -171,6 +171,18 @@ size_t pp_sctp_cut_size(size_t max);
  */
 int pp_sctp_set_packet_max(struct pp_sctp *sctp, size_t n);
 
+/*
+ * Zero checksums (the idea of RFC 9653, agreed in the tunnel's INIT rather
+ * than in SCTP's): this process never verifies inbound SCTP checksums once
+ * the stack is up (pp_sctp_zero_checksum_ok(), 1 from the first
+ * pp_sctp_new on), since DTLS below has authenticated every packet; a peer
+ * that says the same is sent packets whose checksum field is left 0
+ * (pp_sctp_set_zero_checksum), which saves a pass over every byte sent.
+ * Independent stacks (aiortc, browsers) check, and are never told to.
+ */
+int pp_sctp_zero_checksum_ok(void);
+void pp_sctp_set_zero_checksum(struct pp_sctp *sctp);
+
 /* The peer's a=max-message-size once the answer is known (as in config). */
 void pp_sctp_set_remote_max_message_size(struct pp_sctp *sctp, size_t n);
 

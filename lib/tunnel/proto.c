@@ -32,7 +32,7 @@ static const char *const codec_names[] = {
 
 /* Bit i of the feature mask is named feature_names[i]. */
 static const char *const feature_names[] = { "flow", "adaptive", "stream",
-    "ice-restart" };
+    "ice-restart", "sctp-zero-checksum" };
 
 const char *
 pp_tun_codec_name(enum pp_tun_codec c)

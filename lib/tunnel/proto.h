@@ -44,7 +44,8 @@ enum pp_tun_proto {
 #define PP_TUN_F_ADAPTIVE	0x2u	/* per-message codec choice (codec bits in the flag byte) */
 #define PP_TUN_F_STREAM		0x4u	/* "extended": one zstd stream per channel and direction */
 #define PP_TUN_F_RESTART	0x8u	/* takes ICE restarts of the peer connection (lib/rtc) */
-#define PP_TUN_F_ALL		0xfu
+#define PP_TUN_F_ZEROCSUM	0x10u	/* takes SCTP packets without a checksum (lib/sctp) */
+#define PP_TUN_F_ALL		0x1fu
 
 struct pp_tun_port {
 	uint16_t port;

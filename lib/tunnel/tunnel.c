@@ -315,6 +315,9 @@ send_init(struct pp_tun *t)
 	/* Before we know who the peer is, only what its name alone may use
 	 * (a legacy v1 peer); an authenticated peer gets PORTS later. */
 	t->ours.nports = offer_list(t, t->ours.ports);
+	/* The SCTP stack is up by now (INIT travels on it). */
+	if (!pp_pc_zero_checksum_ok())
+		t->ours.features &= ~PP_TUN_F_ZEROCSUM;
 	if (pp_tun_init_build(&t->ours, &json) < 0 || pp__tun_ctl_send(t, json) < 0) {
 		fatal(t, "cannot send INIT");
 		return;
@@ -543,6 +546,8 @@ on_init(struct pp_tun *t, const struct pp_tun_init *in)
 	pp_tun_negotiate(&t->ours, &t->theirs, &t->settings);
 	if (t->settings.version >= 2)
 		pp_pc_allow_jumbo(t->pc);	/* our own kind: big packets are fine */
+	if (t->settings.features & PP_TUN_F_ZEROCSUM)
+		pp_pc_allow_zero_checksum(t->pc);
 	if (t->ours.has_id && t->theirs.has_id) {
 		/* Ports come in PORTS once the peer knows who we are. */
 		t->theirs.nports = 0;

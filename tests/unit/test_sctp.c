@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <usrsctp.h>
 #include <uv.h>
 
 #include "base/error.h"
@@ -64,6 +65,7 @@ struct peer {
 	int connected, closed, closed_status;
 	struct chan chans[MAX_CHANS];
 	int nchans;
+	unsigned sums_ok, sums_zero, sums_bad;	/* checksums of what it sent */
 };
 
 struct fixture {
@@ -104,6 +106,22 @@ send_packet(void *ctx, const uint8_t *buf, size_t len)
 	struct net *net = from->net;
 	struct packet *p;
 
+	if (len >= 12) {
+		uint8_t pkt[65536];
+		uint32_t field, want;
+
+		assert_true(len <= sizeof(pkt));
+		memcpy(pkt, buf, len);
+		memcpy(&field, pkt + 8, 4);
+		memset(pkt + 8, 0, 4);
+		want = usrsctp_crc32c(pkt, len);
+		if (field == 0 && want != 0)
+			from->sums_zero++;
+		else if (field == want)
+			from->sums_ok++;
+		else
+			from->sums_bad++;
+	}
 	if (net->drop_every && ++net->packets % net->drop_every == 0)
 		return 0;
 	if (net->cut) {
@@ -752,6 +770,52 @@ test_big_packets(void **state)
 	free(buf);
 }
 
+/*
+ * Every packet carries a correct CRC32c until the association is told the
+ * peer does without (pp_sctp_set_zero_checksum); from then on that side's
+ * packets carry 0, the other side's stay correct, and the data still gets
+ * through: inbound checksums are not verified (DTLS authenticates).
+ */
+static void
+test_zero_checksum(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_dc_init init = init_label("sums");
+	struct chan *a1, *r;
+	uint8_t buf[3000];
+
+	a1 = open_chan(&f->a, &init);
+	r = wait_remote(f, &f->b, "sums");
+	assert_true(run_until(&f->net, is_open, a1));
+	assert_int_equal(pp_sctp_zero_checksum_ok(), 1);
+	r->check_pattern = 1;
+	for (unsigned k = 0; k < 20; k++) {
+		for (size_t i = 0; i < sizeof(buf); i++)
+			buf[i] = pattern(k, i);
+		send_blocking(f, a1, 1, buf, sizeof(buf));
+	}
+	wait_msgs(f, r, 20);
+	assert_true(f->a.sums_ok > 20);
+	assert_int_equal(f->a.sums_zero, 0);
+	assert_int_equal(f->a.sums_bad, 0);
+
+	pp_sctp_set_zero_checksum(f->a.sctp);
+	f->a.sums_ok = f->b.sums_ok = 0;
+	for (unsigned k = 20; k < 40; k++) {
+		for (size_t i = 0; i < sizeof(buf); i++)
+			buf[i] = pattern(k, i);
+		send_blocking(f, a1, 1, buf, sizeof(buf));
+	}
+	wait_msgs(f, r, 40);
+	assert_int_equal(r->bytes, 40 * sizeof(buf));
+	assert_int_equal(r->pattern_errors, 0);
+	assert_int_equal(f->a.sums_ok, 0);
+	assert_true(f->a.sums_zero > 20);
+	assert_int_equal(f->a.sums_bad, 0);
+	assert_true(f->b.sums_ok > 0);	/* SACKs */
+	assert_int_equal(f->b.sums_zero + f->b.sums_bad, 0);
+}
+
 static void
 test_transfer_1mib(void **state)
 {
@@ -1268,6 +1332,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_transfer_1mib, setup,
 		    teardown),
 		cmocka_unit_test(test_cut_sizes),
+		cmocka_unit_test_setup_teardown(test_zero_checksum, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_big_packets, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_empty_and_ppids, setup,

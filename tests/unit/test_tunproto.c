@@ -76,9 +76,10 @@ static const struct init_case {
 	  "\"pp_features\":[\"flow\",\"adaptive\",\"stream\"],\"pp_adaptive\":true}",
 	  0, "bob", 0, PP_CODEC_NONE, 0, 0, 2,
 	  PP_TUN_F_FLOW | PP_TUN_F_ADAPTIVE | PP_TUN_F_STREAM, 1 },
-	{ "v2: every feature, ICE restart included",
+	{ "v2: every feature, ICE restart and zero checksums included",
 	  "{\"type\":\"INIT\",\"IL_user\":\"bob\",\"pp_version\":2,"
-	  "\"pp_features\":[\"ice-restart\",\"flow\",\"adaptive\",\"stream\"]}",
+	  "\"pp_features\":[\"ice-restart\",\"flow\",\"sctp-zero-checksum\","
+	  "\"adaptive\",\"stream\"]}",
 	  0, "bob", 0, PP_CODEC_NONE, 0, 0, 2, PP_TUN_F_ALL, 0 },
 	{ "v2: unknown features and non-strings ignored",
 	  "{\"type\":\"INIT\",\"IL_user\":\"bob\",\"pp_version\":3,"
@@ -591,7 +592,7 @@ static const struct neg_case {
 	  { PP_CODEC_LZ4, 0, 0, 3, F_ALL, 0 }, { PP_CODEC_LZ4, 0, 0, 2, F_ALL, 0 },
 	  { PP_CODEC_LZ4, 0, 0, 2, F_ALL, 0, 0, 1 } },
 	{ "v2: unknown feature bits dropped",
-	  { PP_CODEC_LZ4, 0, 0, 2, 0xf0 | F_FLOW, 0 }, { PP_CODEC_LZ4, 0, 0, 2, 0xf0 | F_FLOW, 0 },
+	  { PP_CODEC_LZ4, 0, 0, 2, 0xf00 | F_FLOW, 0 }, { PP_CODEC_LZ4, 0, 0, 2, 0xf00 | F_FLOW, 0 },
 	  { PP_CODEC_LZ4, 0, 0, 2, F_FLOW, 0, 0, 1 } },
 	{ "stream: extended and both have it",
 	  { PP_CODEC_ZSTD, 1, 0, 2, F_ST, 0 }, { PP_CODEC_ZSTD_HC, 1, 0, 2, F_ST, 0 },
@@ -693,14 +694,16 @@ test_init_roundtrip(void **state)
 	in.ports[2] = (struct pp_tun_port){ 65535, PP_TUN_UDP };
 	in.nports = 3;
 	in.version = PP_TUN_VERSION;
-	in.features = PP_TUN_F_FLOW | PP_TUN_F_STREAM | PP_TUN_F_RESTART;
+	in.features = PP_TUN_F_FLOW | PP_TUN_F_STREAM | PP_TUN_F_RESTART |
+	    PP_TUN_F_ZEROCSUM;
 	in.adaptive = 1;
 	assert_int_equal(pp_tun_init_build(&in, &s), 0);
 	assert_non_null(strstr(s, "\"type\":\"INIT\""));
 	assert_non_null(strstr(s, "\"compression_type\":\"zstd-hc\""));
 	assert_non_null(strstr(s, "\"ports\":[\"22:TCP\",\"5353:UDP\",\"65535:UDP\"]"));
 	assert_non_null(strstr(s,
-	    "\"pp_features\":[\"flow\",\"stream\",\"ice-restart\"]"));
+	    "\"pp_features\":[\"flow\",\"stream\",\"ice-restart\","
+	    "\"sctp-zero-checksum\"]"));
 	assert_null(strchr(s, ' '));	/* compact */
 	assert_int_equal(parse(s, &m), 0);
 	free(s);
