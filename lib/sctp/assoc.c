@@ -24,6 +24,7 @@
 #define SNDBUF		(256 * 1024)
 #define RCVBUF		(1024 * 1024)
 #define MAX_PACKET	65535
+#define BULK_RX		16384	/* a message this big: SACK before delivery */
 /*
  * Timers for a path that may die and come back (an ICE restart moves the
  * association to a new pair, lib/rtc): a heartbeat every second (plus
@@ -563,6 +564,15 @@ settle_one(struct pp_sctp *a)
 		a->pending_down = 0;
 		assoc_down(a, a->down_status);
 	}
+	/*
+	 * Bulk data: what the stack answered goes out first (the SACK for the
+	 * data about to be delivered), so the peer sends on while our user
+	 * writes that data out instead of waiting for it.  A small message
+	 * is delivered first: its answer may ride in the same packet, and a
+	 * round trip does not wait for a SACK's system call.
+	 */
+	if (!a->dying && a->rx_head != NULL && a->rx_head->len >= BULK_RX)
+		pp__sctp_flush(a, 0);
 	while (!a->dying && a->rx_head != NULL) {
 		struct pp__rx *it = a->rx_head;
 
