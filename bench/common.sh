@@ -194,6 +194,20 @@ machine_info() {
 	echo "kernel     $(uname -sr)"
 	echo "commit     $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo ?)$(git -C "$repo" diff --quiet HEAD 2>/dev/null || echo ' (+ local changes)')"
 	echo "load avg   $(cut -d' ' -f1-3 /proc/loadavg) before the run (other work on the machine skews figures)"
+	[ -n "${agent_bin:-}" ] && echo "usrsctp    $(usrsctp_info)"
+}
+
+# usrsctp_info: which usrsctp the agent runs on (docs/architecture.md,
+# "Libraries"): Debian's -O0 shared library costs the tunnel about a tenth
+# more CPU per byte than the optimised static build.
+usrsctp_info() {
+	local dir
+	if ldd "$agent_bin" 2>/dev/null | grep -q libusrsctp; then
+		echo "Debian's libusrsctp2 (built -O0; scripts/build-usrsctp.sh builds an optimised one)"
+		return
+	fi
+	dir=$(sed -n 's/^PP_USRSCTP_DIR:PATH=//p' "$build/CMakeCache.txt" 2>/dev/null)
+	echo "static, optimised (scripts/build-usrsctp.sh) $(cat "$dir/VERSION" 2>/dev/null)"
 }
 
 # agent_conf NAME URL ROOM ICE_ADDR COMPRESSION [SERVICE:PORT:TARGET ...]

@@ -507,6 +507,16 @@ on_auth(struct pp_tun *t, const struct pp_tun_msg *m)
 	}
 	t->authenticated = 1;
 	pp_info(SUB, "peer %s: identity %s verified end to end", t->peer_name, key);
+	/*
+	 * Only now is the INIT's author known to be our SCTP peer: a man in
+	 * the middle relays INITs, and would drop packets without a checksum
+	 * if it checks them (it fails the AUTH above anyway).
+	 */
+	if (t->settings.features & PP_TUN_F_ZEROCSUM) {
+		pp_pc_allow_zero_checksum(t->pc);
+		pp_info(SUB, "peer %s: SCTP packets without checksums (DTLS "
+		    "authenticates them; neither side checks)", t->peer_name);
+	}
 	if (m->u.auth.has_invite && (size_t)n < sizeof(t->peer_invite_text)) {
 		t->peer_has_invite = 1;
 		memcpy(t->peer_invite_id, m->u.auth.invite_id,
@@ -546,8 +556,6 @@ on_init(struct pp_tun *t, const struct pp_tun_init *in)
 	pp_tun_negotiate(&t->ours, &t->theirs, &t->settings);
 	if (t->settings.version >= 2)
 		pp_pc_allow_jumbo(t->pc);	/* our own kind: big packets are fine */
-	if (t->settings.features & PP_TUN_F_ZEROCSUM)
-		pp_pc_allow_zero_checksum(t->pc);
 	if (t->ours.has_id && t->theirs.has_id) {
 		/* Ports come in PORTS once the peer knows who we are. */
 		t->theirs.nports = 0;
