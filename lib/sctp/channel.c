@@ -293,6 +293,12 @@ pp__acct_reset(struct pp_sctp *a)
 	a->ring_len = 0;
 }
 
+int
+pp_dc_acknowledged(const struct pp_dc *dc)
+{
+	return dc->on_wire && !dc->waiting_ack;
+}
+
 size_t
 pp_dc_buffered_amount(const struct pp_dc *dc)
 {

@@ -294,6 +294,11 @@ int pp_dc_send_binary(struct pp_dc *dc, const void *data, size_t len);
  * attributed to channels in send order as usrsctp reports free space.
  */
 size_t pp_dc_buffered_amount(const struct pp_dc *dc);
+/*
+ * 1 once the peer has taken the channel: its DATA_CHANNEL_ACK (or any data,
+ * an implicit one) came back, or the channel is the peer's or negotiated.
+ */
+int pp_dc_acknowledged(const struct pp_dc *dc);
 /* Low-water mark for on_buffered_amount_low; default 0. */
 void pp_dc_set_buffered_amount_low_threshold(struct pp_dc *dc, size_t n);
 

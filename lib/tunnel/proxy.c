@@ -35,6 +35,8 @@
 #define SUB "tunnel"
 #define LINGER_MS	30000	/* graceful close: longest wait for the socket to drain */
 #define RETRY_MS	5
+#define START_ACK_POLL_MS	5	/* v1: looking for the channel's ACK */
+#define START_ACK_POLLS		200	/* a second of it at most */
 
 struct wreq {
 	uv_write_t req;
@@ -1068,14 +1070,33 @@ on_start_delay(uv_timer_t *h)
 	send_start(h->data);
 }
 
+/*
+ * Deployed v1 consumers attach their handler a few loop turns after the
+ * channel appears and drop what came before (spec).  The delay counts from
+ * their ACK of the channel, which they send when the channel appears to
+ * them: a consumer busy elsewhere takes the OPEN late, and a delay counted
+ * from our OPEN would then be used up before it even saw the channel.
+ * Without an ACK within a second, START goes after the delay anyway.
+ */
+static void
+on_start_ack_poll(uv_timer_t *h)
+{
+	struct proxy *px = h->data;
+
+	if ((px->dc && pp_dc_acknowledged(px->dc)) ||
+	    ++px->start_polls >= START_ACK_POLLS)
+		uv_timer_start(&px->timer, on_start_delay,
+		    px->t->v1_start_delay_ms, 0);
+	else
+		uv_timer_start(&px->timer, on_start_ack_poll, START_ACK_POLL_MS, 0);
+}
+
 static void
 service_ready(struct proxy *px)
 {
 	px->connected = 1;
-	/* Deployed v1 consumers attach their handler a few loop turns after
-	 * the channel appears and drop what came before (spec). */
 	if (px->t->settings.version < 2)
-		uv_timer_start(&px->timer, on_start_delay, px->t->v1_start_delay_ms, 0);
+		on_start_ack_poll(&px->timer);
 	else
 		send_start(px);
 }

@@ -73,6 +73,7 @@ struct proxy {
 	unsigned opened : 1;		/* channel open */
 	unsigned started : 1;		/* consumer: START seen; provider: sent */
 	unsigned connected : 1;		/* provider: service connected */
+	unsigned start_polls;		/* provider, v1: waits for the channel's ACK */
 	unsigned reading : 1;
 	unsigned eof_local : 1;		/* our socket hit EOF */
 	unsigned eot_sent : 1;
