@@ -58,8 +58,10 @@ apt-get "${apt_cfg[@]}" update -qq
 (cd "$work/src" && apt-get "${apt_cfg[@]}" source -qq --download-only "libusrsctp=$version" >/dev/null)
 dsc=$(ls "$work"/src/*.dsc)
 # The files were checked against the signed Sources index by apt already.
-dpkg-source -x "$dsc" "$work/src/tree" >/dev/null 2>&1 ||
+if ! dpkg-source -x "$dsc" "$work/src/tree" >/dev/null 2>&1; then
+	rm -rf "$work/src/tree"
 	dpkg-source --no-check -x "$dsc" "$work/src/tree" >/dev/null
+fi
 
 cflags="$(cd "$work/src/tree" && dpkg-buildflags --get CFLAGS) $(dpkg-buildflags --get CPPFLAGS)"
 say "building with: $cflags -fPIC"

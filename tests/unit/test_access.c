@@ -51,7 +51,7 @@ write_file(const char *path, const char *text)
 static char *
 read_all(const char *path)
 {
-	static char buf[65536];
+	static char buf[16384];	/* test policies are small */
 	FILE *f = fopen(path, "r");
 	size_t n;
 
@@ -132,7 +132,7 @@ fx_fini(struct fx *fx)
 static void
 test_add_peer(void **state)
 {
-	char why[1024], before[8192], *after;
+	char why[1024], before[16384], *after;
 	struct pp_access *acc;
 	struct stat st;
 	struct fx fx;
@@ -186,7 +186,7 @@ test_add_peer(void **state)
 static void
 test_add_peer_refused(void **state)
 {
-	char why[1024], before[8192];
+	char why[1024], before[16384];
 	struct pp_access *acc;
 	struct fx fx;
 	int changed = -1;
@@ -218,7 +218,7 @@ test_add_peer_refused(void **state)
 	fx_init(&fx, "");
 	acc = setup(&fx);
 	{
-		char text[8192];
+		char text[16384 + 64];
 
 		snprintf(text, sizeof(text), "%sdeny = alice -> tcp/22\n",
 		    read_all(fx.policy));

@@ -480,6 +480,12 @@ is_open(void *arg)
 }
 
 static int
+is_acknowledged(void *arg)
+{
+	return pp_dc_acknowledged(((struct chan *)arg)->dc);
+}
+
+static int
 is_closed(void *arg)
 {
 	return ((struct chan *)arg)->closed > 0;
@@ -551,12 +557,16 @@ test_open_both_sides(void **state)
 	/* No callback runs inside the call that caused it. */
 	assert_int_equal(a1->opened, 0);
 	assert_int_equal(pp_dc_state(a1->dc), PP_DC_CONNECTING);
+	assert_int_equal(pp_dc_acknowledged(a1->dc), 0);
 
 	ra = wait_remote(f, &f->b, "from-a");
 	rb = wait_remote(f, &f->a, "from-b");
 	assert_true(run_until(&f->net, is_open, a1));
 	assert_true(run_until(&f->net, is_open, b1));
 	assert_int_equal(pp_dc_state(a1->dc), PP_DC_OPEN);
+	/* The peer's DATA_CHANNEL_ACK; a channel the peer opened needs none. */
+	assert_true(run_until(&f->net, is_acknowledged, a1));
+	assert_int_equal(pp_dc_acknowledged(ra->dc), 1);
 
 	/* Stream id parity: DTLS client even, server odd. */
 	assert_int_equal(pp_dc_id(a1->dc) % 2, 0);
